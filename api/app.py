@@ -1,0 +1,28 @@
+"""The FastAPI application factory (`uvicorn api.app:create_app --factory`)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from api import health, jobs
+from api.errors import install_error_handlers
+from api.limits import BodySizeLimit
+from config.logging import configure_logging
+from config.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API with its routes, error handlers and body limit."""
+    settings = settings or get_settings()
+    configure_logging(settings)
+    app = FastAPI(
+        title="Conveyor",
+        version="0.1.0",
+        description="Submit background jobs; follow them to a terminal state.",
+    )
+    app.state.settings = settings
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(jobs.router)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    return app

@@ -1,0 +1,156 @@
+"""`/v1/jobs`: submit, read and list a tenant's jobs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response, status
+from pydantic import ValidationError
+
+from api.deps import DatabaseDep, PrincipalDep, SettingsDep
+from api.errors import ApiError
+from api.schemas import JobCreate, JobOut, JobPage
+from integrations.registry import JOB_TYPES, get_job_type
+from store.jobs import IdempotencyConflict, NewJob, get_job, list_jobs, mark_unpublished, submit_job
+from store.states import JobState
+from tasks.publish import producer_app, publish
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+IDEMPOTENCY_KEY_MAX = 255
+
+
+def _request_hash(body: JobCreate) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _validated_payload(body: JobCreate) -> dict[str, Any]:
+    job_type = get_job_type(body.type)
+    if job_type is None:
+        raise ApiError(
+            422,
+            "unknown_job_type",
+            f"unknown job type {body.type!r}",
+            {"loc": ["body", "type"], "known_types": sorted(JOB_TYPES)},
+        )
+    try:
+        model = job_type.payload_model.model_validate(body.payload)
+    except ValidationError as exc:
+        details = [
+            {
+                "loc": ["body", "payload", *err["loc"]],
+                "message": err["msg"],
+                "type": err["type"],
+            }
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        raise ApiError(
+            422, "invalid_payload", f"payload is invalid for {body.type}", details
+        ) from exc
+    dumped: dict[str, Any] = model.model_dump(mode="json")
+    return dumped
+
+
+def _parse_id(job_id: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(job_id)
+    except ValueError:
+        # Not a UUID cannot be any job's id: the same answer as a job that is not there.
+        raise ApiError(404, "not_found", "no such job", {"id": job_id}) from None
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=JobOut,
+    responses={200: {"description": "replay of an earlier submit with the same key"}},
+)
+def create_job(
+    body: JobCreate,
+    principal: PrincipalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", max_length=IDEMPOTENCY_KEY_MAX)
+    ] = None,
+) -> JobOut:
+    """Accept a job: validate, commit the row, then publish its id (202)."""
+    payload = _validated_payload(body)
+    job_type = get_job_type(body.type)
+    assert job_type is not None
+    new = NewJob(
+        tenant_id=principal.tenant_id,
+        type=body.type,
+        queue=job_type.queue,
+        payload=payload,
+        request_hash=_request_hash(body),
+        max_attempts=settings.max_attempts,
+        idempotency_key=idempotency_key or None,
+        run_at=body.run_at,
+    )
+    try:
+        job, created = submit_job(db, new)
+    except IdempotencyConflict:
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request",
+            {"idempotency_key": idempotency_key},
+        ) from None
+    if not created:
+        response.status_code = status.HTTP_200_OK
+        response.headers["Idempotent-Replayed"] = "true"
+        return JobOut.of(job)
+    if job.next_attempt_at is None and not publish(
+        producer_app(settings), job.id, job.type, job.queue
+    ):
+        with db.session() as session:
+            mark_unpublished(session, job.id)
+    return JobOut.of(job)
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def read_job(job_id: str, principal: PrincipalDep, db: DatabaseDep) -> JobOut:
+    """A job with its attempt history; another tenant's job is 404, not 403."""
+    with db.session() as session:
+        job = get_job(session, _parse_id(job_id), principal.tenant_id)
+        if job is None:
+            raise ApiError(404, "not_found", "no such job", {"id": job_id})
+        return JobOut.of(job, with_attempts=True)
+
+
+@router.get("", response_model=JobPage)
+def list_jobs_route(
+    principal: PrincipalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    state: JobState | None = None,
+    type: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1)] = 50,
+) -> JobPage:
+    """The tenant's jobs newest first; pass `next_cursor` back as `cursor` for the next page."""
+    limit = min(limit, settings.page_size_max)
+    with db.session() as session:
+        try:
+            page = list_jobs(
+                session,
+                principal.tenant_id,
+                limit=limit,
+                state=state.value if state else None,
+                type=type,
+                cursor=cursor,
+            )
+        except ValueError:
+            raise ApiError(
+                422,
+                "invalid_cursor",
+                "cursor is not one this API issued",
+                {"loc": ["query", "cursor"]},
+            ) from None
+        return JobPage(items=[JobOut.of(j) for j in page.jobs], next_cursor=page.next_cursor)

@@ -1,0 +1,1 @@
+"""Settings, Celery configuration and logging set-up; imports nothing of ours."""

@@ -1,0 +1,69 @@
+"""Every knob a deployer may turn, read from `CONVEYOR_*` environment variables or `.env`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "sqlite:///./var/conveyor.db"
+DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+
+
+class Settings(BaseSettings):
+    """Conveyor's configuration; each field is `CONVEYOR_<FIELD>` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CONVEYOR_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # Storage and broker
+    database_url: str = DEFAULT_DATABASE_URL
+    db_pool_size: int = Field(default=10, ge=1)
+    sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    broker_url: str = DEFAULT_BROKER_URL
+    broker_key_prefix: str = ""
+    broker_timeout_s: float = Field(default=1.0, gt=0)
+    visibility_timeout_s: int = Field(default=3600, ge=10)
+
+    # API
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    max_body_bytes: int = Field(default=256 * 1024, ge=1024)
+    page_size_max: int = Field(default=200, ge=1)
+
+    # Workers
+    worker_concurrency: int = Field(default=4, ge=1)
+    worker_pool: str = "threads"
+    lease_s: int = Field(default=60, ge=1)
+    attempt_deadline_s: float = Field(default=30.0, gt=0)
+    max_deliveries: int = Field(default=3, ge=1)
+    republish_after_s: float = Field(default=300.0, gt=0)
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_base_s: float = Field(default=1.0, gt=0)
+    backoff_cap_s: float = Field(default=300.0, gt=0)
+    due_poll_s: float = Field(default=1.0, gt=0)
+    sweep_interval_s: float = Field(default=10.0, gt=0)
+
+    # Integrations
+    http_connect_timeout_s: float = Field(default=3.05, gt=0)
+    http_read_timeout_s: float = Field(default=10.0, gt=0)
+    sandbox_host: str = "127.0.0.1"
+    sandbox_port: int = 8100
+    sandbox_url: str = "http://127.0.0.1:8100"
+    sandbox_api_key: SecretStr = SecretStr("sk_sandbox_local")
+
+    # Operations
+    flower_host: str = "127.0.0.1"
+    flower_port: int = 5555
+    flower_user: str = ""
+    flower_password: SecretStr = SecretStr("")
+    log_level: str = "INFO"
+    log_json: bool = True
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Provider adapters, the one HTTP client, the error taxonomy and the sandbox providers."""

@@ -1,0 +1,73 @@
+"""What a job type is: a name, a queue, a payload schema and a handler returning an outcome."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel
+
+from config.settings import Settings
+from integrations.http import HttpClient
+
+P = TypeVar("P", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class JobContext:
+    """What a handler may use besides its payload; no DB session, no Celery."""
+
+    job_id: uuid.UUID
+    attempt: int
+    settings: Settings
+    http: HttpClient
+    deadline: float | None = None
+
+    def idempotency_key(self, operation: str) -> str:
+        """The provider key for one operation of this job: the same on every retry (I2, I5)."""
+        return f"cv-{self.job_id}-{operation}"
+
+
+@dataclass(frozen=True)
+class Succeeded:
+    """The provider did what was asked; `result` is stored on the job."""
+
+    result: dict[str, Any]
+    http_status: int | None = None
+
+
+@dataclass(frozen=True)
+class Failed:
+    """A business outcome that is final, such as a card decline; not a crash."""
+
+    code: str
+    message: str
+    http_status: int | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+Outcome = Succeeded | Failed
+
+
+@dataclass(frozen=True)
+class JobType(Generic[P]):
+    """A kind of job: its stable name (also the Celery task name), queue, schema and handler."""
+
+    name: str
+    queue: str
+    payload_model: type[P]
+    handler: Callable[[P, JobContext], Outcome]
+    description: str = ""
+    # Retry after an unknown outcome only when a repeat cannot double the effect: the call is
+    # read-only or carries an idempotency key. Otherwise the job goes to needs_review.
+    retry_unknown_outcome: bool = True
+
+    def run(self, payload: dict[str, Any], ctx: JobContext) -> Outcome:
+        """Validate the stored payload and run the handler."""
+        return self.handler(self.payload_model.model_validate(payload), ctx)
+
+    def payload_schema(self) -> dict[str, Any]:
+        """The JSON schema clients validate against."""
+        return self.payload_model.model_json_schema()

@@ -1,0 +1,1 @@
+"""Data providers: market data, enrichment, and the like."""

@@ -1,0 +1,174 @@
+"""The one HTTP client every provider uses: timeouts, a deadline, error mapping, fork safety."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+import structlog
+from requests.adapters import HTTPAdapter
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from config.settings import Settings
+from integrations.errors import IntegrationError, TransientError, UnknownOutcome
+from integrations.status import error_for_status
+
+log = structlog.get_logger(__name__)
+
+# Sub-second blips are retried inside the call; anything longer goes back to the job scheduler.
+CONNECT_TRIES = 3
+CONNECT_RETRY_WAIT_S = (0.05, 0.25)
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    """A provider's answer, already known to be a success."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: Any
+    latency_ms: int
+
+
+class _NotSent(TransientError):
+    """The connection failed before the request left; always safe to retry."""
+
+
+def _was_sent(exc: requests.ConnectionError) -> bool:
+    if isinstance(exc, requests.ConnectTimeout):
+        return False
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError):
+        return False
+    return not isinstance(reason, NewConnectionError)
+
+
+def _error_message(body: Any, fallback: str) -> tuple[str, str | None]:
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        err = body["error"]
+        return str(err.get("message") or fallback), err.get("code") or err.get("type")
+    return fallback, None
+
+
+class HttpClient:
+    """A requests.Session with (connect, read) timeouts on every call and our error taxonomy."""
+
+    def __init__(self, connect_timeout: float, read_timeout: float, pool_size: int = 32) -> None:
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> HttpResponse:
+        """Send one request; return the success or raise an IntegrationError subclass."""
+        started = time.monotonic()
+        try:
+            response = self._send(method, url, headers, params, json, data, deadline)
+        except _NotSent as exc:
+            raise TransientError(exc.message, code="connect_error") from exc
+        except requests.ReadTimeout as exc:
+            raise UnknownOutcome("read timeout after the request was sent", code="timeout") from exc
+        except requests.ConnectionError as exc:
+            raise UnknownOutcome(
+                "connection lost after the request was sent", code="reset"
+            ) from exc
+        except requests.RequestException as exc:
+            raise TransientError(f"request failed: {type(exc).__name__}") from exc
+        latency_ms = int((time.monotonic() - started) * 1000)
+        try:
+            body: Any = response.json() if response.content else None
+        except ValueError:
+            body = response.text
+        error: IntegrationError | None = error_for_status(
+            response.status_code, response.headers, *_error_message(body, response.reason)
+        )
+        if error is not None:
+            error.body = body  # type: ignore[attr-defined]
+            error.latency_ms = latency_ms  # type: ignore[attr-defined]
+            raise error
+        return HttpResponse(response.status_code, response.headers, body, latency_ms)
+
+    @retry(
+        retry=retry_if_exception(lambda e: isinstance(e, _NotSent)),
+        stop=stop_after_attempt(CONNECT_TRIES),
+        wait=wait_random(*CONNECT_RETRY_WAIT_S),
+        reraise=True,
+    )
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None,
+        params: Mapping[str, str] | None,
+        json: Any,
+        data: Mapping[str, Any] | None,
+        deadline: float | None,
+    ) -> requests.Response:
+        read_timeout = self.read_timeout
+        if deadline is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TransientError("attempt deadline passed before sending", code="deadline")
+            read_timeout = min(read_timeout, remaining)
+        try:
+            return self.session.request(
+                method,
+                url,
+                headers=dict(headers or {}),
+                params=params,
+                json=json,
+                data=data,
+                timeout=(self.connect_timeout, read_timeout),
+            )
+        except requests.ConnectionError as exc:
+            if not _was_sent(exc):
+                log.info("http.connect_failed", url=url, error=type(exc).__name__)
+                raise _NotSent(f"could not connect to {url}") from exc
+            raise
+
+    def close(self) -> None:
+        """Close pooled connections."""
+        self.session.close()
+
+
+_lock = threading.Lock()
+_clients: dict[int, HttpClient] = {}
+
+
+def get_http_client(settings: Settings) -> HttpClient:
+    """This process's client; a forked child builds its own session, never sharing sockets."""
+    pid = os.getpid()
+    with _lock:
+        client = _clients.get(pid)
+        if client is None:
+            _clients.clear()
+            client = _clients[pid] = HttpClient(
+                settings.http_connect_timeout_s,
+                settings.http_read_timeout_s,
+                pool_size=max(32, settings.worker_concurrency * 2),
+            )
+        return client
+
+
+def reset_http_client() -> None:
+    """Forget the client (after fork, or between tests)."""
+    with _lock:
+        _clients.clear()

@@ -1,0 +1,1 @@
+"""Payment providers: one module per provider behind one contract."""

@@ -1,0 +1,49 @@
+"""HTTP status and headers → error class: the one place the DESIGN §4 table lives."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+
+from integrations.errors import (
+    IntegrationError,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
+
+TRANSIENT_STATUSES = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+RETRY_AFTER_CAP_S = 3600.0
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a `Retry-After` header, in delta-seconds or HTTP-date form."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
+
+
+def error_for_status(
+    status: int, headers: Mapping[str, str], message: str, code: str | None = None
+) -> IntegrationError | None:
+    """The error a response with this status stands for, or None when it is a success."""
+    if status < 400:
+        return None
+    retry_after = parse_retry_after(headers.get("Retry-After"))
+    if status == 429:
+        return RateLimited(message, http_status=status, code=code, retry_after=retry_after)
+    if status in TRANSIENT_STATUSES:
+        return TransientError(message, http_status=status, code=code, retry_after=retry_after)
+    return PermanentError(message, http_status=status, code=code)

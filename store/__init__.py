@@ -1,0 +1,1 @@
+"""Typed models, the engine per process, repository functions and migrations."""

@@ -1,0 +1,124 @@
+"""One engine per process (re-made after fork) and the session scope around it."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from config.settings import Settings
+
+
+@dataclass(frozen=True)
+class Database:
+    """An engine and its session factory, owned by exactly one process."""
+
+    engine: Engine
+    sessions: sessionmaker[Session]
+    pid: int
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A session that commits on success and rolls back on any error."""
+        session = self.sessions()
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+    def ping(self) -> None:
+        """Raise unless the database answers a trivial query."""
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        """Close every pooled connection of this engine."""
+        self.engine.dispose()
+
+
+def is_sqlite(url: str) -> bool:
+    """Whether a database URL names SQLite."""
+    return url.startswith("sqlite")
+
+
+def _sqlite_file(url: str) -> str | None:
+    path = url.split("///", 1)[1] if "///" in url else ""
+    return path or None
+
+
+def create_database(settings: Settings) -> Database:
+    """Build the engine for `settings.database_url` with the pragmas and pool it needs."""
+    url = settings.database_url
+    kwargs: dict[str, Any] = {"future": True}
+    if is_sqlite(url):
+        path = _sqlite_file(url)
+        if path and path != ":memory:":
+            os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        kwargs["connect_args"] = {
+            "check_same_thread": False,
+            "timeout": settings.sqlite_busy_timeout_ms / 1000,
+        }
+        kwargs["pool_size"] = settings.db_pool_size
+        kwargs["max_overflow"] = settings.db_pool_size
+        from sqlalchemy.pool import QueuePool
+
+        kwargs["poolclass"] = QueuePool
+    else:
+        kwargs["pool_size"] = settings.db_pool_size
+        kwargs["max_overflow"] = settings.db_pool_size
+        kwargs["pool_pre_ping"] = True
+    engine = create_engine(url, **kwargs)
+    if is_sqlite(url):
+        busy_ms = settings.sqlite_busy_timeout_ms
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+            cur.execute("PRAGMA foreign_keys=ON")
+            # FULL: a committed job survives a power cut, not just a process crash.
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.close()
+
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    return Database(engine=engine, sessions=sessions, pid=os.getpid())
+
+
+_lock = threading.Lock()
+_current: Database | None = None
+
+
+def get_database(settings: Settings) -> Database:
+    """This process's database; a forked child gets a fresh engine, never its parent's sockets."""
+    global _current
+    with _lock:
+        db = _current
+        if db is None or db.pid != os.getpid() or str(db.engine.url) != _render(settings):
+            _current = db = create_database(settings)
+        return db
+
+
+def reset_database() -> None:
+    """Forget this process's engine (after fork, or between tests)."""
+    global _current
+    with _lock:
+        if _current is not None and _current.pid == os.getpid():
+            _current.dispose()
+        _current = None
+
+
+def _render(settings: Settings) -> str:
+    from sqlalchemy.engine import make_url
+
+    return str(make_url(settings.database_url))

@@ -1,0 +1,39 @@
+"""Celery task entry points: one explicitly named task per job type, plus maintenance."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from celery import Task, shared_task
+
+from config.settings import get_settings
+from integrations.registry import JOB_TYPES
+from tasks.executor import execute
+from tasks.maintenance import publish_due, sweep
+
+PUBLISH_DUE_TASK = "maintenance.jobs.publish_due"
+SWEEP_TASK = "maintenance.jobs.sweep"
+
+
+def _job_task(name: str) -> Task:
+    @shared_task(name=name, bind=True, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+    def run(self: Task, job_id: str) -> str:
+        return execute(uuid.UUID(job_id), get_settings()).value
+
+    return run
+
+
+JOB_TASKS: dict[str, Any] = {name: _job_task(name) for name in JOB_TYPES}
+
+
+@shared_task(name=PUBLISH_DUE_TASK, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def publish_due_task(self: Task) -> int:
+    """Beat-driven: publish jobs whose delay or retry wait is over."""
+    return publish_due(get_settings(), self.app)
+
+
+@shared_task(name=SWEEP_TASK, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def sweep_task(self: Task) -> dict[str, int]:
+    """Beat-driven: republish unclaimed jobs and reclaim expired leases."""
+    return sweep(get_settings(), self.app)

@@ -1,0 +1,164 @@
+"""Run one job: claim it, call its integration, record the attempt and move the job on."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import structlog
+
+from config.settings import Settings
+from integrations.base import Failed, JobContext, Outcome, Succeeded
+from integrations.errors import IntegrationError, PermanentError, UnknownOutcome
+from integrations.http import get_http_client
+from integrations.registry import get_job_type
+from store.db import get_database
+from store.jobs import AttemptRecord, ClaimedJob, claim_job, finish_job, job_state
+from store.states import AttemptOutcome, JobState
+from store.types import utcnow
+from tasks.backoff import compute_backoff
+
+log = structlog.get_logger(__name__)
+HOST = socket.gethostname()
+
+
+class Execution(StrEnum):
+    """What the executor did with one delivery."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    DEAD = "dead"
+    NOT_CLAIMED = "not_claimed"
+    LOST_LEASE = "lost_lease"
+
+
+@dataclass(frozen=True)
+class _Decision:
+    state: JobState
+    outcome: AttemptOutcome
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    http_status: int | None = None
+    next_attempt_at: datetime | None = None
+
+
+def _owner() -> str:
+    # A fresh token per claim, so a lease reclaimed and re-taken is never confused with ours.
+    return f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+
+
+def _error_body(exc: BaseException, code: str | None = None) -> dict[str, Any]:
+    if isinstance(exc, IntegrationError):
+        return {
+            "class": exc.error_class,
+            "code": exc.code or code,
+            "message": exc.message,
+            "http_status": exc.http_status,
+        }
+    return {"class": "internal", "code": code or type(exc).__name__, "message": str(exc)[:500]}
+
+
+def _decide_on_outcome(outcome: Outcome) -> _Decision:
+    if isinstance(outcome, Succeeded):
+        return _Decision(
+            JobState.SUCCEEDED, AttemptOutcome.SUCCEEDED, outcome.result, None, outcome.http_status
+        )
+    assert isinstance(outcome, Failed)
+    error = {"class": "declined", "code": outcome.code, "message": outcome.message}
+    error.update(outcome.details)
+    return _Decision(JobState.FAILED, AttemptOutcome.FAILED, None, error, outcome.http_status)
+
+
+def _decide_on_error(
+    exc: BaseException, job: ClaimedJob, settings: Settings, retry_unknown: bool, now: datetime
+) -> _Decision:
+    error = _error_body(exc)
+    status = exc.http_status if isinstance(exc, IntegrationError) else None
+    if isinstance(exc, PermanentError):
+        return _Decision(JobState.FAILED, AttemptOutcome.FAILED, None, error, status)
+    if isinstance(exc, UnknownOutcome) and not retry_unknown:
+        return _Decision(JobState.NEEDS_REVIEW, AttemptOutcome.UNKNOWN, None, error, status)
+    attempt = job.attempts + 1
+    if attempt >= job.max_attempts:
+        error["reason"] = "retries_exhausted"
+        return _Decision(JobState.DEAD, AttemptOutcome.FAILED, None, error, status)
+    retry_after = exc.retry_after if isinstance(exc, IntegrationError) else None
+    delay = compute_backoff(
+        attempt, base=settings.backoff_base_s, cap=settings.backoff_cap_s, retry_after=retry_after
+    )
+    return _Decision(
+        JobState.RETRYING,
+        AttemptOutcome.RETRY,
+        None,
+        error,
+        status,
+        next_attempt_at=now + timedelta(seconds=delay),
+    )
+
+
+def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
+    """Run one delivery of `job_id`; safe to call for duplicates, which simply leave."""
+    db = get_database(settings)
+    owner = _owner()
+    started_at = utcnow()
+    with db.session() as session:
+        job = claim_job(session, job_id, owner, timedelta(seconds=settings.lease_s), started_at)
+    if job is None:
+        with db.session() as session:
+            state = job_state(session, job_id)
+        log.info("job.not_claimed", job_id=str(job_id), state=state)
+        return Execution.NOT_CLAIMED
+    log_ = log.bind(job_id=str(job_id), job_type=job.type, attempt=job.attempts + 1)
+    job_type = get_job_type(job.type)
+    clock = time.monotonic()
+    try:
+        if job_type is None:
+            raise PermanentError(f"unknown job type {job.type!r}", code="unknown_job_type")
+        ctx = JobContext(
+            job_id=job.id,
+            attempt=job.attempts + 1,
+            settings=settings,
+            http=get_http_client(settings),
+            deadline=clock + settings.attempt_deadline_s,
+        )
+        decision = _decide_on_outcome(job_type.run(job.payload, ctx))
+    except Exception as exc:
+        retry_unknown = job_type.retry_unknown_outcome if job_type is not None else False
+        decision = _decide_on_error(exc, job, settings, retry_unknown, utcnow())
+        log_.warning("job.attempt_error", error=decision.error, next_state=decision.state.value)
+    finished_at = utcnow()
+    record = AttemptRecord(
+        number=job.attempts + 1,
+        worker=owner,
+        started_at=started_at,
+        finished_at=finished_at,
+        outcome=decision.outcome.value,
+        http_status=decision.http_status,
+        latency_ms=int((time.monotonic() - clock) * 1000),
+        error_class=(decision.error or {}).get("class"),
+        error_message=(decision.error or {}).get("message"),
+        next_attempt_at=decision.next_attempt_at,
+    )
+    with db.session() as session:
+        finished = finish_job(
+            session,
+            job_id,
+            owner,
+            state=decision.state,
+            record=record,
+            result=decision.result,
+            error=decision.error,
+            next_attempt_at=decision.next_attempt_at,
+        )
+    if not finished:
+        log_.warning("job.lease_lost")
+        return Execution.LOST_LEASE
+    log_.info("job.attempt_finished", state=decision.state.value, latency_ms=record.latency_ms)
+    return Execution(decision.state.value)

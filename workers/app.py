@@ -1,0 +1,30 @@
+"""The Celery app every worker, beat and Flower process loads (`celery -A workers.app`)."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+import workers.signals  # noqa: F401  (connects the process signals)
+from config.celery import celery_config
+from config.logging import configure_logging
+from config.settings import Settings, get_settings
+from workers.queues import task_queues, task_routes
+from workers.schedule import beat_schedule
+
+
+def create_app(settings: Settings) -> Celery:
+    """Build the Celery app from settings; tasks register through `tasks.entry`."""
+    app = Celery("conveyor")
+    app.conf.update(celery_config(settings))
+    app.conf.update(
+        task_queues=task_queues(),
+        task_routes=task_routes(),
+        beat_schedule=beat_schedule(settings),
+        include=["tasks.entry"],
+    )
+    return app
+
+
+configure_logging(get_settings())
+app = create_app(get_settings())
+import tasks.entry  # noqa: E402,F401  (registers the shared tasks on this app)

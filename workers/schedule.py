@@ -1,0 +1,33 @@
+"""The beat schedule built into Conveyor: publish due jobs and sweep orphans."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from config.settings import Settings
+from tasks.entry import PUBLISH_DUE_TASK, SWEEP_TASK
+
+# Beat's own messages must never outlive their interval in the broker.
+MAINTENANCE_EXPIRES_FACTOR = 2
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Maintenance entries, each expiring if a worker has not picked it up in time."""
+    return {
+        "publish-due-jobs": {
+            "task": PUBLISH_DUE_TASK,
+            "schedule": settings.due_poll_s,
+            "options": {
+                "queue": "maintenance",
+                "expires": settings.due_poll_s * MAINTENANCE_EXPIRES_FACTOR,
+            },
+        },
+        "sweep-orphans": {
+            "task": SWEEP_TASK,
+            "schedule": settings.sweep_interval_s,
+            "options": {
+                "queue": "maintenance",
+                "expires": settings.sweep_interval_s * MAINTENANCE_EXPIRES_FACTOR,
+            },
+        },
+    }

@@ -1,0 +1,29 @@
+"""Process signals: fresh DB engine and HTTP session per child, logging set up everywhere."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery.signals import after_setup_logger, worker_process_init, worker_shutting_down
+
+from config.logging import configure_logging
+from config.settings import get_settings
+from integrations.http import reset_http_client
+from store.db import reset_database
+
+
+@worker_process_init.connect  # type: ignore[untyped-decorator]
+def _fresh_connections_after_fork(**_: Any) -> None:
+    # A forked child must never reuse the parent's sockets: SQLite handles, PG and HTTP pools.
+    reset_database()
+    reset_http_client()
+
+
+@after_setup_logger.connect  # type: ignore[untyped-decorator]
+def _structlog(**_: Any) -> None:
+    configure_logging(get_settings())
+
+
+@worker_shutting_down.connect  # type: ignore[untyped-decorator]
+def _close(**_: Any) -> None:
+    reset_http_client()
