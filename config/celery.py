@@ -4,9 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from kombu import Exchange, Queue  # type: ignore[attr-defined]
+
 from config.settings import Settings
 
 QUEUES = ("payments", "data", "webhooks", "maintenance")
+
+
+def task_queues() -> tuple[Queue, ...]:
+    """One direct exchange and queue per integration family, shared by producers and workers."""
+    return tuple(
+        Queue(name, Exchange(name, type="direct"), routing_key=name)  # type: ignore[no-untyped-call]
+        for name in QUEUES
+    )
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -34,6 +44,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_prefetch_multiplier": 1,
         "task_send_sent_event": True,
         "worker_send_task_events": True,
+        "task_queues": task_queues(),
         "task_default_queue": "data",
         "task_create_missing_queues": True,
         # A publish that cannot reach the broker fails fast; the sweeper publishes later.

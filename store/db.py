@@ -105,6 +105,8 @@ def get_database(settings: Settings) -> Database:
     with _lock:
         db = _current
         if db is None or db.pid != os.getpid() or str(db.engine.url) != _render(settings):
+            if db is not None and db.pid == os.getpid():
+                db.dispose()
             _current = db = create_database(settings)
         return db
 

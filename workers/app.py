@@ -8,7 +8,7 @@ import workers.signals  # noqa: F401  (connects the process signals)
 from config.celery import celery_config
 from config.logging import configure_logging
 from config.settings import Settings, get_settings
-from workers.queues import task_queues, task_routes
+from workers.queues import task_routes
 from workers.schedule import beat_schedule
 
 
@@ -17,7 +17,6 @@ def create_app(settings: Settings) -> Celery:
     app = Celery("conveyor")
     app.conf.update(celery_config(settings))
     app.conf.update(
-        task_queues=task_queues(),
         task_routes=task_routes(),
         beat_schedule=beat_schedule(settings),
         include=["tasks.entry"],

@@ -1,0 +1,390 @@
+"""The sandbox HTTP server: routing, auth, fault injection and the JSON wire format."""
+
+from __future__ import annotations
+
+import contextlib
+import hmac
+import ipaddress
+import json
+import logging
+import signal
+import socket
+import socketserver
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from integrations.sandbox import charges
+from integrations.sandbox.errors import ApiError, error_body, invalid_request
+from integrations.sandbox.faults import MAX_DELAY_MS, Fault, fault_from_header, fault_from_json
+from integrations.sandbox.rates import UnknownCurrencyError, rates_for
+from integrations.sandbox.state import Claim, SandboxState, SavedResponse
+
+DEFAULT_API_KEY = "sk_sandbox_local"
+MAX_BODY_BYTES = 1024 * 1024
+IDLE_TIMEOUT_S = 75.0
+PROVIDER_PATHS = frozenset({"/v1/rates", "/v1/charges"})
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What an endpoint needs from one HTTP request besides its headers."""
+
+    query: dict[str, list[str]]
+    raw: bytes
+    latency_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A JSON response to send; `drop` closes the connection without any response instead."""
+
+    status: int = 200
+    body: dict[str, Any] = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False
+
+
+DROP = Reply(drop=True)
+
+
+class SandboxHandler(BaseHTTPRequestHandler):
+    """Answers the requests of one keep-alive connection, JSON in and out."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "ConveyorSandbox/1.0"
+    # Headers and body leave in two writes; with Nagle on, delayed ACKs stall each reply ~40 ms.
+    disable_nagle_algorithm = True
+    timeout = IDLE_TIMEOUT_S
+    server: SandboxServer
+
+    def do_GET(self) -> None:
+        """Serve a GET."""
+        self._handle()
+
+    def do_POST(self) -> None:
+        """Serve a POST."""
+        self._handle()
+
+    # Other methods reach the router too, so a known path answers 405 in JSON rather than 501.
+    do_PUT = do_PATCH = do_DELETE = do_POST
+
+    def _handle(self) -> None:
+        try:
+            reply = self._dispatch()
+        except Exception as exc:
+            reply = _error_reply(exc, f"{self.command} {self.path}")
+        if reply.drop:
+            self._drop()
+        else:
+            self._send(reply)
+
+    def _dispatch(self) -> Reply:
+        url = urlsplit(self.path)
+        raw = self._read_body()
+        route = ROUTES.get(url.path)
+        if route is None:
+            raise ApiError(
+                404, "invalid_request_error", "resource_missing", f"No such path: {url.path}"
+            )
+        method, endpoint = route
+        if self.command != method:
+            raise ApiError(
+                405,
+                "invalid_request_error",
+                "method_not_allowed",
+                f"{url.path} accepts {method} only.",
+                headers={"Allow": method},
+            )
+        if url.path.startswith("/_sandbox/"):
+            self._require_loopback()
+        request = Request(parse_qs(url.query), raw)
+        if url.path in PROVIDER_PATHS:
+            return self._as_provider(url.path, endpoint, request)
+        return endpoint(self, request)
+
+    def _as_provider(self, path: str, endpoint: Endpoint, request: Request) -> Reply:
+        """Count the request, then let its fault (the header's, else the script's) shape it."""
+        state = self.server.state
+        state.count(path, self.headers.get("Idempotency-Key"))
+        fault = self._fault()
+        request = Request(request.query, request.raw, self._latency_s())
+        time.sleep(fault.delay_ms / 1000)
+        if fault.reset == "before":
+            return DROP
+        if fault.status is not None:
+            time.sleep(request.latency_s)
+            message = f"Injected sandbox fault: HTTP {fault.status}."
+            retry = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
+            return Reply(fault.status, error_body("api_error", "sandbox_fault", message), retry)
+        try:
+            reply = endpoint(self, request)
+        except Exception as exc:
+            reply = _error_reply(exc, f"{self.command} {self.path}")
+        # "after": the effect is done and recorded, but its answer is lost on the way back.
+        return DROP if fault.reset == "after" else reply
+
+    def get_healthz(self, request: Request) -> Reply:
+        """Liveness; never counted, never faulted."""
+        return Reply(200, {"status": "ok"})
+
+    def get_rates(self, request: Request) -> Reply:
+        """The data API: exchange rates for `base`, limited to `symbols` if given."""
+        self._authenticate()
+        base = request.query.get("base", ["EUR"])[-1]
+        listed = ",".join(request.query.get("symbols", [])).split(",")
+        symbols = [symbol for symbol in listed if symbol.strip()] or None
+        try:
+            body = rates_for(base, symbols)
+        except UnknownCurrencyError as exc:
+            raise invalid_request("unknown_currency", str(exc), exc.param) from exc
+        time.sleep(request.latency_s)
+        return Reply(200, body)
+
+    def post_charges(self, request: Request) -> Reply:
+        """The payment API: one charge per idempotency key, replayed on retries."""
+        self._authenticate()
+        key = charges.check_key(self.headers.get("Idempotency-Key"))
+        body = _parse_json(request.raw)
+        charge = charges.parse_charge(body)
+        digest = charges.fingerprint(body)
+        state = self.server.state
+        claim, saved = state.claim(key, digest)
+        if claim is Claim.REPLAY and saved is not None:
+            return Reply(saved.status, saved.body, {"Idempotent-Replayed": "true"})
+        if claim is Claim.REUSED:
+            raise ApiError(
+                400,
+                "idempotency_error",
+                "idempotency_key_reused",
+                "This Idempotency-Key was already used with different parameters.",
+            )
+        if claim is Claim.IN_USE:
+            raise ApiError(
+                409,
+                "idempotency_error",
+                "idempotency_key_in_use",
+                "A request with this Idempotency-Key is still in progress; retry later.",
+            )
+        try:
+            # The provider "thinks" while the key is in flight, so a concurrent retry sees 409.
+            time.sleep(request.latency_s)
+            result = charges.decide(key, charge)
+            state.save(key, SavedResponse(result.status, result.body, digest), effect=result.effect)
+        finally:
+            state.release(key)
+        return Reply(result.status, result.body)
+
+    def get_stats(self, request: Request) -> Reply:
+        """Counters, effects and keys seen since start or the last reset."""
+        return Reply(200, self.server.state.stats())
+
+    def post_reset(self, request: Request) -> Reply:
+        """Forget all requests, keys, effects and faults."""
+        self.server.state.reset()
+        return Reply(200, {"status": "reset"})
+
+    def post_faults(self, request: Request) -> Reply:
+        """Replace the fault script and, optionally, the default latency."""
+        body = _parse_json(request.raw)
+        if not isinstance(body, dict) or not isinstance(body.get("script", []), list):
+            raise invalid_request("invalid_body", 'Send {"script": [spec, ...], "latency_ms": N}.')
+        try:
+            script = [fault_from_json(spec) for spec in body.get("script", [])]
+        except ValueError as exc:
+            raise invalid_request("invalid_fault", str(exc), "script") from exc
+        latency_ms = body.get("latency_ms")
+        if latency_ms is not None and not _is_delay(latency_ms):
+            raise invalid_request("parameter_invalid", f"0 to {MAX_DELAY_MS} ms.", "latency_ms")
+        length = self.server.state.set_script(script, latency_ms)
+        return Reply(200, {"script_length": length, "latency_ms": self.server.state.latency_ms})
+
+    def _fault(self) -> Fault:
+        header = self.headers.get("X-Sandbox-Fault")
+        if header is None:
+            return self.server.state.next_fault() or Fault()
+        # A request that names its own fault leaves the server-wide script untouched.
+        try:
+            return fault_from_header(header)
+        except ValueError as exc:
+            raise invalid_request("invalid_fault", str(exc), "X-Sandbox-Fault") from exc
+
+    def _latency_s(self) -> float:
+        header = self.headers.get("X-Sandbox-Latency-Ms")
+        if header is None:
+            return self.server.state.latency_ms / 1000
+        if not header.strip().isdigit() or not _is_delay(int(header)):
+            raise invalid_request(
+                "parameter_invalid", f"0 to {MAX_DELAY_MS} ms.", "X-Sandbox-Latency-Ms"
+            )
+        return int(header) / 1000
+
+    def _authenticate(self) -> None:
+        scheme, _, token = self.headers.get("Authorization", "").partition(" ")
+        expected = self.server.api_key.encode()
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.strip().encode(), expected):
+            raise ApiError(
+                401,
+                "authentication_error",
+                "invalid_api_key",
+                "Send Authorization: Bearer <the sandbox API key>.",
+                headers={"WWW-Authenticate": 'Bearer realm="sandbox"'},
+            )
+
+    def _require_loopback(self) -> None:
+        address = ipaddress.ip_address(self.client_address[0])
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        if not address.is_loopback:
+            raise ApiError(
+                403, "permission_error", "loopback_only", "Admin endpoints are loopback only."
+            )
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            # The unread chunks would be parsed as the next request: end the connection.
+            self.close_connection = True
+            raise ApiError(411, "invalid_request_error", "length_required", "Send Content-Length.")
+        length_header = self.headers.get("Content-Length", "0").strip() or "0"
+        if not length_header.isdigit() or int(length_header) > MAX_BODY_BYTES:
+            self.close_connection = True
+            raise ApiError(413, "invalid_request_error", "body_too_large", "Body too large.")
+        length = int(length_header)
+        return self.rfile.read(length) if length else b""
+
+    def _send(self, reply: Reply) -> None:
+        payload = json.dumps(reply.body, separators=(",", ":")).encode()
+        self.send_response(reply.status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in reply.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def _drop(self) -> None:
+        """Close without a response, so the client sees a reset or a remote disconnect."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.request.shutdown(socket.SHUT_RDWR)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """Answer http.server's own protocol errors in JSON rather than HTML."""
+        self.close_connection = True
+        text = message or self.responses.get(code, ("Error",))[0]
+        body = error_body("invalid_request_error", "http_error", text)
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        self.send_response(code, message)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Log each request to stderr only when the server runs verbose."""
+        if self.server.verbose:
+            super().log_message(format, *args)
+
+
+Endpoint = Callable[[SandboxHandler, Request], Reply]
+
+ROUTES: dict[str, tuple[str, Endpoint]] = {
+    "/healthz": ("GET", SandboxHandler.get_healthz),
+    "/v1/rates": ("GET", SandboxHandler.get_rates),
+    "/v1/charges": ("POST", SandboxHandler.post_charges),
+    "/_sandbox/stats": ("GET", SandboxHandler.get_stats),
+    "/_sandbox/reset": ("POST", SandboxHandler.post_reset),
+    "/_sandbox/faults": ("POST", SandboxHandler.post_faults),
+}
+
+
+class SandboxServer(ThreadingHTTPServer):
+    """A thread-per-connection HTTP server carrying the sandbox's state and settings."""
+
+    daemon_threads = True
+    # Benchmarks keep hundreds of calls in flight; the default backlog of 5 would refuse them.
+    request_queue_size = 512
+
+    def __init__(
+        self, address: tuple[str, int], *, state: SandboxState, api_key: str, verbose: bool
+    ) -> None:
+        self.state = state
+        self.api_key = api_key
+        self.verbose = verbose
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, SandboxHandler)
+
+    def server_bind(self) -> None:
+        """Bind without HTTPServer's reverse DNS lookup, which can stall start-up for seconds."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name = str(self.server_address[0])
+        self.server_port = int(self.server_address[1])
+
+
+def make_server(
+    host: str,
+    port: int,
+    latency_ms: int = 0,
+    *,
+    api_key: str = DEFAULT_API_KEY,
+    verbose: bool = False,
+) -> SandboxServer:
+    """A bound, listening sandbox server; call `serve_forever()` on it."""
+    return SandboxServer(
+        (host, port), state=SandboxState(latency_ms), api_key=api_key, verbose=verbose
+    )
+
+
+def serve(
+    host: str,
+    port: int,
+    latency_ms: int = 0,
+    *,
+    api_key: str = DEFAULT_API_KEY,
+    verbose: bool = False,
+) -> None:
+    """Serve until SIGTERM or SIGINT, announcing the bound address on stdout first."""
+    server = make_server(host, port, latency_ms, api_key=api_key, verbose=verbose)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        # shutdown() waits for serve_forever(), which runs on this very thread: ask from another.
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+    shown = f"[{host}]" if ":" in host else host
+    print(f"sandbox listening on http://{shown}:{server.server_port}", flush=True)
+    try:
+        server.serve_forever(poll_interval=0.1)
+    finally:
+        server.server_close()
+
+
+def _error_reply(exc: Exception, what: str) -> Reply:
+    """The JSON reply for an exception: its own for ApiError, a bare 500 for anything else."""
+    if isinstance(exc, ApiError):
+        return Reply(exc.status, exc.body, exc.headers)
+    log.exception("sandbox failed on %s", what, exc_info=exc)
+    return Reply(500, error_body("api_error", "internal_error", "The sandbox failed; see its log."))
+
+
+def _parse_json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise invalid_request("invalid_json", f"The body is not valid JSON: {exc}") from exc
+
+
+def _is_delay(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_DELAY_MS

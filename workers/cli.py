@@ -1,0 +1,183 @@
+"""The `conveyor` command: start the stack or one process of it, and do ops chores."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from config.celery import QUEUES
+from config.settings import get_settings
+
+app = typer.Typer(help="Conveyor: background jobs and integration workers.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage tenants' API keys.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@app.command()
+def migrate() -> None:
+    """Bring the database schema up to date."""
+    from store.migrate import upgrade
+
+    settings = get_settings()
+    upgrade(settings)
+    typer.echo(f"migrated {_safe_url(settings.database_url)}")
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: Annotated[str, typer.Option(help="tenant name (created when new)")],
+    name: Annotated[str, typer.Option(help="a label for the key")] = "",
+) -> None:
+    """Issue an API key for a tenant; the key is shown once."""
+    from store.db import get_database
+    from store.keys import create_api_key
+
+    with get_database(get_settings()).session() as session:
+        issued = create_api_key(session, tenant, name)
+    typer.echo(issued.secret)
+
+
+@app.command()
+def api(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Serve the HTTP API with uvicorn."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_config=None,
+        access_log=False,
+    )
+
+
+@app.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="comma-separated queues")] = ",".join(QUEUES),
+    concurrency: Annotated[int | None, typer.Option()] = None,
+    pool: Annotated[str | None, typer.Option(help="threads, prefork, solo")] = None,
+    hostname: Annotated[str, typer.Option()] = "conveyor@%h",
+) -> None:
+    """Run a Celery worker consuming the given queues."""
+    from workers.app import app as celery_app
+
+    settings = get_settings()
+    celery_app.worker_main(
+        [
+            "worker",
+            f"--queues={queues}",
+            f"--concurrency={concurrency or settings.worker_concurrency}",
+            f"--pool={pool or settings.worker_pool}",
+            f"--hostname={hostname}",
+            "--task-events",
+            f"--loglevel={settings.log_level}",
+        ]
+    )
+
+
+@app.command()
+def beat(
+    schedule: Annotated[Path, typer.Option(help="beat's state file")] = Path(
+        "var/celerybeat-schedule"
+    ),
+) -> None:
+    """Run Celery beat: publishes due jobs and sweeps orphans."""
+    from workers.app import app as celery_app
+
+    schedule.parent.mkdir(parents=True, exist_ok=True)
+    celery_app.start(["beat", f"--schedule={schedule}", f"--loglevel={get_settings().log_level}"])
+
+
+@app.command()
+def flower(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Run Flower, always behind basic auth (CONVEYOR_FLOWER_USER / _PASSWORD)."""
+    from workers.flower import flower_argv, require_credentials
+
+    settings = get_settings()
+    try:
+        auth = require_credentials(settings)
+    except ValueError as exc:
+        typer.echo(f"conveyor: {exc}", err=True)
+        raise typer.Exit(2) from None
+    # Credentials travel by environment, not argv, so `ps` never shows them.
+    os.environ["FLOWER_BASIC_AUTH"] = auth
+    from workers.app import app as celery_app
+
+    celery_app.start(flower_argv(host or settings.flower_host, port or settings.flower_port))
+
+
+@app.command()
+def sandbox(
+    host: Annotated[str | None, typer.Option()] = None,
+    port: Annotated[int | None, typer.Option()] = None,
+    latency_ms: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Run the bundled sandbox providers (data API and PSP)."""
+    settings = get_settings()
+    argv = [
+        sys.executable,
+        "-m",
+        "integrations.sandbox",
+        "--host",
+        host or settings.sandbox_host,
+        "--port",
+        str(port or settings.sandbox_port),
+        "--latency-ms",
+        str(latency_ms),
+    ]
+    os.execv(sys.executable, argv)  # noqa: S606  (replace this process with the sandbox)
+
+
+@app.command()
+def demo(
+    api_key: Annotated[str, typer.Option(envvar="CONVEYOR_DEMO_API_KEY")],
+    api_url: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """Submit sample jobs to a running stack and print their outcomes."""
+    from workers.demo import run_demo
+
+    settings = get_settings()
+    url = api_url or f"http://{settings.api_host}:{settings.api_port}"
+    if not run_demo(url, api_key):
+        raise typer.Exit(1)
+
+
+@app.command()
+def up(
+    run_demo: Annotated[bool, typer.Option("--demo/--no-demo", help="submit demo jobs")] = True,
+    exit_after_demo: Annotated[
+        bool, typer.Option(help="stop the stack once the demo has run (for scripts)")
+    ] = False,
+) -> None:
+    """Migrate, then run API, worker, beat, Flower and the sandbox as one supervised group."""
+    from workers.stack import run_stack
+
+    raise typer.Exit(run_stack(get_settings(), run_demo, exit_after_demo))
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def generate_password() -> str:
+    """A random password for dev credentials."""
+    return secrets.token_urlsafe(12)
+
+
+if __name__ == "__main__":
+    app()
