@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/conveyor.db"
@@ -51,7 +51,7 @@ class Settings(BaseSettings):
     http_read_timeout_s: float = Field(default=10.0, gt=0)
     sandbox_host: str = "127.0.0.1"
     sandbox_port: int = 8100
-    sandbox_url: str = "http://127.0.0.1:8100"
+    sandbox_url: str = Field(default="", description="defaults to http://SANDBOX_HOST:SANDBOX_PORT")
     sandbox_api_key: SecretStr = SecretStr("sk_sandbox_local")
 
     # Operations
@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     flower_password: SecretStr = SecretStr("")
     log_level: str = "INFO"
     log_json: bool = True
+
+    @model_validator(mode="after")
+    def _derive_sandbox_url(self) -> Settings:
+        if not self.sandbox_url:
+            self.sandbox_url = f"http://{self.sandbox_host}:{self.sandbox_port}"
+        return self
 
 
 @lru_cache(maxsize=1)

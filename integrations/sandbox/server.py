@@ -114,8 +114,8 @@ class SandboxHandler(BaseHTTPRequestHandler):
         """Count the request, then let its fault (the header's, else the script's) shape it."""
         state = self.server.state
         state.count(path, self.headers.get("Idempotency-Key"))
-        fault = self._fault()
         request = Request(request.query, request.raw, self._latency_s())
+        fault = self._fault()
         time.sleep(fault.delay_ms / 1000)
         if fault.reset == "before":
             return DROP
@@ -253,7 +253,10 @@ class SandboxHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             raise ApiError(411, "invalid_request_error", "length_required", "Send Content-Length.")
         length_header = self.headers.get("Content-Length", "0").strip() or "0"
-        if not length_header.isdigit() or int(length_header) > MAX_BODY_BYTES:
+        if not length_header.isdigit():
+            self.close_connection = True
+            raise invalid_request("invalid_content_length", "Content-Length is not a number.")
+        if int(length_header) > MAX_BODY_BYTES:
             self.close_connection = True
             raise ApiError(413, "invalid_request_error", "body_too_large", "Body too large.")
         length = int(length_header)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -147,7 +147,7 @@ def test_keyset_pages_cover_every_job_once_newest_first(
         submit_job(db, new_job(other_tenant_key.tenant_id))
     # When paging through with 3 per page
     seen: list[uuid.UUID] = []
-    stamps = []
+    stamps: list[datetime] = []
     cursor = None
     while True:
         with db.session() as session:

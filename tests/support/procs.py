@@ -1,4 +1,4 @@
-"""Start real processes for tests and stop them by PID, with deadlines that say what they wait for."""
+"""Real processes for tests: started on free ports, awaited with deadlines, stopped by PID."""
 
 from __future__ import annotations
 

@@ -83,7 +83,11 @@ def test_provider_503_schedules_a_retry_in_the_database(
     assert job.state == JobState.RETRYING
     assert job.next_attempt_at is not None and job.next_attempt_at >= before
     [attempt] = job.attempt_rows
-    assert (attempt.outcome, attempt.http_status, attempt.error_class) == ("retry", 503, "transient")
+    assert (attempt.outcome, attempt.http_status, attempt.error_class) == (
+        "retry",
+        503,
+        "transient",
+    )
 
 
 def test_retry_after_header_sets_next_attempt(
