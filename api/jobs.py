@@ -14,7 +14,14 @@ from api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.schemas import JobCreate, JobOut, JobPage
 from integrations.registry import JOB_TYPES, get_job_type
-from store.jobs import IdempotencyConflict, NewJob, get_job, list_jobs, mark_unpublished, submit_job
+from store.jobs import (
+    IdempotencyConflict,
+    NewJob,
+    get_job,
+    list_jobs,
+    mark_unpublished,
+    submit_job,
+)
 from store.states import JobState
 from tasks.publish import producer_app, publish
 

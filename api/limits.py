@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -27,19 +28,31 @@ class BodySizeLimit:
                 await self._reject(send)
                 return
         seen = 0
+        too_large = False
+        responded = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, too_large
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    too_large = True
                     raise _TooLarge
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
+        async def unless_too_large(message: Message) -> None:
+            # The framework turns an error while reading the body into its own 400; drop that
+            # answer so the client gets the 413 below instead.
+            nonlocal responded
+            if too_large and not responded:
+                return
+            responded = True
+            await send(message)
+
+        with contextlib.suppress(_TooLarge):
+            await self.app(scope, limited, unless_too_large)
+        if too_large and not responded:
             await self._reject(send)
 
     async def _reject(self, send: Send) -> None:

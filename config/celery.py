@@ -25,6 +25,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "visibility_timeout": settings.visibility_timeout_s,
         "socket_timeout": settings.broker_timeout_s,
         "socket_connect_timeout": settings.broker_timeout_s,
+        # A publish to a dead broker fails at once instead of kombu's default 2 s retry wait;
+        # the row is committed already and the sweeper publishes it when the broker is back.
+        "max_retries": 0,
     }
     if settings.broker_key_prefix:
         transport["global_keyprefix"] = settings.broker_key_prefix
@@ -39,8 +42,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_serializer": "json",
         "accept_content": ["json"],
         "event_serializer": "json",
-        "task_acks_late": True,
-        "task_reject_on_worker_lost": True,
+        "task_acks_late": not settings.unsafe_early_ack,
+        "task_reject_on_worker_lost": not settings.unsafe_early_ack,
+        "task_time_limit": settings.task_time_limit_s,
         "worker_prefetch_multiplier": 1,
         "task_send_sent_event": True,
         "worker_send_task_events": True,
@@ -52,3 +56,27 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "worker_hijack_root_logger": False,
         "broker_channel_error_retry": True,
     }
+
+
+class UnsafeDeliveryConfig(ValueError):
+    """A combination of settings under which the broker would run a job twice or lose it."""
+
+
+def check_delivery_settings(settings: Settings) -> None:
+    """Refuse settings under which Redis redelivers a job that is still running."""
+    visibility = settings.visibility_timeout_s
+    limit = settings.task_time_limit_s
+    if limit is not None and limit >= visibility:
+        raise UnsafeDeliveryConfig(
+            f"task time limit {limit}s must be below the visibility timeout {visibility}s: "
+            "a task still running when the timeout passes is delivered again"
+        )
+    if settings.lease_s >= visibility:
+        raise UnsafeDeliveryConfig(
+            f"lease {settings.lease_s}s must be below the visibility timeout {visibility}s"
+        )
+    if settings.attempt_deadline_s >= settings.lease_s:
+        raise UnsafeDeliveryConfig(
+            f"attempt deadline {settings.attempt_deadline_s}s must be below the lease "
+            f"{settings.lease_s}s, or a slow attempt is reclaimed while it still runs"
+        )

@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     attempt_deadline_s: float = Field(default=30.0, gt=0)
     max_deliveries: int = Field(default=3, ge=1)
     republish_after_s: float = Field(default=300.0, gt=0)
+    task_time_limit_s: float | None = Field(default=None, gt=0)
+    extra_job_types: str = ""
+    # Only for the negative-control test that proves the delivery tests can see loss.
+    unsafe_early_ack: bool = False
     max_attempts: int = Field(default=5, ge=1)
     backoff_base_s: float = Field(default=1.0, gt=0)
     backoff_cap_s: float = Field(default=300.0, gt=0)

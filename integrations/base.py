@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from config.settings import Settings
+from integrations.errors import Cancelled
 from integrations.http import HttpClient
 
 P = TypeVar("P", bound=BaseModel)
@@ -24,6 +25,12 @@ class JobContext:
     settings: Settings
     http: HttpClient
     deadline: float | None = None
+    cancel_requested: Callable[[], bool] = field(default=lambda: False)
+
+    def checkpoint(self, step: str) -> None:
+        """Stop here if the job was cancelled; call it between steps that have effects."""
+        if self.cancel_requested():
+            raise Cancelled(step)
 
     def idempotency_key(self, operation: str) -> str:
         """The provider key for one operation of this job: the same on every retry (I2, I5)."""

@@ -5,6 +5,8 @@ IntegrationError
 │   └── RateLimited         the provider asked us to slow down (carries retry_after)
 ├── UnknownOutcome          the request may have taken effect: retry only with an idempotency key
 └── PermanentError          the request is wrong and will stay wrong: fail, never retry
+
+Cancelled                   not a provider error: the job was cancelled at a checkpoint
 """
 
 from __future__ import annotations
@@ -52,3 +54,11 @@ class PermanentError(IntegrationError):
     """The provider rejected the request for good; retrying cannot help."""
 
     error_class = "permanent"
+
+
+class Cancelled(Exception):
+    """The job was cancelled; raised at a checkpoint between a handler's steps."""
+
+    def __init__(self, step: str) -> None:
+        super().__init__(f"cancelled before {step}")
+        self.step = step

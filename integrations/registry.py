@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
+from config.settings import get_settings
 from integrations.base import JobType
 from integrations.data.sandbox import FETCH_RATES
 from integrations.payments.sandbox import CHARGE
 
-JOB_TYPES: dict[str, JobType[Any]] = {jt.name: jt for jt in (FETCH_RATES, CHARGE)}
+BUILTIN: tuple[JobType[Any], ...] = (FETCH_RATES, CHARGE)
+
+
+def load_extra(spec: str) -> list[JobType[Any]]:
+    """Job types named as `module:ATTR,…` (CONVEYOR_EXTRA_JOB_TYPES), e.g. for test doubles."""
+    found: list[JobType[Any]] = []
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        module_name, _, attr = item.partition(":")
+        job_type = getattr(importlib.import_module(module_name), attr)
+        if not isinstance(job_type, JobType):
+            raise TypeError(f"{item} is not a JobType")
+        found.append(job_type)
+    return found
+
+
+JOB_TYPES: dict[str, JobType[Any]] = {
+    jt.name: jt for jt in (*BUILTIN, *load_extra(get_settings().extra_job_types))
+}
 
 
 def get_job_type(name: str) -> JobType[Any] | None:

@@ -8,10 +8,11 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, case, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
@@ -139,9 +140,14 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     """The (created_at, id) a cursor points past; ValueError when it is not ours."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
-        created, job_id = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        return datetime.fromisoformat(created), uuid.UUID(job_id)
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError) as exc:
+        created_text, id_text = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(created_text, str) or not isinstance(id_text, str):
+            raise TypeError("cursor fields must be strings")
+        created = datetime.fromisoformat(created_text)
+        if created.tzinfo is None:
+            raise ValueError("cursor time has no time zone")
+        return created.astimezone(UTC), uuid.UUID(id_text)
+    except (ValueError, TypeError, OverflowError, binascii.Error) as exc:
         raise ValueError("invalid cursor") from exc
 
 
@@ -193,6 +199,7 @@ def claim_job(
         .where(
             Job.id == job_id,
             Job.state.in_([s.value for s in CLAIMABLE_STATES]),
+            Job.cancel_requested_at.is_(None),
             or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now),
         )
         .values(
@@ -261,15 +268,23 @@ def finish_job(
     result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
     next_attempt_at: datetime | None = None,
-) -> bool:
-    """Move a running job this worker owns to `state` and write its attempt, atomically.
+) -> JobState | None:
+    """Move a running job this worker owns on and write its attempt, atomically.
 
     The UPDATE is conditional on the lease owner, so a duplicate delivery or a worker whose
-    lease was reclaimed cannot finish the job a second time (I1).
+    lease was reclaimed cannot finish the job a second time (I1). A job that would wait for a
+    retry but had a cancel requested meanwhile ends `cancelled` instead. Returns the state the
+    job landed in, or None when this worker no longer owned it.
     """
     now = record.finished_at
+    landing: Any = state.value
+    if state == JobState.RETRYING:
+        landing = case(
+            (Job.cancel_requested_at.is_not(None), JobState.CANCELLED.value),
+            else_=JobState.RETRYING.value,
+        )
     values: dict[str, Any] = {
-        "state": state.value,
+        "state": landing,
         "lease_owner": None,
         "lease_expires_at": None,
         "attempts": Job.attempts + 1,
@@ -280,16 +295,100 @@ def finish_job(
     }
     if state != JobState.RETRYING:
         values["finished_at"] = now
-    updated = session.execute(
+    row = session.execute(
         update(Job)
         .where(Job.id == job_id, Job.state == JobState.RUNNING.value, Job.lease_owner == owner)
         .values(**values)
+        .returning(Job.state)
+        .execution_options(synchronize_session=False)
+    ).one_or_none()
+    if row is None:
+        return None
+    landed = JobState(row.state)
+    if landed == JobState.CANCELLED:
+        cancelled = {
+            "class": "cancelled",
+            "code": "cancelled",
+            "message": "cancel requested while running: stopped instead of retrying",
+            "last_error": error,
+        }
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(finished_at=now, next_attempt_at=None, error=cancelled)
+            .execution_options(synchronize_session=False)
+        )
+    _add_attempt(session, job_id, record)
+    return landed
+
+
+def record_duplicate(session: Session, job_id: uuid.UUID, worker: str, now: datetime) -> bool:
+    """Write a `duplicate` attempt row for a delivery that found the job not claimable (I6)."""
+    attempts = session.scalar(select(Job.attempts).where(Job.id == job_id))
+    if attempts is None:
+        return False
+    _add_attempt(
+        session,
+        job_id,
+        AttemptRecord(
+            number=attempts,
+            worker=worker,
+            started_at=now,
+            finished_at=now,
+            outcome="duplicate",
+            error_class="duplicate_delivery",
+            error_message="delivered while not claimable; left alone",
+        ),
+    )
+    return True
+
+
+class CancelResult(StrEnum):
+    """What a cancel request did."""
+
+    CANCELLED = "cancelled"
+    REQUESTED = "cancel_requested"
+    TERMINAL = "terminal"
+    NOT_FOUND = "not_found"
+
+
+def cancel_job(
+    session: Session, job_id: uuid.UUID, tenant_id: uuid.UUID, now: datetime
+) -> CancelResult:
+    """Cancel a waiting job outright, or ask a running one to stop at its next checkpoint."""
+    waiting = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.tenant_id == tenant_id,
+            Job.state.in_([JobState.QUEUED.value, JobState.RETRYING.value]),
+        )
+        .values(
+            state=JobState.CANCELLED.value,
+            cancel_requested_at=now,
+            next_attempt_at=None,
+            finished_at=now,
+            updated_at=now,
+        )
         .execution_options(synchronize_session=False)
     )
-    if updated.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    _add_attempt(session, job_id, record)
-    return True
+    if waiting.rowcount == 1:  # type: ignore[attr-defined]
+        return CancelResult.CANCELLED
+    running = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.tenant_id == tenant_id, Job.state == JobState.RUNNING.value)
+        .values(cancel_requested_at=func.coalesce(Job.cancel_requested_at, now), updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if running.rowcount == 1:  # type: ignore[attr-defined]
+        return CancelResult.REQUESTED
+    exists = session.scalar(select(Job.id).where(Job.id == job_id, Job.tenant_id == tenant_id))
+    return CancelResult.TERMINAL if exists is not None else CancelResult.NOT_FOUND
+
+
+def cancel_requested(session: Session, job_id: uuid.UUID) -> bool:
+    """Whether someone asked this job to stop."""
+    return session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id)) is not None
 
 
 def due_job_ids(session: Session, now: datetime, limit: int) -> list[tuple[uuid.UUID, str, str]]:
@@ -384,6 +483,8 @@ def reclaim_lease(
         return None
     dead = job.deliveries >= max_deliveries
     new_state = JobState.DEAD if dead else JobState.QUEUED
+    if job.cancel_requested_at is not None:
+        new_state, dead = JobState.CANCELLED, True
     values: dict[str, Any] = {
         "state": new_state.value,
         "lease_owner": None,
@@ -391,7 +492,14 @@ def reclaim_lease(
         "attempts": Job.attempts + 1,
         "updated_at": now,
     }
-    if dead:
+    if new_state == JobState.CANCELLED:
+        values["finished_at"] = now
+        values["error"] = {
+            "class": "cancelled",
+            "code": "cancelled",
+            "message": "cancel requested; the worker running it was lost",
+        }
+    elif dead:
         values["finished_at"] = now
         values["error"] = {
             "class": "worker_lost",

@@ -78,6 +78,7 @@ class Job(Base):
     next_attempt_at: Mapped[datetime | None]
     correlation_id: Mapped[str | None] = mapped_column(String(100))
     enqueued_at: Mapped[datetime | None]
+    cancel_requested_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]

@@ -37,3 +37,6 @@ class AttemptOutcome(StrEnum):
     FAILED = "failed"
     RETRY = "retry"
     UNKNOWN = "unknown"
+    CANCELLED = "cancelled"
+    LOST = "lost"
+    DUPLICATE = "duplicate"

@@ -17,7 +17,7 @@ SWEEP_TASK = "maintenance.jobs.sweep"
 
 
 def _job_task(name: str) -> Task:
-    @shared_task(name=name, bind=True, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+    @shared_task(name=name, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
     def run(self: Task, job_id: str) -> str:
         return execute(uuid.UUID(job_id), get_settings()).value
 

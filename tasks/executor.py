@@ -15,11 +15,19 @@ import structlog
 
 from config.settings import Settings
 from integrations.base import Failed, JobContext, Outcome, Succeeded
-from integrations.errors import IntegrationError, PermanentError, UnknownOutcome
+from integrations.errors import Cancelled, IntegrationError, PermanentError, UnknownOutcome
 from integrations.http import get_http_client
 from integrations.registry import get_job_type
 from store.db import get_database
-from store.jobs import AttemptRecord, ClaimedJob, claim_job, finish_job, job_state
+from store.jobs import (
+    AttemptRecord,
+    ClaimedJob,
+    cancel_requested,
+    claim_job,
+    finish_job,
+    job_state,
+    record_duplicate,
+)
 from store.states import AttemptOutcome, JobState
 from store.types import utcnow
 from tasks.backoff import compute_backoff
@@ -35,6 +43,8 @@ class Execution(StrEnum):
     FAILED = "failed"
     RETRYING = "retrying"
     DEAD = "dead"
+    CANCELLED = "cancelled"
+    NEEDS_REVIEW = "needs_review"
     NOT_CLAIMED = "not_claimed"
     LOST_LEASE = "lost_lease"
 
@@ -81,6 +91,9 @@ def _decide_on_error(
 ) -> _Decision:
     error = _error_body(exc)
     status = exc.http_status if isinstance(exc, IntegrationError) else None
+    if isinstance(exc, Cancelled):
+        error = {"class": "cancelled", "code": "cancelled", "message": str(exc)}
+        return _Decision(JobState.CANCELLED, AttemptOutcome.CANCELLED, None, error, None)
     if isinstance(exc, PermanentError):
         return _Decision(JobState.FAILED, AttemptOutcome.FAILED, None, error, status)
     if isinstance(exc, UnknownOutcome) and not retry_unknown:
@@ -113,7 +126,9 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
     if job is None:
         with db.session() as session:
             state = job_state(session, job_id)
-        log.info("job.not_claimed", job_id=str(job_id), state=state)
+            if state is not None:
+                record_duplicate(session, job_id, owner, started_at)
+        log.info("job.duplicate_delivery", job_id=str(job_id), state=state)
         return Execution.NOT_CLAIMED
     log_ = log.bind(job_id=str(job_id), job_type=job.type, attempt=job.attempts + 1)
     job_type = get_job_type(job.type)
@@ -127,6 +142,7 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
             settings=settings,
             http=get_http_client(settings),
             deadline=clock + settings.attempt_deadline_s,
+            cancel_requested=lambda: _cancel_requested(settings, job_id),
         )
         decision = _decide_on_outcome(job_type.run(job.payload, ctx))
     except Exception as exc:
@@ -147,7 +163,7 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
         next_attempt_at=decision.next_attempt_at,
     )
     with db.session() as session:
-        finished = finish_job(
+        landed = finish_job(
             session,
             job_id,
             owner,
@@ -157,8 +173,13 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
             error=decision.error,
             next_attempt_at=decision.next_attempt_at,
         )
-    if not finished:
+    if landed is None:
         log_.warning("job.lease_lost")
         return Execution.LOST_LEASE
-    log_.info("job.attempt_finished", state=decision.state.value, latency_ms=record.latency_ms)
-    return Execution(decision.state.value)
+    log_.info("job.attempt_finished", state=landed.value, latency_ms=record.latency_ms)
+    return Execution(landed.value)
+
+
+def _cancel_requested(settings: Settings, job_id: uuid.UUID) -> bool:
+    with get_database(settings).session() as session:
+        return cancel_requested(session, job_id)

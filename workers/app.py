@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import Celery
 
 import workers.signals  # noqa: F401  (connects the process signals)
-from config.celery import celery_config
+from config.celery import celery_config, check_delivery_settings
 from config.logging import configure_logging
 from config.settings import Settings, get_settings
 from workers.queues import task_routes
@@ -14,6 +14,7 @@ from workers.schedule import beat_schedule
 
 def create_app(settings: Settings) -> Celery:
     """Build the Celery app from settings; tasks register through `tasks.entry`."""
+    check_delivery_settings(settings)
     app = Celery("conveyor")
     app.conf.update(celery_config(settings))
     app.conf.update(

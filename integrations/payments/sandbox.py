@@ -61,6 +61,7 @@ def charge(payload: ChargeRequest, ctx: JobContext) -> Outcome:
         ctx.http,
         ctx.deadline,
     )
+    ctx.checkpoint("charge")
     result = provider.charge(payload, ctx.idempotency_key("charge"))
     if isinstance(result, Decline):
         return Failed(

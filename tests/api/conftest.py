@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -19,6 +17,7 @@ from store.db import get_database
 from store.keys import IssuedKey
 from store.models import Job
 from tests.conftest import REDIS_URL
+from tests.support.broker import queued_messages
 
 FETCH_RATES = "data.sandbox.fetch_rates"
 CHARGE = "payments.sandbox.charge"
@@ -55,18 +54,6 @@ def error_of(response: Any, status: int, code: str) -> dict[str, Any]:
     assert isinstance(body["error"]["message"], str) and body["error"]["message"]
     error: dict[str, Any] = body["error"]
     return error
-
-
-def queued_messages(broker: redis.Redis, settings: Settings, queue: str) -> list[dict[str, Any]]:
-    """Every message waiting in a queue's kombu list, envelope decoded and body decoded."""
-    key = f"{settings.broker_key_prefix}{queue}"
-    messages = []
-    for raw in broker.lrange(key, 0, -1):
-        envelope = json.loads(raw)
-        assert envelope["properties"]["body_encoding"] == "base64"
-        envelope["decoded_body"] = json.loads(base64.b64decode(envelope["body"]))
-        messages.append(envelope)
-    return messages
 
 
 def messages_for(

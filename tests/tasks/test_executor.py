@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
+import pytest
+
 from config.settings import Settings
+from integrations.base import JobContext
+from integrations.errors import Cancelled
+from integrations.http import get_http_client
+from integrations.payments.sandbox import CHARGE as CHARGE_TYPE
+from store.db import get_database
+from store.jobs import CancelResult, cancel_job
 from store.keys import IssuedKey
 from store.states import JobState
 from store.types import utcnow
 from tasks.executor import Execution, execute
+from tests.support.procs import wait_until
 from tests.tasks.factories import (
     CHARGE,
     RATES,
@@ -148,10 +158,12 @@ def test_duplicate_delivery_of_a_finished_job_does_nothing(
     execute(job_id, s)
     # When its message is delivered again
     outcome = execute(job_id, s)
-    # Then the second delivery leaves without calling the provider
+    # Then the second delivery leaves without calling the provider, and says so in a row
     assert outcome is Execution.NOT_CLAIMED
     assert sandbox_stats(sandbox)["by_path"]["/v1/charges"] == 1
-    assert len(load(s, job_id).attempt_rows) == 1
+    job = load(s, job_id)
+    assert job.state == "succeeded" and job.attempts == 1
+    assert [a.outcome for a in job.attempt_rows] == ["succeeded", "duplicate"]
 
 
 def test_lost_response_after_charge_is_retried_with_the_same_key_one_effect(
@@ -172,3 +184,41 @@ def test_lost_response_after_charge_is_retried_with_the_same_key_one_effect(
     assert stats["effects"] == {key: 1}
     job = load(s, job_id)
     assert [a.error_class for a in job.attempt_rows] == ["unknown_outcome", None]
+
+
+def test_cancel_requested_while_running_stops_the_job_instead_of_retrying(
+    settings: Settings, tenant_key: IssuedKey, sandbox: str
+) -> None:
+    # Given a job whose provider call will take a second and then fail with 503
+    s = with_sandbox(settings, sandbox)
+    job_id = make_job(s, tenant_key.tenant_id, "data.sandbox.fetch_rates", RATES)
+    script_faults(sandbox, {"status": 503, "delay_ms": 1000})
+    outcome: list[Execution] = []
+    worker = threading.Thread(target=lambda: outcome.append(execute(job_id, s)))
+    worker.start()
+    wait_until(lambda: load(s, job_id).state == JobState.RUNNING, "the job to be claimed")
+    # When a cancel is requested while it runs
+    with get_database(s).session() as session:
+        assert cancel_job(session, job_id, tenant_key.tenant_id, utcnow()) is CancelResult.REQUESTED
+    worker.join(timeout=10)
+    # Then at the end of the attempt the job is cancelled, and the error says why
+    assert outcome == [Execution.CANCELLED]
+    job = load(s, job_id)
+    assert job.state == JobState.CANCELLED and job.next_attempt_at is None
+    assert job.error is not None and job.error["code"] == "cancelled"
+    assert job.error["last_error"]["http_status"] == 503
+
+
+def test_cancel_requested_before_a_charge_checkpoint_makes_no_call(
+    settings: Settings, tenant_key: IssuedKey, sandbox: str
+) -> None:
+    # Given a claimed charge whose cancel is already requested when the handler starts
+    s = with_sandbox(settings, sandbox)
+    job_id = make_job(s, tenant_key.tenant_id, "payments.sandbox.charge", CHARGE)
+    ctx = JobContext(
+        job_id=job_id, attempt=1, settings=s, http=get_http_client(s), cancel_requested=lambda: True
+    )
+    # When the handler runs, Then it stops at the checkpoint before charging
+    with pytest.raises(Cancelled):
+        CHARGE_TYPE.run(CHARGE, ctx)
+    assert sandbox_stats(sandbox)["requests"] == 0
