@@ -15,14 +15,17 @@ from api.errors import ApiError
 from api.schemas import JobCreate, JobOut, JobPage
 from integrations.registry import JOB_TYPES, get_job_type
 from store.jobs import (
+    CancelResult,
     IdempotencyConflict,
     NewJob,
+    cancel_job,
     get_job,
     list_jobs,
     mark_unpublished,
     submit_job,
 )
 from store.states import JobState
+from store.types import utcnow
 from tasks.publish import producer_app, publish
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -161,3 +164,28 @@ def list_jobs_route(
                 {"loc": ["query", "cursor"]},
             ) from None
         return JobPage(items=[JobOut.of(j) for j in page.jobs], next_cursor=page.next_cursor)
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, status_code=status.HTTP_200_OK)
+def cancel(job_id: str, principal: PrincipalDep, db: DatabaseDep, response: Response) -> JobOut:
+    """Cancel a waiting job (200, `cancelled`), or ask a running one to stop (202)."""
+    parsed = _parse_id(job_id)
+    with db.session() as session:
+        outcome = cancel_job(session, parsed, principal.tenant_id, utcnow())
+    if outcome is CancelResult.NOT_FOUND:
+        raise ApiError(404, "not_found", "no such job", {"id": job_id})
+    with db.session() as session:
+        job = get_job(session, parsed, principal.tenant_id)
+        assert job is not None
+        rendered = JobOut.of(job, with_attempts=True)
+    if outcome is CancelResult.TERMINAL:
+        raise ApiError(
+            409,
+            "job_finished",
+            f"the job is already {job.state} and cannot be cancelled",
+            {"id": job_id, "state": job.state},
+        )
+    if outcome is CancelResult.REQUESTED:
+        # Running: honoured at the job's next checkpoint; the final state tells how it ended.
+        response.status_code = status.HTTP_202_ACCEPTED
+    return rendered

@@ -69,6 +69,7 @@ class JobOut(BaseModel):
     started_at: datetime | None
     finished_at: datetime | None
     next_attempt_at: datetime | None
+    cancel_requested_at: datetime | None
     attempt_history: list[AttemptOut] | None = None
 
     @classmethod
@@ -89,6 +90,7 @@ class JobOut(BaseModel):
             started_at=job.started_at,
             finished_at=job.finished_at,
             next_attempt_at=job.next_attempt_at,
+            cancel_requested_at=job.cancel_requested_at,
             attempt_history=[AttemptOut.of(a) for a in job.attempt_rows] if with_attempts else None,
         )
 
