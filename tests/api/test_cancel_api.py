@@ -21,14 +21,16 @@ from tests.api.conftest import auth, error_of, rates_job
 from tests.tasks.factories import load, sandbox_stats, with_sandbox
 
 
-def _submit(client: TestClient, key: IssuedKey, **extra: object) -> uuid.UUID:
-    response = client.post("/v1/jobs", json=rates_job(**extra), headers=auth(key))
+def _submit(client: TestClient, key: IssuedKey, run_at: str | None = None) -> uuid.UUID:
+    body = rates_job(run_at=run_at) if run_at else rates_job()
+    response = client.post("/v1/jobs", json=body, headers=auth(key))
     assert response.status_code == 202, response.text
     return uuid.UUID(response.json()["id"])
 
 
 def _cancel(client: TestClient, key: IssuedKey, job_id: uuid.UUID | str) -> Response:
-    return client.post(f"/v1/jobs/{job_id}/cancel", headers=auth(key))
+    response: Response = client.post(f"/v1/jobs/{job_id}/cancel", headers=auth(key))
+    return response
 
 
 def test_cancelling_a_queued_job_means_it_never_runs(
