@@ -13,9 +13,10 @@ import pytest
 import requests
 
 from config.settings import Settings
-from store.db import get_database
+from store.db import get_database, reset_database
 from store.jobs import NewJob, submit_job
 from store.keys import IssuedKey, create_api_key
+from store.migrate import upgrade
 from store.states import TERMINAL_STATES
 from store.types import utcnow
 from tasks.publish import producer_app, publish
@@ -46,10 +47,13 @@ FAST_RECOVERY = {
 
 
 @pytest.fixture
-def sqlite_settings(sqlite_url: str, broker_prefix: str) -> Iterator[Settings]:
-    """These tests run on the embedded default database; each gets its own key prefix."""
+def sqlite_settings(tmp_path: Path, broker_prefix: str) -> Iterator[Settings]:
+    """Each test gets its own SQLite file and key prefix: a sweeper sees only its own jobs."""
     prefix = f"{broker_prefix}{uuid.uuid4().hex[:6]}:"
-    yield make_settings(sqlite_url, prefix)
+    settings = make_settings(f"sqlite:///{tmp_path / 'conveyor.db'}", prefix)
+    upgrade(settings)
+    yield settings
+    reset_database()
 
 
 @pytest.fixture
