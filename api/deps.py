@@ -20,6 +20,13 @@ class Principal:
 
     tenant_id: uuid.UUID
     tenant_name: str
+    key_id: uuid.UUID
+    key_prefix: str
+
+    @property
+    def actor(self) -> str:
+        """How audit rows name this caller: the key's id and visible prefix."""
+        return f"api_key:{self.key_id} ({self.key_prefix}…)"
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -53,12 +60,12 @@ def current_principal(request: Request, db: DatabaseDep) -> Principal:
             headers=_UNAUTHORIZED_HEADERS,
         )
     with db.session() as session:
-        tenant = tenant_for_key(session, secret.strip())
-        if tenant is None:
+        owner = tenant_for_key(session, secret.strip())
+        if owner is None:
             raise ApiError(
                 401, "unauthorized", "invalid or revoked API key", headers=_UNAUTHORIZED_HEADERS
             )
-        return Principal(tenant_id=tenant.id, tenant_name=tenant.name)
+        return Principal(owner.tenant_id, owner.tenant_name, owner.key_id, owner.key_prefix)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

@@ -8,11 +8,12 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
-from pydantic import ValidationError
+from pydantic import AwareDatetime, ValidationError
 
 from api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.schemas import JobCreate, JobOut, JobPage
+from integrations.base import RetryPolicy
 from integrations.registry import JOB_TYPES, get_job_type
 from store.jobs import (
     CancelResult,
@@ -26,6 +27,7 @@ from store.jobs import (
 )
 from store.states import JobState
 from store.types import utcnow
+from tasks.policy import effective_policy
 from tasks.publish import producer_app, publish
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -65,7 +67,8 @@ def _validated_payload(body: JobCreate) -> dict[str, Any]:
     return dumped
 
 
-def _parse_id(job_id: str) -> uuid.UUID:
+def parse_job_id(job_id: str) -> uuid.UUID:
+    """The UUID in a path, or 404: a malformed id cannot name any job."""
     try:
         return uuid.UUID(job_id)
     except ValueError:
@@ -93,15 +96,18 @@ def create_job(
     payload = _validated_payload(body)
     job_type = get_job_type(body.type)
     assert job_type is not None
+    override = RetryPolicy(**body.retry.model_dump()) if body.retry else None
+    policy = effective_policy(settings, job_type.retry, override)
     new = NewJob(
         tenant_id=principal.tenant_id,
         type=body.type,
         queue=job_type.queue,
         payload=payload,
         request_hash=_request_hash(body),
-        max_attempts=settings.max_attempts,
+        max_attempts=policy.max_attempts,
         idempotency_key=idempotency_key or None,
         run_at=body.run_at,
+        retry_policy=policy.as_dict(),
     )
     try:
         job, created = submit_job(db, new)
@@ -128,7 +134,7 @@ def create_job(
 def read_job(job_id: str, principal: PrincipalDep, db: DatabaseDep) -> JobOut:
     """A job with its attempt history; another tenant's job is 404, not 403."""
     with db.session() as session:
-        job = get_job(session, _parse_id(job_id), principal.tenant_id)
+        job = get_job(session, parse_job_id(job_id), principal.tenant_id)
         if job is None:
             raise ApiError(404, "not_found", "no such job", {"id": job_id})
         return JobOut.of(job, with_attempts=True)
@@ -141,6 +147,9 @@ def list_jobs_route(
     settings: SettingsDep,
     state: JobState | None = None,
     type: str | None = None,
+    error_class: str | None = None,
+    created_after: AwareDatetime | None = None,
+    created_before: AwareDatetime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> JobPage:
@@ -154,6 +163,9 @@ def list_jobs_route(
                 limit=limit,
                 state=state.value if state else None,
                 type=type,
+                error_class=error_class,
+                created_after=created_after,
+                created_before=created_before,
                 cursor=cursor,
             )
         except ValueError:
@@ -169,7 +181,7 @@ def list_jobs_route(
 @router.post("/{job_id}/cancel", response_model=JobOut, status_code=status.HTTP_200_OK)
 def cancel(job_id: str, principal: PrincipalDep, db: DatabaseDep, response: Response) -> JobOut:
     """Cancel a waiting job (200, `cancelled`), or ask a running one to stop (202)."""
-    parsed = _parse_id(job_id)
+    parsed = parse_job_id(job_id)
     with db.session() as session:
         outcome = cancel_job(session, parsed, principal.tenant_id, utcnow())
     if outcome is CancelResult.NOT_FOUND:

@@ -11,6 +11,17 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from store.models import Attempt, Job
 
 
+class RetryOverride(BaseModel):
+    """Per-job retry settings; the server's caps still apply."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_attempts: int | None = Field(default=None, ge=1, le=100)
+    base_s: float | None = Field(default=None, gt=0, le=3600)
+    cap_s: float | None = Field(default=None, gt=0, le=86400)
+    max_age_s: float | None = Field(default=None, gt=0, le=30 * 86400)
+
+
 class JobCreate(BaseModel):
     """Submit one job: its type, a payload valid against that type's schema, an optional time."""
 
@@ -20,6 +31,9 @@ class JobCreate(BaseModel):
     payload: dict[str, Any] = Field(default_factory=dict, examples=[{"base": "EUR"}])
     run_at: AwareDatetime | None = Field(
         default=None, description="run no earlier than this (ISO 8601 with a time zone)"
+    )
+    retry: RetryOverride | None = Field(
+        default=None, description="override the job type's retry policy, within server caps"
     )
 
 
@@ -35,6 +49,9 @@ class AttemptOut(BaseModel):
     error_class: str | None
     error_message: str | None
     next_attempt_at: datetime | None
+    retry_after_s: float | None
+    request_excerpt: str | None
+    response_excerpt: str | None
 
     @classmethod
     def of(cls, attempt: Attempt) -> AttemptOut:
@@ -49,6 +66,9 @@ class AttemptOut(BaseModel):
             error_class=attempt.error_class,
             error_message=attempt.error_message,
             next_attempt_at=attempt.next_attempt_at,
+            retry_after_s=attempt.retry_after_s,
+            request_excerpt=attempt.request_excerpt,
+            response_excerpt=attempt.response_excerpt,
         )
 
 
@@ -63,6 +83,9 @@ class JobOut(BaseModel):
     result: dict[str, Any] | None
     error: dict[str, Any] | None
     attempts: int
+    max_attempts: int
+    replays: int
+    retry_policy: dict[str, Any] | None
     idempotency_key: str | None
     created_at: datetime
     updated_at: datetime
@@ -84,6 +107,9 @@ class JobOut(BaseModel):
             result=job.result,
             error=job.error,
             attempts=job.attempts,
+            max_attempts=job.max_attempts,
+            replays=job.replays,
+            retry_policy=job.retry_policy,
             idempotency_key=job.idempotency_key,
             created_at=job.created_at,
             updated_at=job.updated_at,

@@ -50,6 +50,17 @@ class Settings(BaseSettings):
     due_poll_s: float = Field(default=1.0, gt=0)
     sweep_interval_s: float = Field(default=10.0, gt=0)
 
+    # Retries, breaker and rate limits
+    retry_max_age_s: float = Field(default=86400.0, gt=0)
+    retry_max_attempts_cap: int = Field(default=25, ge=1)
+    retry_max_age_cap_s: float = Field(default=7 * 86400.0, gt=0)
+    breaker_failure_threshold: int = Field(default=5, ge=1)
+    breaker_open_s: float = Field(default=30.0, gt=0)
+    rate_limits: str = ""
+    tenant_rate_limits: str = ""
+    rate_limit_guard_s: float = Field(default=0.05, ge=0)
+    guard_redis_url: str = ""
+
     # Integrations
     http_connect_timeout_s: float = Field(default=3.05, gt=0)
     http_read_timeout_s: float = Field(default=10.0, gt=0)

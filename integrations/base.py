@@ -59,6 +59,16 @@ Outcome = Succeeded | Failed
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a job is retried; a job type may set its own."""
+
+    max_attempts: int | None = None
+    base_s: float | None = None
+    cap_s: float | None = None
+    max_age_s: float | None = None
+
+
+@dataclass(frozen=True)
 class JobType(Generic[P]):
     """A kind of job: its stable name (also the Celery task name), queue, schema and handler."""
 
@@ -70,6 +80,13 @@ class JobType(Generic[P]):
     # Retry after an unknown outcome only when a repeat cannot double the effect: the call is
     # read-only or carries an idempotency key. Otherwise the job goes to needs_review.
     retry_unknown_outcome: bool = True
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @property
+    def provider(self) -> str:
+        """The provider this job type calls: the middle of `<family>.<provider>.<action>`."""
+        parts = self.name.split(".")
+        return parts[1] if len(parts) == 3 else self.name
 
     def run(self, payload: dict[str, Any], ctx: JobContext) -> Outcome:
         """Validate the stored payload and run the handler."""

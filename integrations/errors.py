@@ -6,6 +6,7 @@ IntegrationError
 ├── UnknownOutcome          the request may have taken effect: retry only with an idempotency key
 └── PermanentError          the request is wrong and will stay wrong: fail, never retry
 
+Deferred                    not attempted at all (breaker open, over a rate limit): come back later
 Cancelled                   not a provider error: the job was cancelled at a checkpoint
 """
 
@@ -62,3 +63,12 @@ class Cancelled(Exception):
     def __init__(self, step: str) -> None:
         super().__init__(f"cancelled before {step}")
         self.step = step
+
+
+class Deferred(Exception):
+    """The call was not made (breaker open, rate limit reached); try again after `wait_s`."""
+
+    def __init__(self, reason: str, wait_s: float) -> None:
+        super().__init__(f"deferred: {reason}; retry in {wait_s:.2f}s")
+        self.reason = reason
+        self.wait_s = wait_s

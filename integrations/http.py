@@ -17,7 +17,9 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from config.settings import Settings
 from integrations.errors import IntegrationError, TransientError, UnknownOutcome
-from integrations.status import error_for_status
+from integrations.exchanges import Exchange, record
+from integrations.redact import excerpt, redact_text
+from integrations.status import RetryHint, error_for_status
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +58,16 @@ def _error_message(body: Any, fallback: str) -> tuple[str, str | None]:
     return fallback, None
 
 
+def _transport_error(exc: Exception) -> IntegrationError:
+    if isinstance(exc, _NotSent):
+        return TransientError(exc.message, code="connect_error")
+    if isinstance(exc, requests.ReadTimeout):
+        return UnknownOutcome("read timeout after the request was sent", code="timeout")
+    if isinstance(exc, requests.ConnectionError):
+        return UnknownOutcome("connection lost after the request was sent", code="reset")
+    return TransientError(f"request failed: {type(exc).__name__}", code="request_error")
+
+
 class HttpClient:
     """A requests.Session with (connect, read) timeouts on every call and our error taxonomy."""
 
@@ -77,28 +89,31 @@ class HttpClient:
         json: Any = None,
         data: Mapping[str, Any] | None = None,
         deadline: float | None = None,
+        retry_hint: RetryHint | None = None,
     ) -> HttpResponse:
         """Send one request; return the success or raise an IntegrationError subclass."""
         started = time.monotonic()
+        sent = f"{method} {redact_text(url)}"
+        if params:
+            sent += f" {excerpt(dict(params), 500)}"
+        if json is not None or data is not None:
+            sent += "\n" + excerpt(json if json is not None else dict(data or {}))
         try:
             response = self._send(method, url, headers, params, json, data, deadline)
-        except _NotSent as exc:
-            raise TransientError(exc.message, code="connect_error") from exc
-        except requests.ReadTimeout as exc:
-            raise UnknownOutcome("read timeout after the request was sent", code="timeout") from exc
-        except requests.ConnectionError as exc:
-            raise UnknownOutcome(
-                "connection lost after the request was sent", code="reset"
-            ) from exc
-        except requests.RequestException as exc:
-            raise TransientError(f"request failed: {type(exc).__name__}") from exc
+        except (requests.RequestException, _NotSent) as exc:
+            failure = _transport_error(exc)
+            record(Exchange(request=sent, response=f"(no response: {failure.code})", status=None))
+            raise failure from exc
         latency_ms = int((time.monotonic() - started) * 1000)
         try:
             body: Any = response.json() if response.content else None
         except ValueError:
             body = response.text
+        record(Exchange(sent, f"{response.status_code}\n{excerpt(body)}", response.status_code))
+        hint = retry_hint(response.headers) if retry_hint is not None else None
+        message, code = _error_message(body, response.reason)
         error: IntegrationError | None = error_for_status(
-            response.status_code, response.headers, *_error_message(body, response.reason)
+            response.status_code, response.headers, message, code, should_retry=hint
         )
         if error is not None:
             error.body = body  # type: ignore[attr-defined]
@@ -150,17 +165,18 @@ class HttpClient:
 
 
 _lock = threading.Lock()
-_clients: dict[int, HttpClient] = {}
+_clients: dict[tuple[int, float, float], HttpClient] = {}
 
 
 def get_http_client(settings: Settings) -> HttpClient:
     """This process's client; a forked child builds its own session, never sharing sockets."""
-    pid = os.getpid()
+    key = (os.getpid(), settings.http_connect_timeout_s, settings.http_read_timeout_s)
     with _lock:
-        client = _clients.get(pid)
+        client = _clients.get(key)
         if client is None:
-            _clients.clear()
-            client = _clients[pid] = HttpClient(
+            if any(k[0] != key[0] for k in _clients):
+                _clients.clear()  # a forked child drops its parent's sessions
+            client = _clients[key] = HttpClient(
                 settings.http_connect_timeout_s,
                 settings.http_read_timeout_s,
                 pool_size=max(32, settings.worker_concurrency * 2),

@@ -39,6 +39,7 @@ class NewJob:
     idempotency_key: str | None = None
     run_at: datetime | None = None
     correlation_id: str | None = None
+    retry_policy: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,9 @@ class AttemptRecord:
     error_class: str | None = None
     error_message: str | None = None
     next_attempt_at: datetime | None = None
+    retry_after_s: float | None = None
+    request_excerpt: str | None = None
+    response_excerpt: str | None = None
 
 
 @dataclass
@@ -83,6 +87,7 @@ def _job_from(new: NewJob, now: datetime) -> Job:
         next_attempt_at=new.run_at if scheduled else None,
         enqueued_at=None if scheduled else now,
         correlation_id=new.correlation_id,
+        retry_policy=new.retry_policy,
         created_at=now,
         updated_at=now,
     )
@@ -158,6 +163,9 @@ def list_jobs(
     limit: int,
     state: str | None = None,
     type: str | None = None,
+    error_class: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
     cursor: str | None = None,
 ) -> Page:
     """A tenant's jobs newest first, keyset-paginated on (created_at, id)."""
@@ -166,6 +174,12 @@ def list_jobs(
         stmt = stmt.where(Job.state == state)
     if type is not None:
         stmt = stmt.where(Job.type == type)
+    if error_class is not None:
+        stmt = stmt.where(Job.error_class == error_class)
+    if created_after is not None:
+        stmt = stmt.where(Job.created_at >= created_after)
+    if created_before is not None:
+        stmt = stmt.where(Job.created_at < created_before)
     if cursor is not None:
         created, job_id = decode_cursor(cursor)
         stmt = stmt.where(
@@ -182,8 +196,10 @@ class ClaimedJob:
     """What a worker needs from the row it just claimed."""
 
     id: uuid.UUID
+    tenant_id: uuid.UUID
     type: str
     payload: dict[str, Any]
+    retry_policy: dict[str, Any] | None
     attempts: int
     deliveries: int
     max_attempts: int
@@ -213,8 +229,10 @@ def claim_job(
         )
         .returning(
             Job.id,
+            Job.tenant_id,
             Job.type,
             Job.payload,
+            Job.retry_policy,
             Job.attempts,
             Job.deliveries,
             Job.max_attempts,
@@ -226,8 +244,10 @@ def claim_job(
         return None
     return ClaimedJob(
         id=row.id,
+        tenant_id=row.tenant_id,
         type=row.type,
         payload=row.payload,
+        retry_policy=row.retry_policy,
         attempts=row.attempts,
         deliveries=row.deliveries,
         max_attempts=row.max_attempts,
@@ -254,6 +274,9 @@ def _add_attempt(session: Session, job_id: uuid.UUID, record: AttemptRecord) -> 
             error_class=record.error_class,
             error_message=record.error_message,
             next_attempt_at=record.next_attempt_at,
+            retry_after_s=record.retry_after_s,
+            request_excerpt=record.request_excerpt,
+            response_excerpt=record.response_excerpt,
         )
     )
 
@@ -268,6 +291,7 @@ def finish_job(
     result: dict[str, Any] | None = None,
     error: dict[str, Any] | None = None,
     next_attempt_at: datetime | None = None,
+    count_attempt: bool = True,
 ) -> JobState | None:
     """Move a running job this worker owns on and write its attempt, atomically.
 
@@ -287,10 +311,11 @@ def finish_job(
         "state": landing,
         "lease_owner": None,
         "lease_expires_at": None,
-        "attempts": Job.attempts + 1,
+        "attempts": Job.attempts + 1 if count_attempt else Job.attempts,
         "updated_at": now,
         "result": result,
         "error": error,
+        "error_class": (error or {}).get("class"),
         "next_attempt_at": next_attempt_at,
     }
     if state != JobState.RETRYING:
@@ -315,7 +340,7 @@ def finish_job(
         session.execute(
             update(Job)
             .where(Job.id == job_id)
-            .values(finished_at=now, next_attempt_at=None, error=cancelled)
+            .values(finished_at=now, next_attempt_at=None, error=cancelled, error_class="cancelled")
             .execution_options(synchronize_session=False)
         )
     _add_attempt(session, job_id, record)
@@ -508,6 +533,8 @@ def reclaim_lease(
         }
     else:
         values["enqueued_at"] = None  # the same sweep publishes it
+    if "error" in values:
+        values["error_class"] = values["error"]["class"]
     result = session.execute(
         update(Job)
         .where(

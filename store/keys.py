@@ -56,11 +56,24 @@ def create_api_key(session: Session, tenant_name: str, name: str = "") -> Issued
     return IssuedKey(tenant_id=tenant.id, tenant_name=tenant.name, key_id=key.id, secret=secret)
 
 
-def tenant_for_key(session: Session, secret: str) -> Tenant | None:
-    """The tenant owning an active key, or None for an unknown or revoked one."""
+@dataclass(frozen=True)
+class KeyOwner:
+    """Who presented a key: the tenant, and which key (for audit trails)."""
+
+    tenant_id: uuid.UUID
+    tenant_name: str
+    key_id: uuid.UUID
+    key_prefix: str
+
+
+def tenant_for_key(session: Session, secret: str) -> KeyOwner | None:
+    """The owner of an active key, or None for an unknown or revoked one."""
     stmt = (
-        select(Tenant)
+        select(Tenant.id, Tenant.name, ApiKey.id.label("key_id"), ApiKey.prefix)
         .join(ApiKey, ApiKey.tenant_id == Tenant.id)
         .where(ApiKey.key_hash == hash_key(secret), ApiKey.revoked_at.is_(None))
     )
-    return session.scalars(stmt).one_or_none()
+    row = session.execute(stmt).one_or_none()
+    if row is None:
+        return None
+    return KeyOwner(row.id, row.name, row.key_id, row.prefix)

@@ -6,7 +6,17 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint, Uuid
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    Uuid,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from store.states import JobState
@@ -58,6 +68,7 @@ class Job(Base):
         Index("ix_jobs_state_next_attempt", "state", "next_attempt_at"),
         Index("ix_jobs_state_lease", "state", "lease_expires_at"),
         Index("ix_jobs_state_enqueued", "state", "enqueued_at"),
+        Index("ix_jobs_tenant_error_class", "tenant_id", "error_class", "created_at"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -79,6 +90,9 @@ class Job(Base):
     correlation_id: Mapped[str | None] = mapped_column(String(100))
     enqueued_at: Mapped[datetime | None]
     cancel_requested_at: Mapped[datetime | None]
+    retry_policy: Mapped[dict[str, Any] | None]
+    error_class: Mapped[str | None] = mapped_column(String(50))
+    replays: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
@@ -107,5 +121,23 @@ class Attempt(Base):
     error_class: Mapped[str | None] = mapped_column(String(50))
     error_message: Mapped[str | None] = mapped_column(Text)
     next_attempt_at: Mapped[datetime | None]
+    retry_after_s: Mapped[float | None] = mapped_column(Float)
+    request_excerpt: Mapped[str | None] = mapped_column(Text)
+    response_excerpt: Mapped[str | None] = mapped_column(Text)
 
     job: Mapped[Job] = relationship(back_populates="attempt_rows")
+
+
+class AuditEvent(Base):
+    """Who did what to which jobs, for operator actions such as replays."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (Index("ix_audit_tenant_created", "tenant_id", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    actor: Mapped[str] = mapped_column(String(100))
+    action: Mapped[str] = mapped_column(String(50))
+    job_id: Mapped[uuid.UUID | None]
+    details: Mapped[dict[str, Any]]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -40,3 +40,4 @@ class AttemptOutcome(StrEnum):
     CANCELLED = "cancelled"
     LOST = "lost"
     DUPLICATE = "duplicate"
+    DEFERRED = "deferred"

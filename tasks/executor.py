@@ -1,4 +1,4 @@
-"""Run one job: claim it, call its integration, record the attempt and move the job on."""
+"""Run one job: claim it, pass its provider's guard, call it, record the attempt, move it on."""
 
 from __future__ import annotations
 
@@ -14,8 +14,17 @@ from typing import Any
 import structlog
 
 from config.settings import Settings
-from integrations.base import Failed, JobContext, Outcome, Succeeded
-from integrations.errors import Cancelled, IntegrationError, PermanentError, UnknownOutcome
+from integrations.base import Failed, JobContext, JobType, Outcome, Succeeded
+from integrations.errors import (
+    Cancelled,
+    Deferred,
+    IntegrationError,
+    PermanentError,
+    RateLimited,
+    UnknownOutcome,
+)
+from integrations.exchanges import Exchange, recording
+from integrations.guard import get_guard
 from integrations.http import get_http_client
 from integrations.registry import get_job_type
 from store.db import get_database
@@ -31,6 +40,7 @@ from store.jobs import (
 from store.states import AttemptOutcome, JobState
 from store.types import utcnow
 from tasks.backoff import compute_backoff
+from tasks.policy import EffectivePolicy, stored_policy
 
 log = structlog.get_logger(__name__)
 HOST = socket.gethostname()
@@ -57,6 +67,8 @@ class _Decision:
     error: dict[str, Any] | None = None
     http_status: int | None = None
     next_attempt_at: datetime | None = None
+    retry_after_s: float | None = None
+    counts: bool = True  # a deferral is not an attempt
 
 
 def _owner() -> str:
@@ -64,15 +76,15 @@ def _owner() -> str:
     return f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def _error_body(exc: BaseException, code: str | None = None) -> dict[str, Any]:
+def _error_body(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, IntegrationError):
         return {
             "class": exc.error_class,
-            "code": exc.code or code,
+            "code": exc.code,
             "message": exc.message,
             "http_status": exc.http_status,
         }
-    return {"class": "internal", "code": code or type(exc).__name__, "message": str(exc)[:500]}
+    return {"class": "internal", "code": type(exc).__name__, "message": str(exc)[:500]}
 
 
 def _decide_on_outcome(outcome: Outcome) -> _Decision:
@@ -87,8 +99,21 @@ def _decide_on_outcome(outcome: Outcome) -> _Decision:
 
 
 def _decide_on_error(
-    exc: BaseException, job: ClaimedJob, settings: Settings, retry_unknown: bool, now: datetime
+    exc: BaseException,
+    job: ClaimedJob,
+    policy: EffectivePolicy,
+    retry_unknown: bool,
+    now: datetime,
 ) -> _Decision:
+    if isinstance(exc, Deferred):
+        error = {"class": "deferred", "code": "deferred", "message": str(exc)}
+        wait = timedelta(seconds=exc.wait_s)
+        if now + wait - _age_from(job) > timedelta(seconds=policy.max_age_s):
+            error["reason"] = "max_age_exceeded"
+            return _Decision(JobState.DEAD, AttemptOutcome.DEFERRED, None, error, None)
+        return _Decision(
+            JobState.RETRYING, AttemptOutcome.DEFERRED, None, error, None, now + wait, None, False
+        )
     error = _error_body(exc)
     status = exc.http_status if isinstance(exc, IntegrationError) else None
     if isinstance(exc, Cancelled):
@@ -98,22 +123,66 @@ def _decide_on_error(
         return _Decision(JobState.FAILED, AttemptOutcome.FAILED, None, error, status)
     if isinstance(exc, UnknownOutcome) and not retry_unknown:
         return _Decision(JobState.NEEDS_REVIEW, AttemptOutcome.UNKNOWN, None, error, status)
+    retry_after = exc.retry_after if isinstance(exc, IntegrationError) else None
     attempt = job.attempts + 1
     if attempt >= job.max_attempts:
         error["reason"] = "retries_exhausted"
-        return _Decision(JobState.DEAD, AttemptOutcome.FAILED, None, error, status)
-    retry_after = exc.retry_after if isinstance(exc, IntegrationError) else None
-    delay = compute_backoff(
-        attempt, base=settings.backoff_base_s, cap=settings.backoff_cap_s, retry_after=retry_after
-    )
+        return _Decision(
+            JobState.DEAD, AttemptOutcome.FAILED, None, error, status, None, retry_after
+        )
+    delay = compute_backoff(attempt, base=policy.base_s, cap=policy.cap_s, retry_after=retry_after)
+    next_at = now + timedelta(seconds=delay)
+    if next_at - _age_from(job) > timedelta(seconds=policy.max_age_s):
+        error["reason"] = "max_age_exceeded"
+        return _Decision(
+            JobState.DEAD, AttemptOutcome.FAILED, None, error, status, None, retry_after
+        )
     return _Decision(
-        JobState.RETRYING,
-        AttemptOutcome.RETRY,
-        None,
-        error,
-        status,
-        next_attempt_at=now + timedelta(seconds=delay),
+        JobState.RETRYING, AttemptOutcome.RETRY, None, error, status, next_at, retry_after
     )
+
+
+def _age_from(job: ClaimedJob) -> datetime:
+    """Where a job's retry age is measured from: its submit, or its latest replay."""
+    replayed = (job.retry_policy or {}).get("age_from")
+    return datetime.fromisoformat(replayed) if replayed else job.created_at
+
+
+def _breaker_verdict(exc: BaseException | None) -> bool | None:
+    """True: the provider answered sanely; False: it looks down; None: says nothing about it."""
+    if exc is None or isinstance(exc, PermanentError):
+        return True
+    if isinstance(exc, RateLimited | Deferred | Cancelled):
+        return None
+    if isinstance(exc, IntegrationError):
+        return False
+    return None
+
+
+def _run(
+    job_type: JobType[Any], job: ClaimedJob, settings: Settings, ctx: JobContext
+) -> tuple[Outcome | None, BaseException | None]:
+    guard = get_guard(settings)
+    try:
+        guard.admit(job_type.provider, job.tenant_id)
+    except Deferred as exc:
+        return None, exc
+    try:
+        outcome: Outcome | None = job_type.run(job.payload, ctx)
+        error: BaseException | None = None
+    except Exception as exc:
+        outcome, error = None, exc
+    verdict = _breaker_verdict(error)
+    if verdict is not None:
+        guard.record(job_type.provider, verdict)
+    return outcome, error
+
+
+def _excerpts(exchanges: list[Exchange]) -> tuple[str | None, str | None]:
+    if not exchanges:
+        return None, None
+    last = exchanges[-1]
+    return last.request, last.response
 
 
 def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
@@ -131,36 +200,47 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
         log.info("job.duplicate_delivery", job_id=str(job_id), state=state)
         return Execution.NOT_CLAIMED
     log_ = log.bind(job_id=str(job_id), job_type=job.type, attempt=job.attempts + 1)
+    policy = stored_policy(settings, job.retry_policy)
     job_type = get_job_type(job.type)
     clock = time.monotonic()
-    try:
+    with recording() as exchanges:
         if job_type is None:
-            raise PermanentError(f"unknown job type {job.type!r}", code="unknown_job_type")
-        ctx = JobContext(
-            job_id=job.id,
-            attempt=job.attempts + 1,
-            settings=settings,
-            http=get_http_client(settings),
-            deadline=clock + settings.attempt_deadline_s,
-            cancel_requested=lambda: _cancel_requested(settings, job_id),
-        )
-        decision = _decide_on_outcome(job_type.run(job.payload, ctx))
-    except Exception as exc:
+            outcome: Outcome | None = None
+            error: BaseException | None = PermanentError(
+                f"unknown job type {job.type!r}", code="unknown_job_type"
+            )
+        else:
+            ctx = JobContext(
+                job_id=job.id,
+                attempt=job.attempts + 1,
+                settings=settings,
+                http=get_http_client(settings),
+                deadline=clock + settings.attempt_deadline_s,
+                cancel_requested=lambda: _cancel_requested(settings, job_id),
+            )
+            outcome, error = _run(job_type, job, settings, ctx)
+    if error is None and outcome is not None:
+        decision = _decide_on_outcome(outcome)
+    else:
+        assert error is not None
         retry_unknown = job_type.retry_unknown_outcome if job_type is not None else False
-        decision = _decide_on_error(exc, job, settings, retry_unknown, utcnow())
+        decision = _decide_on_error(error, job, policy, retry_unknown, utcnow())
         log_.warning("job.attempt_error", error=decision.error, next_state=decision.state.value)
-    finished_at = utcnow()
+    request_excerpt, response_excerpt = _excerpts(exchanges)
     record = AttemptRecord(
-        number=job.attempts + 1,
+        number=job.attempts + 1 if decision.counts else job.attempts,
         worker=owner,
         started_at=started_at,
-        finished_at=finished_at,
+        finished_at=utcnow(),
         outcome=decision.outcome.value,
         http_status=decision.http_status,
         latency_ms=int((time.monotonic() - clock) * 1000),
         error_class=(decision.error or {}).get("class"),
         error_message=(decision.error or {}).get("message"),
         next_attempt_at=decision.next_attempt_at,
+        retry_after_s=decision.retry_after_s,
+        request_excerpt=request_excerpt,
+        response_excerpt=response_excerpt,
     )
     with db.session() as session:
         landed = finish_job(
@@ -172,6 +252,7 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
             result=decision.result,
             error=decision.error,
             next_attempt_at=decision.next_attempt_at,
+            count_attempt=decision.counts,
         )
     if landed is None:
         log_.warning("job.lease_lost")

@@ -82,8 +82,8 @@ def make_settings(database_url: str, broker_prefix: str, **overrides: object) ->
 
 @pytest.fixture
 def settings(database_url: str, broker_prefix: str) -> Iterator[Settings]:
-    """Settings on a clean database (rows from earlier tests removed)."""
-    s = make_settings(database_url, broker_prefix)
+    """Settings on a clean database, with a Redis prefix of its own (queues, breakers, limits)."""
+    s = make_settings(database_url, f"{broker_prefix}{uuid.uuid4().hex[:6]}:")
     yield s
     with get_database(s).session() as session:
         for model in (Attempt, Job, ApiKey, Tenant):

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from integrations.base import JobContext, JobType, Outcome, Succeeded
+from integrations.status import stripe_should_retry
 
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
@@ -31,6 +32,7 @@ def fetch_rates(payload: FetchRates, ctx: JobContext) -> Outcome:
         params=params,
         headers={"Authorization": f"Bearer {ctx.settings.sandbox_api_key.get_secret_value()}"},
         deadline=ctx.deadline,
+        retry_hint=stripe_should_retry,
     )
     return Succeeded(result=response.body, http_status=response.status)
 

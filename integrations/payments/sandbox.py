@@ -8,6 +8,7 @@ from integrations.base import Failed, JobContext, JobType, Outcome, Succeeded
 from integrations.errors import PermanentError
 from integrations.http import HttpClient
 from integrations.payments.base import Charge, ChargeRequest, Decline
+from integrations.status import stripe_should_retry
 
 
 class SandboxPayments:
@@ -33,6 +34,7 @@ class SandboxPayments:
                     "Idempotency-Key": idempotency_key,
                 },
                 deadline=self.deadline,
+                retry_hint=stripe_should_retry,
             )
         except PermanentError as exc:
             body = getattr(exc, "body", None)

@@ -8,14 +8,16 @@ from typing import Any, Literal, cast
 Reset = Literal["before", "after"]
 
 MAX_DELAY_MS = 300_000
-SPEC_FIELDS = frozenset({"status", "retry_after", "delay_ms", "reset"})
-# Compact header names → spec fields: `429;retry_after=2`, `delay=5000`.
+SPEC_FIELDS = frozenset({"status", "retry_after", "delay_ms", "reset", "should_retry"})
+# Compact header names → spec fields: `429;retry_after=2`, `delay=5000`, `should_retry=false`.
 HEADER_FIELDS = {
     "status": "status",
     "retry_after": "retry_after",
     "delay": "delay_ms",
     "delay_ms": "delay_ms",
+    "should_retry": "should_retry",
 }
+HEADER_BOOLEANS = {"true": True, "false": False}
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Fault:
     retry_after: int | None = None
     delay_ms: int = 0
     reset: Reset | None = None
+    should_retry: bool | None = None  # sent as Stripe-Should-Retry when set
 
 
 def fault_from_json(spec: object) -> Fault:
@@ -35,21 +38,24 @@ def fault_from_json(spec: object) -> Fault:
     unknown = set(spec) - SPEC_FIELDS
     if unknown:
         raise ValueError(f"unknown fault fields: {', '.join(sorted(map(str, unknown)))}")
-    status = _int_or_none(spec, "status", 400, 599)
-    retry_after = _int_or_none(spec, "retry_after", 0, 86_400)
-    delay_ms = _int_or_none(spec, "delay_ms", 0, MAX_DELAY_MS) or 0
+    status = int_or_none(spec, "status", 400, 599)
+    retry_after = int_or_none(spec, "retry_after", 0, 86_400)
+    delay_ms = int_or_none(spec, "delay_ms", 0, MAX_DELAY_MS) or 0
     reset = spec.get("reset")
     if reset not in (None, "before", "after"):
         raise ValueError("reset is 'before' or 'after'")
     if status is not None and reset is not None:
         raise ValueError("a fault either answers a status or resets, not both")
-    if retry_after is not None and status is None:
-        raise ValueError("retry_after needs a status")
-    return Fault(status, retry_after, delay_ms, cast("Reset | None", reset))
+    should_retry = spec.get("should_retry")
+    if should_retry is not None and not isinstance(should_retry, bool):
+        raise ValueError("should_retry is true or false")
+    if status is None and (retry_after is not None or should_retry is not None):
+        raise ValueError("retry_after and should_retry need a status")
+    return Fault(status, retry_after, delay_ms, cast("Reset | None", reset), should_retry)
 
 
 def fault_from_header(text: str) -> Fault:
-    """A fault from the header form: `503`, `429;retry_after=2`, `delay=5000`, `reset-after`."""
+    """A fault from its header form: `429;retry_after=2`, `503;should_retry=false`, `delay=5000`."""
     spec: dict[str, Any] = {}
     for token in filter(None, (part.strip() for part in text.split(";"))):
         if token.isdigit():
@@ -57,17 +63,25 @@ def fault_from_header(text: str) -> Fault:
         elif token in ("reset-before", "reset-after"):
             spec["reset"] = token.removeprefix("reset-")
         elif "=" in token:
-            name, _, value = token.partition("=")
-            field = HEADER_FIELDS.get(name.strip())
-            if field is None or not value.strip().isdigit():
-                raise ValueError(f"bad fault token {token!r}")
-            spec[field] = int(value)
+            field, value = _header_field(token)
+            spec[field] = value
         else:
             raise ValueError(f"bad fault token {token!r}")
     return fault_from_json(spec)
 
 
-def _int_or_none(spec: dict[Any, Any], name: str, low: int, high: int) -> int | None:
+def _header_field(token: str) -> tuple[str, int | bool]:
+    name, _, text = (part.strip() for part in token.partition("="))
+    field = HEADER_FIELDS.get(name)
+    if field == "should_retry" and text.lower() in HEADER_BOOLEANS:
+        return field, HEADER_BOOLEANS[text.lower()]
+    if field is not None and field != "should_retry" and text.isdigit():
+        return field, int(text)
+    raise ValueError(f"bad fault token {token!r}")
+
+
+def int_or_none(spec: dict[Any, Any], name: str, low: int, high: int) -> int | None:
+    """The integer field `name` of a JSON spec, checked against bounds; None when absent."""
     value = spec.get(name)
     if value is None:
         return None

@@ -7,21 +7,24 @@ import hmac
 import ipaddress
 import json
 import logging
+import math
 import signal
 import socket
 import socketserver
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from integrations.sandbox import charges
+from integrations.sandbox.arrivals import DEFAULT_WINDOW_S, MAX_WINDOW_S
 from integrations.sandbox.errors import ApiError, error_body, invalid_request
 from integrations.sandbox.faults import MAX_DELAY_MS, Fault, fault_from_header, fault_from_json
+from integrations.sandbox.outage import Outage, outage_from_json
 from integrations.sandbox.rates import UnknownCurrencyError, rates_for
 from integrations.sandbox.state import Claim, SandboxState, SavedResponse
 
@@ -40,6 +43,7 @@ class Request:
     query: dict[str, list[str]]
     raw: bytes
     latency_s: float = 0.0
+    arrived_at: float = 0.0  # monotonic, once the request line and headers were parsed
 
 
 @dataclass(frozen=True)
@@ -77,8 +81,9 @@ class SandboxHandler(BaseHTTPRequestHandler):
     do_PUT = do_PATCH = do_DELETE = do_POST
 
     def _handle(self) -> None:
+        arrived_at = time.monotonic()
         try:
-            reply = self._dispatch()
+            reply = self._dispatch(arrived_at)
         except Exception as exc:
             reply = _error_reply(exc, f"{self.command} {self.path}")
         if reply.drop:
@@ -86,7 +91,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         else:
             self._send(reply)
 
-    def _dispatch(self) -> Reply:
+    def _dispatch(self, arrived_at: float) -> Reply:
         url = urlsplit(self.path)
         raw = self._read_body()
         route = ROUTES.get(url.path)
@@ -105,16 +110,21 @@ class SandboxHandler(BaseHTTPRequestHandler):
             )
         if url.path.startswith("/_sandbox/"):
             self._require_loopback()
-        request = Request(parse_qs(url.query), raw)
+        request = Request(parse_qs(url.query), raw, arrived_at=arrived_at)
         if url.path in PROVIDER_PATHS:
             return self._as_provider(url.path, endpoint, request)
         return endpoint(self, request)
 
     def _as_provider(self, path: str, endpoint: Endpoint, request: Request) -> Reply:
-        """Count the request, then let its fault (the header's, else the script's) shape it."""
+        """Count the request; an outage answers it, else its fault (header, script) shapes it."""
         state = self.server.state
-        state.count(path, self.headers.get("Idempotency-Key"))
-        request = Request(request.query, request.raw, self._latency_s())
+        state.count(path, self.headers.get("Idempotency-Key"), request.arrived_at)
+        outage = state.outage_at(request.arrived_at)
+        if outage is not None:
+            # Answered at once and before any fault is read, so none is used up by the outage.
+            message = f"Sandbox outage: HTTP {outage.status}."
+            return _fault_reply(outage.status, message, outage.retry_after)
+        request = replace(request, latency_s=self._latency_s())
         fault = self._fault()
         time.sleep(fault.delay_ms / 1000)
         if fault.reset == "before":
@@ -122,8 +132,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         if fault.status is not None:
             time.sleep(request.latency_s)
             message = f"Injected sandbox fault: HTTP {fault.status}."
-            retry = {} if fault.retry_after is None else {"Retry-After": str(fault.retry_after)}
-            return Reply(fault.status, error_body("api_error", "sandbox_fault", message), retry)
+            return _fault_reply(fault.status, message, fault.retry_after, fault.should_retry)
         try:
             reply = endpoint(self, request)
         except Exception as exc:
@@ -183,19 +192,21 @@ class SandboxHandler(BaseHTTPRequestHandler):
         return Reply(result.status, result.body)
 
     def get_stats(self, request: Request) -> Reply:
-        """Counters, effects and keys seen since start or the last reset."""
-        return Reply(200, self.server.state.stats())
+        """Counters, effects, keys and the busiest `?window=` seconds per path since reset."""
+        return Reply(200, self.server.state.stats(_window_s(request.query)))
 
     def post_reset(self, request: Request) -> Reply:
-        """Forget all requests, keys, effects and faults."""
+        """Forget all requests, keys, effects, faults and any outage."""
         self.server.state.reset()
         return Reply(200, {"status": "reset"})
 
     def post_faults(self, request: Request) -> Reply:
-        """Replace the fault script and, optionally, the default latency."""
+        """Replace the fault script and, optionally, the default latency and the outage."""
         body = _parse_json(request.raw)
         if not isinstance(body, dict) or not isinstance(body.get("script", []), list):
-            raise invalid_request("invalid_body", 'Send {"script": [spec, ...], "latency_ms": N}.')
+            raise invalid_request(
+                "invalid_body", 'Send {"script": [spec, ...], "latency_ms": N, "outage": {...}}.'
+            )
         try:
             script = [fault_from_json(spec) for spec in body.get("script", [])]
         except ValueError as exc:
@@ -203,8 +214,19 @@ class SandboxHandler(BaseHTTPRequestHandler):
         latency_ms = body.get("latency_ms")
         if latency_ms is not None and not _is_delay(latency_ms):
             raise invalid_request("parameter_invalid", f"0 to {MAX_DELAY_MS} ms.", "latency_ms")
-        length = self.server.state.set_script(script, latency_ms)
-        return Reply(200, {"script_length": length, "latency_ms": self.server.state.latency_ms})
+        state = self.server.state
+        # Absent leaves a running outage alone; null ends it now.
+        if "outage" in body:
+            state.set_outage(_outage(body["outage"], request.arrived_at))
+        length = state.set_script(script, latency_ms)
+        return Reply(
+            200,
+            {
+                "script_length": length,
+                "latency_ms": state.latency_ms,
+                "outage_remaining_s": state.outage_remaining_s(),
+            },
+        )
 
     def _fault(self) -> Fault:
         header = self.headers.get("X-Sandbox-Fault")
@@ -380,6 +402,41 @@ def _error_reply(exc: Exception, what: str) -> Reply:
         return Reply(exc.status, exc.body, exc.headers)
     log.exception("sandbox failed on %s", what, exc_info=exc)
     return Reply(500, error_body("api_error", "internal_error", "The sandbox failed; see its log."))
+
+
+def _fault_reply(
+    status: int, message: str, retry_after: int | None = None, should_retry: bool | None = None
+) -> Reply:
+    """The `api_error` / `sandbox_fault` reply of an injected fault or an outage."""
+    headers: dict[str, str] = {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    if should_retry is not None:
+        headers["Stripe-Should-Retry"] = "true" if should_retry else "false"
+    return Reply(status, error_body("api_error", "sandbox_fault", message), headers)
+
+
+def _outage(spec: object, starts_at: float) -> Outage | None:
+    if spec is None:
+        return None
+    try:
+        return outage_from_json(spec, starts_at)
+    except ValueError as exc:
+        raise invalid_request("invalid_fault", str(exc), "outage") from exc
+
+
+def _window_s(query: dict[str, list[str]]) -> float:
+    text = query.get("window", [str(DEFAULT_WINDOW_S)])[-1]
+    try:
+        window_s = float(text)
+    except ValueError:
+        window_s = math.nan
+    # NaN fails the comparison, so "nan" is refused with the rest.
+    if not 0 < window_s <= MAX_WINDOW_S:
+        raise invalid_request(
+            "parameter_invalid", f"window is seconds above 0, at most {MAX_WINDOW_S:g}.", "window"
+        )
+    return window_s
 
 
 def _parse_json(raw: bytes) -> Any:

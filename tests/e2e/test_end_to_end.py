@@ -34,7 +34,7 @@ def test_jobs_submitted_over_http_succeed_through_a_real_worker(
     settings: Settings, tenant_key: IssuedKey, sandbox: str, broker_prefix: str, logs_dir: Path
 ) -> None:
     # Given the API and a Celery worker running as their own processes
-    env = stack_env(settings.database_url, broker_prefix, sandbox)
+    env = stack_env(settings.database_url, settings.broker_key_prefix, sandbox)
     headers = {"Authorization": f"Bearer {tenant_key.secret}"}
     with api_process(env, logs_dir) as api, worker_process(env, logs_dir):
         # When a data job and a charge are submitted over HTTP
@@ -74,7 +74,7 @@ def test_transient_provider_error_is_retried_after_a_wait_kept_in_the_database(
     requests.post(
         f"{sandbox}/_sandbox/faults", json={"script": [{"status": 503}]}, timeout=5
     ).raise_for_status()
-    env = stack_env(settings.database_url, broker_prefix, sandbox)
+    env = stack_env(settings.database_url, settings.broker_key_prefix, sandbox)
     headers = {"Authorization": f"Bearer {tenant_key.secret}"}
     beat = Proc(
         "beat",

@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import requests
 
+from integrations.sandbox.arrivals import max_in_window
+from integrations.sandbox.faults import Fault, fault_from_header
 from integrations.sandbox.rates import rates_for
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -408,6 +410,50 @@ def test_reset_before_drops_the_request_without_an_effect(sandbox: Sandbox) -> N
     assert sandbox.stats()["effects"] == {key: 1}
 
 
+def test_fault_from_header_reads_should_retry_as_a_boolean() -> None:
+    assert fault_from_header("503;should_retry=false") == Fault(status=503, should_retry=False)
+    assert fault_from_header("400; should_retry=TRUE") == Fault(status=400, should_retry=True)
+    for text in (
+        "503;should_retry=1",
+        "503;should_retry=yes",
+        "should_retry=true",
+        "429;retry_after=x",
+    ):
+        with pytest.raises(ValueError):
+            fault_from_header(text)
+
+
+def test_a_fault_with_should_retry_sends_the_stripe_should_retry_header(sandbox: Sandbox) -> None:
+    # Given: a scripted 500 that says to retry
+    sandbox.admin("/_sandbox/faults", {"script": [{"status": 500, "should_retry": True}]})
+
+    # When: that, then two requests naming their own faults, then a plain one
+    scripted = sandbox.get("/v1/rates")
+    unavailable = sandbox.charge(new_key(), charge_body(), X_Sandbox_Fault="503;should_retry=false")
+    invalid = sandbox.get("/v1/rates", X_Sandbox_Fault="400;should_retry=true")
+    plain = sandbox.get("/v1/rates", X_Sandbox_Fault="503")
+
+    # Then: the header carries each hint, and only when one was given
+    assert (scripted.status_code, scripted.headers["Stripe-Should-Retry"]) == (500, "true")
+    assert (unavailable.status_code, unavailable.headers["Stripe-Should-Retry"]) == (503, "false")
+    assert (invalid.status_code, invalid.headers["Stripe-Should-Retry"]) == (400, "true")
+    assert "Stripe-Should-Retry" not in plain.headers
+    assert sandbox.stats()["effects"] == {}
+
+
+def test_should_retry_without_a_status_is_refused(sandbox: Sandbox) -> None:
+    in_script = requests.post(
+        sandbox.url + "/_sandbox/faults",
+        json={"script": [{"should_retry": True}]},
+        timeout=TIMEOUT_S,
+    )
+    not_boolean = sandbox.get("/v1/rates", X_Sandbox_Fault="503;should_retry=maybe")
+
+    for response in (in_script, not_boolean):
+        assert response.status_code == 400
+        assert error_of(response)["code"] == "invalid_fault"
+
+
 def test_a_malformed_fault_script_is_refused(sandbox: Sandbox) -> None:
     response = requests.post(
         sandbox.url + "/_sandbox/faults", json={"script": [{"status": 200}]}, timeout=TIMEOUT_S
@@ -448,10 +494,51 @@ def test_stats_count_provider_requests_and_reset_clears_everything(sandbox: Sand
         "keys_seen": {},
         "script_remaining": 0,
         "latency_ms": 0,
+        "max_in_any_second": {},
+        "outage_remaining_s": 0,
     }
     fresh = sandbox.charge(key, charge_body())
     assert fresh.status_code == 201
     assert "Idempotent-Replayed" not in fresh.headers
+
+
+def test_max_in_window_counts_the_busiest_half_open_window() -> None:
+    # Given: arrivals out of order, with one exactly a window after another
+    arrivals = [10.0, 0.0, 0.5, 1.0, 0.99, 10.2]
+
+    # When / Then: [0.0, 1.0) holds three; 1.0 falls outside it
+    assert max_in_window(arrivals, 1.0) == 3
+    assert max_in_window(arrivals, 0.25) == 2
+    assert max_in_window(arrivals, 20.0) == 6
+    assert max_in_window([], 1.0) == 0
+
+
+def test_stats_report_the_most_requests_in_any_window_per_path(sandbox: Sandbox) -> None:
+    # Given: a burst of five rates calls and one charge
+    for _ in range(5):
+        sandbox.get("/v1/rates")
+    sandbox.charge(new_key(), charge_body())
+
+    # When / Then
+    assert sandbox.stats()["max_in_any_second"] == {"/v1/rates": 5, "/v1/charges": 1}
+
+    # When: two more rates calls, over a second later
+    time.sleep(1.1)
+    sandbox.get("/v1/rates")
+    sandbox.get("/v1/rates")
+
+    # Then: no one-second window holds more than the burst; a five-second window holds all
+    assert sandbox.stats()["max_in_any_second"]["/v1/rates"] == 5
+    wide = requests.get(sandbox.url + "/_sandbox/stats?window=5", timeout=TIMEOUT_S).json()
+    assert wide["max_in_any_second"] == {"/v1/rates": 7, "/v1/charges": 1}
+
+
+@pytest.mark.parametrize("window", ["0", "-1", "abc", "nan", "inf", "86401"])
+def test_stats_refuse_a_window_that_is_not_a_positive_number(sandbox: Sandbox, window: str) -> None:
+    response = requests.get(sandbox.url + f"/_sandbox/stats?window={window}", timeout=TIMEOUT_S)
+
+    assert response.status_code == 400
+    assert error_of(response)["param"] == "window"
 
 
 def test_unknown_paths_and_bad_json_get_json_errors(sandbox: Sandbox) -> None:

@@ -11,11 +11,13 @@ import requests
 from sqlalchemy import update
 
 from config.settings import Settings
+from integrations.base import RetryPolicy
 from integrations.registry import get_job_type
 from store.db import get_database
 from store.jobs import NewJob, get_job, submit_job
 from store.models import Job
 from store.types import utcnow
+from tasks.policy import effective_policy
 
 
 def with_sandbox(settings: Settings, sandbox_url: str, **overrides: Any) -> Settings:
@@ -40,6 +42,7 @@ def make_job(
     """Commit a queued job the way the API would, returning its id."""
     jt = get_job_type(job_type)
     assert jt is not None
+    policy = effective_policy(settings, jt.retry, RetryPolicy(max_attempts=max_attempts))
     digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
     job, _ = submit_job(
         get_database(settings),
@@ -49,7 +52,8 @@ def make_job(
             queue=jt.queue,
             payload=payload,
             request_hash=digest,
-            max_attempts=max_attempts,
+            max_attempts=policy.max_attempts,
+            retry_policy=policy.as_dict(),
         ),
     )
     return job.id

@@ -1,0 +1,182 @@
+"""Dead letters: retry one finished job, replay many by filter (with a dry run), audit trail."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from api.deps import DatabaseDep, PrincipalDep, SettingsDep
+from api.errors import ApiError
+from api.jobs import parse_job_id
+from api.schemas import JobOut
+from config.settings import Settings
+from store.db import Database
+from store.jobs import get_job, mark_unpublished
+from store.replay import ReplayFilter, audit, audit_events, matching_jobs, replay_job
+from store.states import JobState
+from store.types import utcnow
+from tasks.policy import stored_policy
+from tasks.publish import producer_app, publish
+
+router = APIRouter(tags=["dead letters"])
+
+REPLAY_LIMIT_MAX = 1000
+
+
+class ReplayFilterIn(BaseModel):
+    """Which finished jobs to replay."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    states: list[JobState] = Field(
+        default_factory=lambda: [JobState.DEAD],
+        min_length=1,
+        description="dead, failed or needs_review",
+    )
+    type: str | None = None
+    error_class: str | None = None
+    created_after: AwareDatetime | None = None
+    created_before: AwareDatetime | None = None
+
+
+class ReplayRequest(BaseModel):
+    """Replay by filter; `dry_run` counts without changing anything."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    filter: ReplayFilterIn = Field(default_factory=ReplayFilterIn)
+    dry_run: bool = False
+    limit: int = Field(default=100, ge=1, le=REPLAY_LIMIT_MAX)
+
+
+class ReplayResult(BaseModel):
+    """What a replay matched and what it re-queued."""
+
+    dry_run: bool
+    matched: int
+    replayed: int
+    job_ids: list[str]
+
+
+class AuditEventOut(BaseModel):
+    """One recorded operator action."""
+
+    id: str
+    actor: str
+    action: str
+    job_id: str | None
+    details: dict[str, object]
+    created_at: datetime
+
+
+@router.post("/v1/jobs/replay", response_model=ReplayResult)
+def replay_many(
+    body: ReplayRequest, principal: PrincipalDep, db: DatabaseDep, settings: SettingsDep
+) -> ReplayResult:
+    """Re-queue the tenant's finished jobs matching the filter, keeping their ids and keys."""
+    bad = [s for s in body.filter.states if s not in {"dead", "failed", "needs_review"}]
+    if bad:
+        raise ApiError(
+            422,
+            "not_replayable",
+            "only dead, failed and needs_review jobs can be replayed",
+            {"loc": ["body", "filter", "states"], "states": bad},
+        )
+    flt = ReplayFilter(
+        states=frozenset(body.filter.states),
+        type=body.filter.type,
+        error_class=body.filter.error_class,
+        created_after=body.filter.created_after,
+        created_before=body.filter.created_before,
+    )
+    with db.session() as session:
+        matches = matching_jobs(session, principal.tenant_id, flt, body.limit)
+    if body.dry_run:
+        return ReplayResult(
+            dry_run=True, matched=len(matches), replayed=0, job_ids=[str(m[0]) for m in matches]
+        )
+    replayed = []
+    now = utcnow()
+    extra = stored_policy(settings, None).max_attempts
+    with db.session() as session:
+        for job_id, _, _ in matches:
+            if replay_job(session, job_id, principal.tenant_id, extra, now):
+                replayed.append(job_id)
+        audit(
+            session,
+            principal.tenant_id,
+            principal.actor,
+            "jobs.replay",
+            {
+                "filter": body.filter.model_dump(mode="json"),
+                "matched": len(matches),
+                "replayed": [str(i) for i in replayed],
+            },
+        )
+    types = {job_id: (job_type, queue) for job_id, job_type, queue in matches}
+    _publish_all(db, settings, [(i, *types[i]) for i in replayed])
+    return ReplayResult(
+        dry_run=False,
+        matched=len(matches),
+        replayed=len(replayed),
+        job_ids=[str(i) for i in replayed],
+    )
+
+
+@router.post("/v1/jobs/{job_id}/retry", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED)
+def retry_one(
+    job_id: str, principal: PrincipalDep, db: DatabaseDep, settings: SettingsDep
+) -> JobOut:
+    """Re-queue one dead, failed or needs_review job with its original id and keys."""
+    parsed = parse_job_id(job_id)
+    with db.session() as session:
+        job = get_job(session, parsed, principal.tenant_id)
+        if job is None:
+            raise ApiError(404, "not_found", "no such job", {"id": job_id})
+        extra = stored_policy(settings, job.retry_policy).max_attempts
+        if not replay_job(session, parsed, principal.tenant_id, extra, utcnow()):
+            raise ApiError(
+                409,
+                "not_replayable",
+                f"a {job.state} job cannot be retried; only dead, failed and needs_review",
+                {"id": job_id, "state": job.state},
+            )
+        audit(session, principal.tenant_id, principal.actor, "job.retry", {}, job_id=parsed)
+    _publish_all(db, settings, [(parsed, job.type, job.queue)])
+    with db.session() as session:
+        fresh = get_job(session, parsed, principal.tenant_id)
+        assert fresh is not None
+        return JobOut.of(fresh, with_attempts=True)
+
+
+@router.get("/v1/audit-events", response_model=list[AuditEventOut])
+def list_audit_events(
+    principal: PrincipalDep,
+    db: DatabaseDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> list[AuditEventOut]:
+    """The tenant's latest operator actions, newest first."""
+    with db.session() as session:
+        return [
+            AuditEventOut(
+                id=str(e.id),
+                actor=e.actor,
+                action=e.action,
+                job_id=str(e.job_id) if e.job_id else None,
+                details=e.details,
+                created_at=e.created_at,
+            )
+            for e in audit_events(session, principal.tenant_id, limit)
+        ]
+
+
+def _publish_all(db: Database, settings: Settings, jobs: list[tuple[uuid.UUID, str, str]]) -> None:
+    app = producer_app(settings)
+    for job_id, job_type, queue in jobs:
+        if not publish(app, job_id, job_type, queue):
+            with db.session() as session:
+                mark_unpublished(session, job_id)

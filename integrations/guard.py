@@ -1,0 +1,102 @@
+"""Before a provider call: is its breaker closed, and is there room under its rate limits?"""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from dataclasses import dataclass
+
+import redis
+
+from config.settings import Settings
+from integrations.breaker import RedisBreaker
+from integrations.errors import Deferred
+from integrations.ratelimit import RedisRateLimiter
+
+
+@dataclass(frozen=True)
+class Limit:
+    """At most `count` calls in any `window_s` seconds."""
+
+    count: int
+    window_s: float
+
+
+def parse_limits(spec: str) -> dict[str, Limit]:
+    """`provider=N/seconds,…` (e.g. `sandbox=50/1`) → limits by provider; ValueError if bad."""
+    limits: dict[str, Limit] = {}
+    for item in filter(None, (part.strip() for part in spec.split(","))):
+        provider, _, rate = item.partition("=")
+        count, _, window = rate.partition("/")
+        limit = Limit(int(count), float(window or 1))
+        if not provider or limit.count < 1 or limit.window_s <= 0:
+            raise ValueError(f"bad rate limit {item!r}: expected provider=N/seconds")
+        limits[provider.strip()] = limit
+    return limits
+
+
+class ProviderGuard:
+    """Breakers and rate limits for every provider, shared through Redis."""
+
+    def __init__(self, settings: Settings, client: redis.Redis) -> None:
+        self.settings = settings
+        self.client = client
+        self.prefix = f"{settings.broker_key_prefix}conveyor:"
+        self.limiter = RedisRateLimiter(client)
+        self.provider_limits = parse_limits(settings.rate_limits)
+        self.tenant_limits = parse_limits(settings.tenant_rate_limits)
+
+    def breaker(self, provider: str) -> RedisBreaker:
+        """The breaker of one provider."""
+        return RedisBreaker(
+            self.client,
+            f"{self.prefix}breaker:{provider}",
+            threshold=self.settings.breaker_failure_threshold,
+            open_s=self.settings.breaker_open_s,
+            probe_timeout_s=self.settings.attempt_deadline_s,
+        )
+
+    def admit(self, provider: str, tenant_id: uuid.UUID) -> None:
+        """Return when the call may go ahead; raise Deferred with the wait otherwise."""
+        wait = self.breaker(provider).allow()
+        if wait is not None:
+            raise Deferred(f"circuit breaker for {provider} is open", wait)
+        guard = self.settings.rate_limit_guard_s
+        checks = [(f"{self.prefix}rate:{provider}", self.provider_limits.get(provider))]
+        checks.append(
+            (f"{self.prefix}rate:{provider}:{tenant_id}", self.tenant_limits.get(provider))
+        )
+        for key, limit in checks:
+            if limit is None:
+                continue
+            wait_s = self.limiter.acquire(key, limit.count, limit.window_s + guard)
+            if wait_s > 0:
+                raise Deferred(f"rate limit for {provider} reached", wait_s)
+
+    def record(self, provider: str, healthy: bool) -> None:
+        """Feed the breaker: a healthy answer closes it, a failure counts towards opening."""
+        breaker = self.breaker(provider)
+        if healthy:
+            breaker.success()
+        else:
+            breaker.failure()
+
+
+_lock = threading.Lock()
+_guards: dict[int, ProviderGuard] = {}
+
+
+def get_guard(settings: Settings) -> ProviderGuard:
+    """This process's guard, with its own Redis connection pool (re-made after fork)."""
+    pid = os.getpid()
+    with _lock:
+        guard = _guards.get(pid)
+        if guard is None or guard.settings is not settings:
+            _guards.clear()
+            url = settings.guard_redis_url or settings.broker_url
+            client = redis.Redis.from_url(
+                url, socket_timeout=settings.broker_timeout_s, socket_connect_timeout=1
+            )
+            guard = _guards[pid] = ProviderGuard(settings, client)
+        return guard

@@ -1,0 +1,293 @@
+"""What reaches logs and attempt history: secrets gone, PANs masked, everything else untouched."""
+
+from __future__ import annotations
+
+import copy
+import random
+import re
+from typing import Any
+
+import pytest
+
+from integrations.redact import excerpt, redact, redact_headers, redact_text
+
+NON_LUHN_16 = "1234567812345678"
+
+
+def card_payload(**card: Any) -> dict[str, Any]:
+    """A charge request as a provider adapter would build it."""
+    return {
+        "amount": 1999,
+        "currency": "usd",
+        "metadata": {"order_id": "ord_42", "lines": [{"number": 1, "sku": "A-1"}]},
+        "card": {"number": "4242424242424242", "exp_month": 12, "exp_year": 2030, "cvc": "123"}
+        | card,
+    }
+
+
+def luhn_number(rng: random.Random, length: int = 16) -> str:
+    """A random digit string of `length` whose last digit makes it pass the Luhn check."""
+    body = [rng.randrange(10) for _ in range(length - 1)]
+    total = 0
+    for position, digit in enumerate(reversed(body)):
+        doubled = digit * 2 if position % 2 == 0 else digit
+        total += doubled - 9 if doubled > 9 else doubled
+    return "".join(map(str, body)) + str((10 - total % 10) % 10)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("4242424242424242", "[PAN ****4242]"),
+        ("paid with 4000 0566 5566 5556 today", "paid with [PAN ****5556] today"),
+        ("5555-5555-5555-4444", "[PAN ****4444]"),
+        ("amex 378282246310005.", "amex [PAN ****0005]."),
+        ("qty 1 4242 4242 4242 4242", "qty 1 [PAN ****4242]"),
+    ],
+)
+def test_luhn_valid_card_numbers_keep_only_the_last_four(text, expected):
+    # Given text carrying a Stripe test card number
+    # When it is redacted
+    # Then only the last four digits survive
+    assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        f"order {NON_LUHN_16} shipped",
+        "at 2024-01-15 12:00:00 took 1700000000",
+        "20 digits 12345678901234567890 stay",
+        "short 4242 4242",
+    ],
+)
+def test_digit_runs_that_fail_luhn_are_left_alone(text):
+    # Given order ids, timestamps and short numbers
+    # When the text is redacted
+    # Then nothing changes
+    assert redact_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Authorization: Bearer sk_test_abc", "Authorization: Bearer [REDACTED]"),
+        ("bearer eyJhbGciOi.xyz.sig done", "bearer [REDACTED] done"),
+        ("key=sk_live_51HabcDEF used", "key=[REDACTED] used"),
+        ("restricted rk_test_abc123", "restricted [REDACTED]"),
+        ("secret whsec_abc123XYZ", "secret [REDACTED]"),
+        ("ours cvk_0f3a9b", "ours [REDACTED]"),
+        ("sandbox sk_sandbox_test", "sandbox [REDACTED]"),
+        (
+            "publishable pk_live_abc and task_abcdefghij",
+            "publishable pk_live_abc and task_abcdefghij",
+        ),
+    ],
+)
+def test_tokens_and_api_keys_are_removed_from_text(text, expected):
+    # Given text with credentials in it
+    # When it is redacted
+    # Then the credentials are replaced and look-alikes are kept
+    assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (
+            "amount=100&card[number]=4242424242424242&card[cvc]=123",
+            "amount=100&card[number]=[REDACTED]&card[cvc]=[REDACTED]",
+        ),
+        (
+            "amount=100&card%5Bnumber%5D=4242424242424242&card%5Bcvc%5D=123",
+            "amount=100&card%5Bnumber%5D=[REDACTED]&card%5Bcvc%5D=[REDACTED]",
+        ),
+        (
+            "cvc=123&password=hunter2 api_key=abc",
+            "cvc=[REDACTED]&password=[REDACTED] api_key=[REDACTED]",
+        ),
+        ("/v1/charges?currency=usd&api-key=abc", "/v1/charges?currency=usd&api-key=[REDACTED]"),
+    ],
+)
+def test_secret_fields_in_form_and_query_strings_are_removed(body, expected):
+    # Given a form-encoded body or query string
+    # When it is redacted
+    # Then secret values go and the other fields stay
+    assert redact_text(body) == expected
+
+
+def test_secret_fields_in_unparsed_json_text_are_removed():
+    # Given a provider response body kept as raw JSON text
+    body = (
+        '{"amount": 100, "cvc": "123", "Password":"a\\"b", '
+        '"card_number": "4000056655665556", "authorization": "Basic dXNlcg=="}'
+    )
+    # When it is redacted
+    result = redact_text(body)
+    # Then every secret value is replaced and the rest is intact
+    assert result == (
+        '{"amount": 100, "cvc": "[REDACTED]", "Password":"[REDACTED]", '
+        '"card_number": "[REDACTED]", "authorization": "[REDACTED]"}'
+    )
+
+
+def test_a_card_object_loses_its_number_and_cvc_but_keeps_the_rest():
+    # Given a nested charge payload with a card object
+    payload = card_payload()
+    # When it is redacted
+    result = redact(payload)
+    # Then the card number and cvc are gone, expiry and other numbers kept
+    assert result["card"] == {
+        "number": "[REDACTED]",
+        "exp_month": 12,
+        "exp_year": 2030,
+        "cvc": "[REDACTED]",
+    }
+    assert result["metadata"] == payload["metadata"]
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "Authorization",
+        "proxy-authorization",
+        "Set-Cookie",
+        "API-KEY",
+        "apiKey",
+        "x_api_key",
+        "client_secret",
+        "passwd",
+        "refresh_token",
+        "CVV2",
+        "pan",
+        "private_key",
+        "stripe_webhook_secret",
+        "Stripe-Signature",
+    ],
+)
+def test_secret_keys_are_redacted_whatever_their_case_or_separator(key):
+    # Given a dict with a secret under a differently spelled key
+    data = {key: "s3cr3t", "currency": "eur"}
+    # When it is redacted
+    # Then the value is replaced
+    assert redact(data) == {key: "[REDACTED]", "currency": "eur"}
+
+
+def test_strings_anywhere_in_the_data_are_redacted():
+    # Given secrets in list items and non-secret fields
+    data = {"log": ["Bearer abc", ("4242424242424242",)], "note": "key sk_live_abc"}
+    # When the data is redacted
+    # Then every string went through text redaction and tuples became lists
+    assert redact(data) == {
+        "log": ["Bearer [REDACTED]", ["[PAN ****4242]"]],
+        "note": "key [REDACTED]",
+    }
+
+
+def test_non_secret_data_is_unchanged():
+    # Given a payload with nothing secret in it
+    data = {
+        "amount": 1999,
+        "currency": "usd",
+        "id": "ch_3NabcDEF",
+        "customer": "cus_123",
+        "order_id": NON_LUHN_16,
+        "idempotency_key": "job-7:attempt-1",
+        "line": {"number": 3},
+        "paid": True,
+        "refunded": None,
+        "rate": 1.5,
+    }
+    # When it is redacted
+    # Then it comes back equal
+    assert redact(data) == data
+
+
+def test_redact_does_not_mutate_its_input():
+    # Given a charge payload and a snapshot of it
+    payload = card_payload()
+    snapshot = copy.deepcopy(payload)
+    # When it is redacted
+    result = redact(payload)
+    # Then the input is untouched and the result shares no containers with it
+    assert payload == snapshot
+    assert result["card"] is not payload["card"]
+    assert result["metadata"]["lines"] is not payload["metadata"]["lines"]
+
+
+def test_excerpt_renders_redacted_json_with_sorted_keys():
+    # Given a payload
+    # When an excerpt is taken
+    result = excerpt({"currency": "usd", "amount": 100, "card": {"number": "1", "cvc": "1"}})
+    # Then it is sorted JSON with secrets replaced
+    assert result == (
+        '{"amount": 100, "card": {"cvc": "[REDACTED]", "number": "[REDACTED]"}, "currency": "usd"}'
+    )
+
+
+def test_excerpt_truncates_with_a_marker():
+    # Given text longer than the limit
+    # When an excerpt is taken
+    result = excerpt("x" * 30, limit=10)
+    # Then it is cut at the limit and says how much was dropped
+    assert result == "x" * 10 + "…[truncated 20 chars]"
+    assert excerpt("short", limit=10) == "short"
+
+
+def test_excerpt_never_leaks_more_than_the_last_four_digits_of_a_straddling_pan():
+    # Given a PAN that some limits cut in half
+    text = "paid with card 4000056655665556 at noon"
+    for limit in range(len(text) + 1):
+        # When an excerpt is taken at that limit
+        head = excerpt(text, limit=limit).split("…[truncated")[0]
+        # Then at most the last four digits are visible
+        assert "5556".startswith("".join(re.findall(r"\d", head))), head
+
+
+def test_excerpt_catches_pans_held_as_integers():
+    # Given a card number stored as an int, which redact() passes through
+    # When an excerpt is taken
+    # Then the rendered text is still masked
+    assert excerpt({"ref": 4242424242424242}) == '{"ref": [PAN ****4242]}'
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("Authorization", "Bearer sk_live_abc", "[REDACTED]"),
+        ("Proxy-Authorization", "Basic abc", "[REDACTED]"),
+        ("Cookie", "session=abc", "[REDACTED]"),
+        ("set-cookie", "session=abc", "[REDACTED]"),
+        ("X-Api-Key", "abc", "[REDACTED]"),
+        ("Stripe-Signature", "t=1,v1=abc", "[REDACTED]"),
+        ("X-Adyen-Hmac-Signature", "abc", "[REDACTED]"),
+        ("X-Webhook-Secret", "abc", "[REDACTED]"),
+        ("X-Auth-Token", "abc", "[REDACTED]"),
+        ("Content-Type", "application/json", "application/json"),
+        ("Idempotency-Key", "job-7", "job-7"),
+        ("X-Debug", "card 4242424242424242", "card [PAN ****4242]"),
+    ],
+)
+def test_redact_headers_blanks_credentials_and_redacts_other_values(name, value, expected):
+    # Given a single request header
+    # When the headers are redacted
+    # Then credential headers are blanked and others pass through text redaction
+    assert redact_headers({name: value}) == {name: expected}
+
+
+def test_random_luhn_valid_numbers_in_random_text_never_survive():
+    # Given 200 Luhn-valid 16-digit numbers, formatted variously, inside random text
+    rng = random.Random(0)
+    words = ["charge", "card", "id:", "ok", "=", "7", "42", "ref", "-", "failed"]
+    for _ in range(200):
+        number = luhn_number(rng)
+        separator = rng.choice(["", " ", "-"])
+        shown = separator.join(number[i : i + 4] for i in range(0, 16, 4))
+        before = " ".join(rng.choices(words, k=rng.randrange(4)))
+        after = " ".join(rng.choices(words, k=rng.randrange(4)))
+        text = f"{before} {shown} {after}"
+        # When the text is redacted
+        result = redact_text(text)
+        # Then the number cannot be recovered even with separators stripped
+        assert number not in re.sub(r"[ -]", "", result), (text, result)
+        assert "[PAN ****" in result
