@@ -48,7 +48,7 @@ def check_invariants(settings: Settings, job_ids: Iterable[uuid.UUID], sandbox: 
             continue
         if job.finished_at is None:
             report.problems.append(f"{job.id}: terminal without finished_at")
-        worked = [a for a in job.attempt_rows if a.outcome != "duplicate"]
+        worked = [a for a in job.attempt_rows if a.outcome not in ("duplicate", "deferred")]
         if job.attempts != len(worked):  # I6
             report.problems.append(f"{job.id}: attempts={job.attempts}, rows={len(worked)}")
         key = f"cv-{job.id}-charge"
