@@ -63,7 +63,7 @@ def _validated_payload(body: JobCreate) -> dict[str, Any]:
         raise ApiError(
             422, "invalid_payload", f"payload is invalid for {body.type}", details
         ) from exc
-    dumped: dict[str, Any] = model.model_dump(mode="json")
+    dumped: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
     return dumped
 
 

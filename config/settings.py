@@ -69,6 +69,19 @@ class Settings(BaseSettings):
     sandbox_url: str = Field(default="", description="defaults to http://SANDBOX_HOST:SANDBOX_PORT")
     sandbox_api_key: SecretStr = SecretStr("sk_sandbox_local")
 
+    # Payment providers (defaults point at the bundled sandbox PSP)
+    stripe_base_url: str = Field(default="", description="defaults to SANDBOX_URL")
+    stripe_api_key: SecretStr = SecretStr("sk_test_sandbox")
+    stripe_version: str = "2024-06-20"
+    stripe_webhook_secret: SecretStr = SecretStr("whsec_sandbox")
+    adyen_base_url: str = Field(default="", description="defaults to SANDBOX_URL/adyen")
+    adyen_api_key: SecretStr = SecretStr("adyen_sandbox_key")
+    adyen_merchant_account: str = "ConveyorSandbox"
+    adyen_hmac_key: SecretStr = SecretStr(
+        "44782def547aaa06c910c43932b1eb0c71fc68d9d0c057550c48ec2acf6ba056"
+    )
+    payment_key_margin_s: float = Field(default=3600.0, ge=0)
+
     # Operations
     flower_host: str = "127.0.0.1"
     flower_port: int = 5555
@@ -81,6 +94,10 @@ class Settings(BaseSettings):
     def _derive_sandbox_url(self) -> Settings:
         if not self.sandbox_url:
             self.sandbox_url = f"http://{self.sandbox_host}:{self.sandbox_port}"
+        if not self.stripe_base_url:
+            self.stripe_base_url = self.sandbox_url
+        if not self.adyen_base_url:
+            self.adyen_base_url = f"{self.sandbox_url}/adyen"
         return self
 
 

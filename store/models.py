@@ -141,3 +141,58 @@ class AuditEvent(Base):
     job_id: Mapped[uuid.UUID | None]
     details: Mapped[dict[str, Any]]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PaymentKey(Base):
+    """The idempotency key of one payment operation of a job, saved before its first call."""
+
+    __tablename__ = "payment_keys"
+    __table_args__ = (UniqueConstraint("provider", "idempotency_key", name="uq_payment_keys_key"),)
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    operation: Mapped[str] = mapped_column(String(50), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(50))
+    idempotency_key: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LedgerEntry(Base):
+    """One effect at a payment provider; unique per job operation and per provider reference."""
+
+    __tablename__ = "payment_ledger"
+    __table_args__ = (
+        UniqueConstraint("job_id", "operation", name="uq_ledger_job_operation"),
+        UniqueConstraint(
+            "provider", "operation", "provider_reference", name="uq_ledger_provider_reference"
+        ),
+        Index("ix_ledger_payment", "provider", "payment_reference"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    job_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("jobs.id", ondelete="RESTRICT"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    provider: Mapped[str] = mapped_column(String(50))
+    operation: Mapped[str] = mapped_column(String(50))
+    provider_reference: Mapped[str] = mapped_column(String(255))
+    payment_reference: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ProviderEvent(Base):
+    """An inbound provider webhook, kept once per provider event id."""
+
+    __tablename__ = "provider_events"
+    __table_args__ = (UniqueConstraint("provider", "event_id", name="uq_provider_events_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    provider: Mapped[str] = mapped_column(String(50))
+    event_id: Mapped[str] = mapped_column(String(255))
+    event_type: Mapped[str] = mapped_column(String(100))
+    payment_reference: Mapped[str | None] = mapped_column(String(255))
+    payload: Mapped[dict[str, Any]]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    processed_at: Mapped[datetime | None]

@@ -1,62 +1,134 @@
-"""The payment contract: typed money, typed results, and a decline that is a result."""
+"""The payment contract: typed requests and results; a decline is a result, not an exception.
+
+Every adapter (stripe, adyen, sandbox) implements `PaymentProvider`. Each operation with an
+effect takes the idempotency key the caller derived and persisted for it; an adapter sends that
+key on every request of the operation and never makes one up.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Protocol
+from dataclasses import dataclass, field
+from datetime import timedelta
+from enum import StrEnum
+from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
-CurrencyCode = Annotated[str, StringConstraints(pattern=r"^[a-zA-Z]{3}$")]
-# A PAN-looking run of digits; payloads carry provider tokens, never card numbers.
-PAN_DIGITS = 13
+from integrations.payments.money import Amount, Currency, PaymentToken
+
+
+class PaymentStatus(StrEnum):
+    """Where a payment stands at the provider, in our words."""
+
+    AUTHORIZED = "authorized"  # funds held, not captured
+    CAPTURED = "captured"  # money moved (a charge)
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    VOIDED = "voided"  # authorization cancelled
+    PENDING = "pending"  # the provider has not decided yet
+    DECLINED = "declined"
 
 
 class ChargeRequest(BaseModel):
-    """Charge `amount` minor units of `currency` to a provider payment-method token."""
+    """Authorize (and for `charge`, capture) `amount` of `currency` on a payment token."""
 
     model_config = ConfigDict(extra="forbid")
 
-    amount: int = Field(gt=0, le=99_999_999, description="integer minor units (cents)")
-    currency: CurrencyCode = Field(description="ISO 4217 code", examples=["eur"])
-    payment_method: str = Field(min_length=3, max_length=255, examples=["pm_card_visa"])
-
-    @field_validator("currency")
-    @classmethod
-    def _lower(cls, value: str) -> str:
-        return value.lower()
-
-    @field_validator("payment_method")
-    @classmethod
-    def _no_card_numbers(cls, value: str) -> str:
-        digits = sum(ch.isdigit() for ch in value)
-        if digits >= PAN_DIGITS:
-            raise ValueError("looks like a card number; send a provider payment-method token")
-        return value
+    amount: Amount
+    currency: Currency
+    payment_method: PaymentToken
+    description: str | None = Field(default=None, max_length=500)
 
 
-@dataclass(frozen=True)
-class Charge:
-    """A charge the provider made."""
+class CaptureRequest(BaseModel):
+    """Capture an authorization, in full or (with `amount`) in part."""
 
-    reference: str
-    amount: int
-    currency: str
-    status: str
+    model_config = ConfigDict(extra="forbid")
+
+    reference: str = Field(min_length=1, max_length=255)
+    amount: Amount | None = None
+    currency: Currency | None = None
+
+
+class RefundRequest(BaseModel):
+    """Refund a captured payment, in full or (with `amount`) in part."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reference: str = Field(min_length=1, max_length=255)
+    amount: Amount | None = None
+    currency: Currency | None = None
+
+
+class VoidRequest(BaseModel):
+    """Cancel an authorization that was not captured."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reference: str = Field(min_length=1, max_length=255)
 
 
 @dataclass(frozen=True)
 class Decline:
-    """The provider refused the payment; final, with the provider's codes."""
+    """The provider refused; final, with its codes."""
 
     code: str
-    decline_code: str | None
     message: str
+    decline_code: str | None = None
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    """A payment (or refund) as the provider reports it after an operation or a lookup."""
+
+    status: PaymentStatus
+    reference: str  # the provider's id of the payment (PaymentIntent id, pspReference)
+    amount: int
+    currency: str
+    amount_captured: int = 0
+    amount_refunded: int = 0
+    operation_reference: str | None = None  # e.g. the refund's own id
+    decline: Decline | None = None
+    idempotency_key: str | None = None  # as the provider remembers it, when it can tell
+    raw: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def declined(self) -> bool:
+        """Whether this is a refusal rather than an effect."""
+        return self.status is PaymentStatus.DECLINED
 
 
 class PaymentProvider(Protocol):
-    """What every payment adapter offers (more operations arrive with the payments issue)."""
+    """What every payment adapter offers; all calls go through our one HTTP client."""
 
-    def charge(self, request: ChargeRequest, idempotency_key: str) -> Charge | Decline:
-        """Charge once per idempotency key, however often it is called."""
+    name: str
+    # How long the provider honours an idempotency key (Stripe 24 h, Adyen 7 days).
+    key_retention: timedelta
+
+    def authorize(self, request: ChargeRequest, idempotency_key: str) -> PaymentResult:
+        """Hold funds; a decline comes back as a result with status DECLINED."""
+        ...
+
+    def charge(self, request: ChargeRequest, idempotency_key: str) -> PaymentResult:
+        """Authorize and capture at once."""
+        ...
+
+    def capture(self, request: CaptureRequest, idempotency_key: str) -> PaymentResult:
+        """Capture an authorization."""
+        ...
+
+    def refund(self, request: RefundRequest, idempotency_key: str) -> PaymentResult:
+        """Refund a capture, fully or partly."""
+        ...
+
+    def void(self, request: VoidRequest, idempotency_key: str) -> PaymentResult:
+        """Cancel an authorization."""
+        ...
+
+    def retrieve(self, reference: str) -> PaymentResult | None:
+        """The payment as the provider sees it now; None when it does not know it."""
+        ...
+
+    def find_by_key(self, idempotency_key: str) -> PaymentResult | None:
+        """The payment created under this key (searched by metadata), if the provider has one."""
         ...

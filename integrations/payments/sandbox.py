@@ -1,18 +1,18 @@
-"""The bundled sandbox PSP adapter and job type `payments.sandbox.charge`."""
+"""The bundled sandbox PSP's simple charges API, and job type `payments.sandbox.charge`."""
 
 from __future__ import annotations
-
-from dataclasses import asdict
 
 from integrations.base import Failed, JobContext, JobType, Outcome, Succeeded
 from integrations.errors import PermanentError
 from integrations.http import HttpClient
-from integrations.payments.base import Charge, ChargeRequest, Decline
+from integrations.payments.base import ChargeRequest, Decline, PaymentResult, PaymentStatus
 from integrations.status import stripe_should_retry
 
 
 class SandboxPayments:
-    """Speaks the sandbox's Stripe-like charges API through our HTTP client."""
+    """Speaks the sandbox's one-call charges API through our HTTP client."""
+
+    name = "sandbox"
 
     def __init__(
         self, base_url: str, api_key: str, http: HttpClient, deadline: float | None = None
@@ -22,13 +22,13 @@ class SandboxPayments:
         self.http = http
         self.deadline = deadline
 
-    def charge(self, request: ChargeRequest, idempotency_key: str) -> Charge | Decline:
-        """POST a charge with the idempotency key; a card error becomes a Decline."""
+    def charge(self, request: ChargeRequest, idempotency_key: str) -> PaymentResult:
+        """POST a charge with the idempotency key; a card error comes back as DECLINED."""
         try:
             response = self.http.request(
                 "POST",
                 f"{self.base_url}/v1/charges",
-                json=request.model_dump(),
+                json=request.model_dump(exclude_none=True),
                 headers={
                     "Authorization": f"Bearer {self.api_key}",
                     "Idempotency-Key": idempotency_key,
@@ -40,18 +40,27 @@ class SandboxPayments:
             body = getattr(exc, "body", None)
             err = body.get("error") if isinstance(body, dict) else None
             if exc.http_status == 402 and isinstance(err, dict) and err.get("type") == "card_error":
-                return Decline(
+                decline = Decline(
                     code=str(err.get("code", "card_declined")),
-                    decline_code=err.get("decline_code"),
                     message=str(err.get("message", "declined")),
+                    decline_code=err.get("decline_code"),
+                )
+                return PaymentResult(
+                    status=PaymentStatus.DECLINED,
+                    reference="",
+                    amount=request.amount,
+                    currency=request.currency,
+                    decline=decline,
                 )
             raise
         body = response.body
-        return Charge(
+        return PaymentResult(
+            status=PaymentStatus.CAPTURED,
             reference=str(body["id"]),
             amount=int(body["amount"]),
             currency=str(body["currency"]),
-            status=str(body["status"]),
+            amount_captured=int(body["amount"]),
+            idempotency_key=idempotency_key,
         )
 
 
@@ -65,14 +74,22 @@ def charge(payload: ChargeRequest, ctx: JobContext) -> Outcome:
     )
     ctx.checkpoint("charge")
     result = provider.charge(payload, ctx.idempotency_key("charge"))
-    if isinstance(result, Decline):
+    if result.decline is not None:
         return Failed(
-            code=result.code,
-            message=result.message,
+            code=result.decline.code,
+            message=result.decline.message,
             http_status=402,
-            details={"decline_code": result.decline_code},
+            details={"decline_code": result.decline.decline_code},
         )
-    return Succeeded(result=asdict(result), http_status=201)
+    return Succeeded(
+        result={
+            "reference": result.reference,
+            "amount": result.amount,
+            "currency": result.currency,
+            "status": result.status.value,
+        },
+        http_status=201,
+    )
 
 
 CHARGE = JobType(
