@@ -10,9 +10,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import AwareDatetime, ValidationError
 
-from api.deps import DatabaseDep, PrincipalDep, SettingsDep
+from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.schemas import JobCreate, JobOut, JobPage
+from config.settings import Settings
 from integrations.base import RetryPolicy
 from integrations.registry import JOB_TYPES, get_job_type
 from store.jobs import (
@@ -25,8 +26,10 @@ from store.jobs import (
     mark_unpublished,
     submit_job,
 )
-from store.states import JobState
+from store.models import Job
+from store.states import TERMINAL_STATES, JobState
 from store.types import utcnow
+from tasks.notify import notify_finished, wait_finished
 from tasks.policy import effective_policy
 from tasks.publish import producer_app, publish
 
@@ -40,21 +43,21 @@ def _request_hash(body: JobCreate) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _validated_payload(body: JobCreate) -> dict[str, Any]:
+def _validated_payload(body: JobCreate, loc: tuple[str | int, ...] = ("body",)) -> dict[str, Any]:
     job_type = get_job_type(body.type)
     if job_type is None:
         raise ApiError(
             422,
             "unknown_job_type",
             f"unknown job type {body.type!r}",
-            {"loc": ["body", "type"], "known_types": sorted(JOB_TYPES)},
+            {"loc": [*loc, "type"], "known_types": sorted(JOB_TYPES)},
         )
     try:
         model = job_type.payload_model.model_validate(body.payload)
     except ValidationError as exc:
         details = [
             {
-                "loc": ["body", "payload", *err["loc"]],
+                "loc": [*loc, "payload", *err["loc"]],
                 "message": err["msg"],
                 "type": err["type"],
             }
@@ -65,6 +68,32 @@ def _validated_payload(body: JobCreate) -> dict[str, Any]:
         ) from exc
     dumped: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
     return dumped
+
+
+def build_new_job(
+    body: JobCreate,
+    principal: Principal,
+    settings: Settings,
+    idempotency_key: str | None,
+    loc: tuple[str | int, ...] = ("body",),
+) -> NewJob:
+    """Validate a submit (422 pointing at `loc` when wrong) and turn it into a row to insert."""
+    payload = _validated_payload(body, loc)
+    job_type = get_job_type(body.type)
+    assert job_type is not None
+    override = RetryPolicy(**body.retry.model_dump()) if body.retry else None
+    policy = effective_policy(settings, job_type.retry, override)
+    return NewJob(
+        tenant_id=principal.tenant_id,
+        type=body.type,
+        queue=job_type.queue,
+        payload=payload,
+        request_hash=_request_hash(body),
+        max_attempts=policy.max_attempts,
+        idempotency_key=idempotency_key,
+        run_at=body.run_at,
+        retry_policy=policy.as_dict(),
+    )
 
 
 def parse_job_id(job_id: str) -> uuid.UUID:
@@ -93,22 +122,7 @@ def create_job(
     ] = None,
 ) -> JobOut:
     """Accept a job: validate, commit the row, then publish its id (202)."""
-    payload = _validated_payload(body)
-    job_type = get_job_type(body.type)
-    assert job_type is not None
-    override = RetryPolicy(**body.retry.model_dump()) if body.retry else None
-    policy = effective_policy(settings, job_type.retry, override)
-    new = NewJob(
-        tenant_id=principal.tenant_id,
-        type=body.type,
-        queue=job_type.queue,
-        payload=payload,
-        request_hash=_request_hash(body),
-        max_attempts=policy.max_attempts,
-        idempotency_key=idempotency_key or None,
-        run_at=body.run_at,
-        retry_policy=policy.as_dict(),
-    )
+    new = build_new_job(body, principal, settings, idempotency_key or None)
     try:
         job, created = submit_job(db, new)
     except IdempotencyConflict:
@@ -130,14 +144,39 @@ def create_job(
     return JobOut.of(job)
 
 
+WAIT_MAX_S = 30.0
+
+
 @router.get("/{job_id}", response_model=JobOut)
-def read_job(job_id: str, principal: PrincipalDep, db: DatabaseDep) -> JobOut:
-    """A job with its attempt history; another tenant's job is 404, not 403."""
-    with db.session() as session:
-        job = get_job(session, parse_job_id(job_id), principal.tenant_id)
-        if job is None:
-            raise ApiError(404, "not_found", "no such job", {"id": job_id})
-        return JobOut.of(job, with_attempts=True)
+def read_job(
+    job_id: str,
+    principal: PrincipalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    wait: Annotated[float, Query(ge=0, le=WAIT_MAX_S, description="long-poll seconds")] = 0,
+) -> JobOut:
+    """A job with its attempt history; another tenant's job is 404, not 403.
+
+    With `wait`, the answer comes as soon as the job reaches a terminal state (or after `wait`
+    seconds), woken by the worker's notification rather than by polling.
+    """
+    parsed = parse_job_id(job_id)
+
+    def load() -> Job | None:
+        with db.session() as session:
+            return get_job(session, parsed, principal.tenant_id)
+
+    job = load()
+    if job is None:
+        raise ApiError(404, "not_found", "no such job", {"id": job_id})
+    if wait > 0 and job.state not in TERMINAL_STATES:
+        wait_finished(settings, parsed, wait, lambda: _terminal(load()))
+        job = load() or job
+    return JobOut.of(job, with_attempts=True)
+
+
+def _terminal(job: Job | None) -> bool:
+    return job is None or job.state in TERMINAL_STATES
 
 
 @router.get("", response_model=JobPage)
@@ -179,13 +218,21 @@ def list_jobs_route(
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, status_code=status.HTTP_200_OK)
-def cancel(job_id: str, principal: PrincipalDep, db: DatabaseDep, response: Response) -> JobOut:
+def cancel(
+    job_id: str,
+    principal: PrincipalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    response: Response,
+) -> JobOut:
     """Cancel a waiting job (200, `cancelled`), or ask a running one to stop (202)."""
     parsed = parse_job_id(job_id)
     with db.session() as session:
         outcome = cancel_job(session, parsed, principal.tenant_id, utcnow())
     if outcome is CancelResult.NOT_FOUND:
         raise ApiError(404, "not_found", "no such job", {"id": job_id})
+    if outcome is CancelResult.CANCELLED:
+        notify_finished(settings, parsed, JobState.CANCELLED.value)
     with db.session() as session:
         job = get_job(session, parsed, principal.tenant_id)
         assert job is not None

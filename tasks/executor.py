@@ -37,9 +37,10 @@ from store.jobs import (
     job_state,
     record_duplicate,
 )
-from store.states import AttemptOutcome, JobState
+from store.states import TERMINAL_STATES, AttemptOutcome, JobState
 from store.types import utcnow
 from tasks.backoff import compute_backoff
+from tasks.notify import notify_finished
 from tasks.policy import EffectivePolicy, stored_policy
 
 log = structlog.get_logger(__name__)
@@ -258,6 +259,8 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
         log_.warning("job.lease_lost")
         return Execution.LOST_LEASE
     log_.info("job.attempt_finished", state=landed.value, latency_ms=record.latency_ms)
+    if landed in TERMINAL_STATES:
+        notify_finished(settings, job_id, landed.value)
     return Execution(landed.value)
 
 

@@ -19,6 +19,7 @@ from store.jobs import (
 )
 from store.states import JobState
 from store.types import utcnow
+from tasks.notify import notify_finished
 from tasks.publish import publish
 
 log = structlog.get_logger(__name__)
@@ -55,6 +56,7 @@ def sweep(settings: Settings, app: Celery) -> dict[str, int]:
             state = reclaim_lease(session, job_id, now, settings.max_deliveries)
         if state is JobState.DEAD:
             counts["dead"] += 1
+            notify_finished(settings, job_id, state.value)
         elif state is JobState.QUEUED:
             counts["requeued"] += 1
     before = now - timedelta(seconds=settings.republish_after_s)

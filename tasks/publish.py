@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Sequence
 
 import structlog
 from celery import Celery
@@ -37,3 +38,22 @@ def publish(app: Celery, job_id: uuid.UUID, task_name: str, queue: str) -> bool:
         log.warning("publish.failed", job_id=str(job_id), error=type(exc).__name__)
         return False
     return True
+
+
+def publish_many(app: Celery, jobs: Sequence[tuple[uuid.UUID, str, str]]) -> list[uuid.UUID]:
+    """Send many job ids over one producer connection; returns the ids that failed to go."""
+    failed: list[uuid.UUID] = []
+    try:
+        with app.producer_or_acquire() as producer:
+            for job_id, task_name, queue in jobs:
+                try:
+                    app.send_task(
+                        task_name, args=[str(job_id)], queue=queue, retry=False, producer=producer
+                    )
+                except Exception as exc:  # the broker went away mid-batch
+                    log.warning("publish.failed", job_id=str(job_id), error=type(exc).__name__)
+                    failed.append(job_id)
+    except Exception as exc:  # no connection at all
+        log.warning("publish.failed", count=len(jobs), error=type(exc).__name__)
+        return [job_id for job_id, _, _ in jobs]
+    return failed

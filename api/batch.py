@@ -1,0 +1,59 @@
+"""`POST /v1/jobs/batch`: many jobs in one request, one transaction, one publishing connection."""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from api.deps import DatabaseDep, PrincipalDep, SettingsDep
+from api.jobs import build_new_job
+from api.schemas import JobCreate
+from store.jobs import mark_unpublished, submit_jobs
+from tasks.publish import producer_app, publish_many
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+
+BATCH_MAX = 1000
+
+
+class BatchCreate(BaseModel):
+    """Up to 1,000 jobs; all are valid and accepted together, or none is."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    jobs: list[JobCreate] = Field(min_length=1, max_length=BATCH_MAX)
+
+
+class AcceptedJob(BaseModel):
+    """A job the batch accepted."""
+
+    id: uuid.UUID
+    type: str
+    state: str
+
+
+class BatchAccepted(BaseModel):
+    """The accepted jobs, in the order submitted."""
+
+    jobs: list[AcceptedJob]
+
+
+@router.post("/batch", status_code=status.HTTP_202_ACCEPTED, response_model=BatchAccepted)
+def create_batch(
+    body: BatchCreate, principal: PrincipalDep, db: DatabaseDep, settings: SettingsDep
+) -> BatchAccepted:
+    """Validate every job (a 422 names the index of the first bad one), commit, publish."""
+    news = [
+        build_new_job(job, principal, settings, None, ("body", "jobs", index))
+        for index, job in enumerate(body.jobs)
+    ]
+    jobs = submit_jobs(db, news)
+    due = [(j.id, j.type, j.queue) for j in jobs if j.next_attempt_at is None]
+    failed = publish_many(producer_app(settings), due)
+    if failed:
+        with db.session() as session:
+            for job_id in failed:
+                mark_unpublished(session, job_id)
+    return BatchAccepted(jobs=[AcceptedJob(id=j.id, type=j.type, state=j.state) for j in jobs])

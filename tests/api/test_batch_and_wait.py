@@ -1,0 +1,117 @@
+"""Batch submit (all or nothing, one transaction) and the long-poll form of GET /v1/jobs/{id}."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from config.settings import Settings
+from store.keys import IssuedKey
+from tasks.executor import execute
+from tests.api.conftest import auth, error_of, job_rows, rates_job
+from tests.conftest import make_settings
+from tests.support.broker import queued_job_ids
+from tests.tasks.factories import with_sandbox
+
+
+def test_batch_of_valid_jobs_is_committed_and_published_together(
+    client: TestClient, settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given three valid jobs
+    body = {"jobs": [rates_job("EUR"), rates_job("USD"), rates_job("GBP")]}
+    # When they are submitted as one batch
+    response = client.post("/v1/jobs/batch", json=body, headers=auth(tenant_key))
+    # Then all three are accepted, stored, and their ids (only) are in the queue
+    assert response.status_code == 202, response.text
+    ids = [j["id"] for j in response.json()["jobs"]]
+    assert len(ids) == 3 and {j["state"] for j in response.json()["jobs"]} == {"queued"}
+    assert {str(j.id) for j in job_rows(settings, tenant_key.tenant_id)} == set(ids)
+    assert set(ids) <= set(queued_job_ids(settings, "data"))
+
+
+def test_batch_with_one_invalid_job_is_refused_whole_naming_its_index(
+    client: TestClient, settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given a batch whose second job has a bad payload
+    body = {"jobs": [rates_job("EUR"), rates_job("eur1"), rates_job("GBP")]}
+    # When it is submitted
+    error = error_of(
+        client.post("/v1/jobs/batch", json=body, headers=auth(tenant_key)), 422, "invalid_payload"
+    )
+    # Then the error points at jobs[1].payload.base and nothing was written
+    assert error["details"][0]["loc"][:5] == ["body", "jobs", 1, "payload", "base"]
+    assert job_rows(settings, tenant_key.tenant_id) == []
+
+
+def test_batch_over_the_limit_or_empty_is_422(client: TestClient, tenant_key: IssuedKey) -> None:
+    too_many = {"jobs": [rates_job()] * 1001}
+    error_of(
+        client.post("/v1/jobs/batch", json=too_many, headers=auth(tenant_key)),
+        422,
+        "validation_error",
+    )
+    error_of(
+        client.post("/v1/jobs/batch", json={"jobs": []}, headers=auth(tenant_key)),
+        422,
+        "validation_error",
+    )
+
+
+def test_batch_with_the_broker_down_is_accepted_and_left_for_the_sweeper(
+    settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given an API whose broker is unreachable
+    down = make_settings(
+        settings.database_url, settings.broker_key_prefix, broker_url="redis://127.0.0.1:1/0"
+    )
+    with TestClient(create_app(down)) as client:
+        # When a batch is submitted
+        response = client.post(
+            "/v1/jobs/batch", json={"jobs": [rates_job(), rates_job()]}, headers=auth(tenant_key)
+        )
+    # Then it is accepted and both rows wait for the sweeper to publish them
+    assert response.status_code == 202
+    rows = job_rows(settings, tenant_key.tenant_id)
+    assert len(rows) == 2 and all(r.enqueued_at is None for r in rows)
+
+
+def test_wait_returns_as_soon_as_the_job_finishes(
+    client: TestClient, settings: Settings, tenant_key: IssuedKey, sandbox: str
+) -> None:
+    # Given a queued job that a worker will finish in about 0.5 s
+    job_id = client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key)).json()["id"]
+    worker_settings = with_sandbox(settings, sandbox)
+    timer = threading.Timer(0.5, lambda: execute(uuid.UUID(job_id), worker_settings))
+    timer.start()
+    # When the client long-polls with wait=10
+    began = time.monotonic()
+    response = client.get(f"/v1/jobs/{job_id}?wait=10", headers=auth(tenant_key))
+    took = time.monotonic() - began
+    timer.join()
+    # Then the answer is the finished job, well before the 10 s were up
+    assert response.json()["state"] == "succeeded"
+    assert 0.4 < took < 5
+
+
+def test_wait_gives_up_at_its_deadline_with_the_current_state(
+    client: TestClient, tenant_key: IssuedKey
+) -> None:
+    # Given a job nobody runs
+    job_id = client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key)).json()["id"]
+    # When the client waits 0.5 s
+    began = time.monotonic()
+    response = client.get(f"/v1/jobs/{job_id}?wait=0.5", headers=auth(tenant_key))
+    # Then it gets the job, still queued, after about that long
+    assert response.json()["state"] == "queued"
+    assert 0.4 < time.monotonic() - began < 3
+
+
+def test_wait_beyond_the_maximum_is_422(client: TestClient, tenant_key: IssuedKey) -> None:
+    job_id = client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key)).json()["id"]
+    error_of(
+        client.get(f"/v1/jobs/{job_id}?wait=31", headers=auth(tenant_key)), 422, "validation_error"
+    )
