@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from api import batch, health, jobs, replay
+from api import batch, health, jobs, provider_webhooks, replay
 from api.errors import install_error_handlers
 from api.limits import BodySizeLimit
 from config.logging import configure_logging
@@ -26,5 +26,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(batch.router)
     app.include_router(replay.router)
     app.include_router(jobs.router)
+    app.include_router(provider_webhooks.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel
@@ -26,6 +27,8 @@ class JobContext:
     http: HttpClient
     deadline: float | None = None
     cancel_requested: Callable[[], bool] = field(default=lambda: False)
+    # Saves the key of an operation before its first use and returns the saved one after.
+    key_store: Callable[[str, str], str] | None = None
 
     def checkpoint(self, step: str) -> None:
         """Stop here if the job was cancelled; call it between steps that have effects."""
@@ -33,16 +36,32 @@ class JobContext:
             raise Cancelled(step)
 
     def idempotency_key(self, operation: str) -> str:
-        """The provider key for one operation of this job: the same on every retry (I2, I5)."""
-        return f"cv-{self.job_id}-{operation}"
+        """The provider key for one operation of this job: the same on every retry (I2, I5).
+
+        With a key store it is persisted before it is first sent, and read back afterwards.
+        """
+        derived = f"cv-{self.job_id}-{operation}"
+        return self.key_store(operation, derived) if self.key_store else derived
+
+
+@dataclass(frozen=True)
+class Effect:
+    """Something a provider did that must be written down once: a charge, a refund."""
+
+    operation: str
+    provider_reference: str
+    payment_reference: str
+    amount: int
+    currency: str
 
 
 @dataclass(frozen=True)
 class Succeeded:
-    """The provider did what was asked; `result` is stored on the job."""
+    """The provider did what was asked; `result` is stored on the job, `effects` in the ledger."""
 
     result: dict[str, Any]
     http_status: int | None = None
+    effects: tuple[Effect, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -81,6 +100,9 @@ class JobType(Generic[P]):
     # read-only or carries an idempotency key. Otherwise the job goes to needs_review.
     retry_unknown_outcome: bool = True
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # How long the provider honours an idempotency key; past it, an unknown outcome is not
+    # retried blindly but sent to reconciliation (needs_review).
+    key_retention: timedelta | None = None
 
     @property
     def provider(self) -> str:

@@ -571,3 +571,15 @@ def mark_unpublished(session: Session, job_id: uuid.UUID) -> None:
         .values(enqueued_at=None)
         .execution_options(synchronize_session=False)
     )
+
+
+def had_unknown_outcome(session: Session, job_id: uuid.UUID) -> bool:
+    """Whether any attempt of the job ended without knowing if it took effect."""
+    return (
+        session.scalar(
+            select(Attempt.id)
+            .where(Attempt.job_id == job_id, Attempt.error_class == "unknown_outcome")
+            .limit(1)
+        )
+        is not None
+    )

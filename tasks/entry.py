@@ -11,6 +11,7 @@ from config.settings import get_settings
 from integrations.registry import JOB_TYPES
 from tasks.executor import execute
 from tasks.maintenance import publish_due, sweep
+from tasks.provider_events import APPLY_EVENT_TASK, apply_event
 
 PUBLISH_DUE_TASK = "maintenance.jobs.publish_due"
 SWEEP_TASK = "maintenance.jobs.sweep"
@@ -37,3 +38,9 @@ def publish_due_task(self: Task) -> int:
 def sweep_task(self: Task) -> dict[str, int]:
     """Beat-driven: republish unclaimed jobs and reclaim expired leases."""
     return sweep(get_settings(), self.app)
+
+
+@shared_task(name=APPLY_EVENT_TASK, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def apply_provider_event_task(self: Task, event_id: str) -> str:
+    """Apply one recorded provider webhook, by its row id."""
+    return apply_event(get_settings(), uuid.UUID(event_id))

@@ -6,15 +6,17 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from config.settings import Settings
-from integrations.base import Failed, JobContext, JobType, Outcome, Succeeded
+from integrations.base import Effect, Failed, JobContext, JobType, Outcome, Succeeded
 from integrations.errors import (
     Cancelled,
     Deferred,
@@ -27,16 +29,19 @@ from integrations.exchanges import Exchange, recording
 from integrations.guard import get_guard
 from integrations.http import get_http_client
 from integrations.registry import get_job_type
-from store.db import get_database
+from store.db import Database, get_database
 from store.jobs import (
     AttemptRecord,
     ClaimedJob,
     cancel_requested,
     claim_job,
     finish_job,
+    had_unknown_outcome,
     job_state,
     record_duplicate,
 )
+from store.payments import Effect as StoredEffect
+from store.payments import first_key_at, record_effects, remember_key
 from store.states import TERMINAL_STATES, AttemptOutcome, JobState
 from store.types import utcnow
 from tasks.backoff import compute_backoff
@@ -70,6 +75,7 @@ class _Decision:
     next_attempt_at: datetime | None = None
     retry_after_s: float | None = None
     counts: bool = True  # a deferral is not an attempt
+    effects: tuple[Effect, ...] = ()
 
 
 def _owner() -> str:
@@ -91,7 +97,12 @@ def _error_body(exc: BaseException) -> dict[str, Any]:
 def _decide_on_outcome(outcome: Outcome) -> _Decision:
     if isinstance(outcome, Succeeded):
         return _Decision(
-            JobState.SUCCEEDED, AttemptOutcome.SUCCEEDED, outcome.result, None, outcome.http_status
+            JobState.SUCCEEDED,
+            AttemptOutcome.SUCCEEDED,
+            outcome.result,
+            None,
+            outcome.http_status,
+            effects=outcome.effects,
         )
     assert isinstance(outcome, Failed)
     error = {"class": "declined", "code": outcome.code, "message": outcome.message}
@@ -211,6 +222,7 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
                 f"unknown job type {job.type!r}", code="unknown_job_type"
             )
         else:
+            provider = job_type.provider
             ctx = JobContext(
                 job_id=job.id,
                 attempt=job.attempts + 1,
@@ -218,6 +230,7 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
                 http=get_http_client(settings),
                 deadline=clock + settings.attempt_deadline_s,
                 cancel_requested=lambda: _cancel_requested(settings, job_id),
+                key_store=lambda op, key: remember_key(db, job_id, op, provider, key)[0],
             )
             outcome, error = _run(job_type, job, settings, ctx)
     if error is None and outcome is not None:
@@ -226,6 +239,8 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
         assert error is not None
         retry_unknown = job_type.retry_unknown_outcome if job_type is not None else False
         decision = _decide_on_error(error, job, policy, retry_unknown, utcnow())
+        if decision.state == JobState.RETRYING and job_type is not None:
+            decision = _beyond_key_retention(decision, job_type, job, error, settings)
         log_.warning("job.attempt_error", error=decision.error, next_state=decision.state.value)
     request_excerpt, response_excerpt = _excerpts(exchanges)
     record = AttemptRecord(
@@ -243,18 +258,7 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
         request_excerpt=request_excerpt,
         response_excerpt=response_excerpt,
     )
-    with db.session() as session:
-        landed = finish_job(
-            session,
-            job_id,
-            owner,
-            state=decision.state,
-            record=record,
-            result=decision.result,
-            error=decision.error,
-            next_attempt_at=decision.next_attempt_at,
-            count_attempt=decision.counts,
-        )
+    landed = _finish(db, job, owner, decision, record, job_type)
     if landed is None:
         log_.warning("job.lease_lost")
         return Execution.LOST_LEASE
@@ -262,6 +266,96 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
     if landed in TERMINAL_STATES:
         notify_finished(settings, job_id, landed.value)
     return Execution(landed.value)
+
+
+def _finish(
+    db: Database,
+    job: ClaimedJob,
+    owner: str,
+    decision: _Decision,
+    record: AttemptRecord,
+    job_type: JobType[Any] | None,
+) -> JobState | None:
+    """Move the job on and write its ledger effects in one transaction.
+
+    A second effect for an operation breaks a unique constraint: the job then goes to
+    needs_review, loudly, instead of the duplicate being recorded silently.
+    """
+    provider = job_type.provider if job_type is not None else ""
+    effects = [
+        StoredEffect(
+            provider, e.operation, e.provider_reference, e.payment_reference, e.amount, e.currency
+        )
+        for e in decision.effects
+    ]
+    try:
+        with db.session() as session:
+            landed = _finish_in(session, job.id, owner, decision, record)
+            if landed is not None and effects:
+                record_effects(session, job.id, job.tenant_id, effects)
+            return landed
+    except IntegrityError:
+        log.error("job.duplicate_effect", job_id=str(job.id), effects=len(effects))
+    review = replace(
+        decision,
+        state=JobState.NEEDS_REVIEW,
+        error={
+            "class": "duplicate_effect",
+            "code": "duplicate_effect",
+            "message": "the provider reported an effect the ledger already holds",
+            "result": decision.result,
+        },
+        result=None,
+        effects=(),
+    )
+    with db.session() as session:
+        return _finish_in(session, job.id, owner, review, record)
+
+
+def _finish_in(
+    session: Session, job_id: uuid.UUID, owner: str, decision: _Decision, record: AttemptRecord
+) -> JobState | None:
+    return finish_job(
+        session,
+        job_id,
+        owner,
+        state=decision.state,
+        record=record,
+        result=decision.result,
+        error=decision.error,
+        next_attempt_at=decision.next_attempt_at,
+        count_attempt=decision.counts,
+    )
+
+
+def _beyond_key_retention(
+    decision: _Decision,
+    job_type: JobType[Any],
+    job: ClaimedJob,
+    error: BaseException,
+    settings: Settings,
+) -> _Decision:
+    """Past the provider's key retention, an outcome we never learned is not retried blindly."""
+    if job_type.key_retention is None:
+        return decision
+    db = get_database(settings)
+    with db.session() as session:
+        first = first_key_at(session, job.id)
+        unknown_before = had_unknown_outcome(session, job.id)
+    if first is None or not (isinstance(error, UnknownOutcome) or unknown_before):
+        return decision
+    margin = timedelta(seconds=settings.payment_key_margin_s)
+    if utcnow() - first < job_type.key_retention - margin:
+        return decision
+    error_body = dict(decision.error or {})
+    error_body["reason"] = "key_retention_passed"
+    return replace(
+        decision,
+        state=JobState.NEEDS_REVIEW,
+        outcome=AttemptOutcome.UNKNOWN,
+        error=error_body,
+        next_attempt_at=None,
+    )
 
 
 def _cancel_requested(settings: Settings, job_id: uuid.UUID) -> bool:

@@ -16,7 +16,16 @@ from config.settings import Settings
 from store.db import get_database, reset_database
 from store.keys import IssuedKey, create_api_key
 from store.migrate import upgrade
-from store.models import ApiKey, Attempt, Job, Tenant
+from store.models import (
+    ApiKey,
+    Attempt,
+    AuditEvent,
+    Job,
+    LedgerEntry,
+    PaymentKey,
+    ProviderEvent,
+    Tenant,
+)
 from tests.support.procs import Proc, free_port, http_ok, python_argv, wait_until
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -86,7 +95,16 @@ def settings(database_url: str, broker_prefix: str) -> Iterator[Settings]:
     s = make_settings(database_url, f"{broker_prefix}{uuid.uuid4().hex[:6]}:")
     yield s
     with get_database(s).session() as session:
-        for model in (Attempt, Job, ApiKey, Tenant):
+        for model in (
+            LedgerEntry,
+            PaymentKey,
+            ProviderEvent,
+            AuditEvent,
+            Attempt,
+            Job,
+            ApiKey,
+            Tenant,
+        ):
             session.execute(delete(model))
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from integrations.registry import JOB_TYPES
 from tasks.entry import PUBLISH_DUE_TASK, SWEEP_TASK
+from tasks.provider_events import APPLY_EVENT_TASK
 
 
 def task_routes() -> dict[str, dict[str, Any]]:
@@ -15,4 +16,5 @@ def task_routes() -> dict[str, dict[str, Any]]:
     }
     routes[PUBLISH_DUE_TASK] = {"queue": "maintenance"}
     routes[SWEEP_TASK] = {"queue": "maintenance"}
+    routes[APPLY_EVENT_TASK] = {"queue": "payments"}
     return routes

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from integrations.base import Failed, JobContext, JobType, Outcome, Succeeded
+from datetime import timedelta
+
+from integrations.base import Effect, Failed, JobContext, JobType, Outcome, Succeeded
 from integrations.errors import PermanentError
 from integrations.http import HttpClient
 from integrations.payments.base import ChargeRequest, Decline, PaymentResult, PaymentStatus
@@ -81,6 +83,7 @@ def charge(payload: ChargeRequest, ctx: JobContext) -> Outcome:
             http_status=402,
             details={"decline_code": result.decline.decline_code},
         )
+    effect = Effect("charge", result.reference, result.reference, result.amount, result.currency)
     return Succeeded(
         result={
             "reference": result.reference,
@@ -89,6 +92,7 @@ def charge(payload: ChargeRequest, ctx: JobContext) -> Outcome:
             "status": result.status.value,
         },
         http_status=201,
+        effects=(effect,),
     )
 
 
@@ -98,4 +102,5 @@ CHARGE = JobType(
     payload_model=ChargeRequest,
     handler=charge,
     description="Charge a payment method once through the sandbox PSP.",
+    key_retention=timedelta(hours=24),
 )

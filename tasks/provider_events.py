@@ -1,0 +1,62 @@
+"""Apply one recorded provider webhook: link it to our jobs through the ledger, mark it done.
+
+Deliberately small: adopting the provider's view of a payment is reconciliation's job. This
+records that the event arrived, which of our jobs it concerns, and that it was seen.
+"""
+
+from __future__ import annotations
+
+import uuid
+from enum import StrEnum
+
+import structlog
+
+from config.settings import Settings
+from store.db import get_database
+from store.provider_events import get_event, ledger_for_payment, mark_processed
+from store.types import utcnow
+
+log = structlog.get_logger(__name__)
+
+APPLY_EVENT_TASK = "payments.webhooks.apply_event"
+APPLY_EVENT_QUEUE = "payments"
+
+
+class Applied(StrEnum):
+    """What applying one event delivery did."""
+
+    LINKED = "linked"  # processed; ledger entries (so jobs) share its payment reference
+    UNLINKED = "unlinked"  # processed; no job of ours made that payment
+    ALREADY_PROCESSED = "already_processed"  # a duplicate delivery; left alone
+    MISSING = "missing"  # no such event row
+
+
+def apply_event(settings: Settings, event_id: uuid.UUID) -> str:
+    """Mark a provider event processed and log the jobs it concerns; returns an Applied value."""
+    with get_database(settings).session() as session:
+        event = get_event(session, event_id)
+        if event is None:
+            log.warning("provider_event.missing", provider_event_id=str(event_id))
+            return Applied.MISSING.value
+        entries = (
+            ledger_for_payment(session, event.provider, event.payment_reference)
+            if event.payment_reference
+            else []
+        )
+        # The conditional UPDATE, not the read above, decides: two deliveries cannot both apply.
+        if not mark_processed(session, event_id, utcnow()):
+            return Applied.ALREADY_PROCESSED.value
+        context = {
+            "provider": event.provider,
+            "event_type": event.event_type,
+            "provider_event_id": event.event_id,
+            "payment_reference": event.payment_reference,
+        }
+        job_ids = list(dict.fromkeys(str(entry.job_id) for entry in entries))
+    # Logged after the commit, so a line never claims an event that was rolled back.
+    if not job_ids:
+        log.info("provider_event.applied", job_id=None, **context)
+        return Applied.UNLINKED.value
+    for job_id in job_ids:
+        log.info("provider_event.applied", job_id=job_id, **context)
+    return Applied.LINKED.value
