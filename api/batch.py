@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from api.jobs import build_new_job
+from api.payment_rules import check_payment_job
 from api.schemas import JobCreate
 from store.jobs import mark_unpublished, submit_jobs
 from tasks.publish import producer_app, publish_many
@@ -46,7 +47,11 @@ def create_batch(
 ) -> BatchAccepted:
     """Validate every job (a 422 names the index of the first bad one), commit, publish."""
     news = [
-        build_new_job(job, principal, settings, None, ("body", "jobs", index))
+        check_payment_job(
+            db,
+            build_new_job(job, principal, settings, None, ("body", "jobs", index)),
+            ("body", "jobs", index),
+        )
         for index, job in enumerate(body.jobs)
     ]
     jobs = submit_jobs(db, news)

@@ -12,6 +12,7 @@ from pydantic import AwareDatetime, ValidationError
 
 from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
+from api.payment_rules import check_payment_job
 from api.schemas import JobCreate, JobOut, JobPage
 from config.settings import Settings
 from integrations.base import RetryPolicy
@@ -122,7 +123,7 @@ def create_job(
     ] = None,
 ) -> JobOut:
     """Accept a job: validate, commit the row, then publish its id (202)."""
-    new = build_new_job(body, principal, settings, idempotency_key or None)
+    new = check_payment_job(db, build_new_job(body, principal, settings, idempotency_key or None))
     try:
         job, created = submit_job(db, new)
     except IdempotencyConflict:

@@ -81,6 +81,7 @@ class Settings(BaseSettings):
         "44782def547aaa06c910c43932b1eb0c71fc68d9d0c057550c48ec2acf6ba056"
     )
     payment_key_margin_s: float = Field(default=3600.0, ge=0)
+    reconcile_interval_s: float = Field(default=900.0, gt=0)
 
     # Operations
     flower_host: str = "127.0.0.1"

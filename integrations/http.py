@@ -52,9 +52,11 @@ def _was_sent(exc: requests.ConnectionError) -> bool:
 
 
 def _error_message(body: Any, fallback: str) -> tuple[str, str | None]:
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):  # Stripe's shape
         err = body["error"]
         return str(err.get("message") or fallback), err.get("code") or err.get("type")
+    if isinstance(body, dict) and "errorCode" in body:  # Adyen's shape
+        return str(body.get("message") or fallback), str(body["errorCode"])
     return fallback, None
 
 
@@ -117,6 +119,7 @@ class HttpClient:
         )
         if error is not None:
             error.body = body  # type: ignore[attr-defined]
+            error.headers = dict(response.headers)  # type: ignore[attr-defined]
             error.latency_ms = latency_ms  # type: ignore[attr-defined]
             raise error
         return HttpResponse(response.status_code, response.headers, body, latency_ms)

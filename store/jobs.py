@@ -260,7 +260,7 @@ def job_state(session: Session, job_id: uuid.UUID) -> str | None:
     return session.scalar(select(Job.state).where(Job.id == job_id))
 
 
-def _add_attempt(session: Session, job_id: uuid.UUID, record: AttemptRecord) -> None:
+def add_attempt(session: Session, job_id: uuid.UUID, record: AttemptRecord) -> None:
     session.add(
         Attempt(
             job_id=job_id,
@@ -343,7 +343,7 @@ def finish_job(
             .values(finished_at=now, next_attempt_at=None, error=cancelled, error_class="cancelled")
             .execution_options(synchronize_session=False)
         )
-    _add_attempt(session, job_id, record)
+    add_attempt(session, job_id, record)
     return landed
 
 
@@ -352,7 +352,7 @@ def record_duplicate(session: Session, job_id: uuid.UUID, worker: str, now: date
     attempts = session.scalar(select(Job.attempts).where(Job.id == job_id))
     if attempts is None:
         return False
-    _add_attempt(
+    add_attempt(
         session,
         job_id,
         AttemptRecord(
@@ -547,7 +547,7 @@ def reclaim_lease(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         return None
-    _add_attempt(
+    add_attempt(
         session,
         job_id,
         AttemptRecord(

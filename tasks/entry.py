@@ -12,9 +12,11 @@ from integrations.registry import JOB_TYPES
 from tasks.executor import execute
 from tasks.maintenance import publish_due, sweep
 from tasks.provider_events import APPLY_EVENT_TASK, apply_event
+from tasks.reconcile import reconcile
 
 PUBLISH_DUE_TASK = "maintenance.jobs.publish_due"
 SWEEP_TASK = "maintenance.jobs.sweep"
+RECONCILE_TASK = "maintenance.payments.reconcile"
 
 
 def _job_task(name: str) -> Task:
@@ -44,3 +46,13 @@ def sweep_task(self: Task) -> dict[str, int]:
 def apply_provider_event_task(self: Task, event_id: str) -> str:
     """Apply one recorded provider webhook, by its row id."""
     return apply_event(get_settings(), uuid.UUID(event_id))
+
+
+@shared_task(name=RECONCILE_TASK, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def reconcile_task(self: Task) -> dict[str, int]:
+    """Beat-driven: settle payments under review from the provider's truth; count findings."""
+    findings = reconcile(get_settings())
+    counts: dict[str, int] = {}
+    for finding in findings:
+        counts[finding.kind] = counts.get(finding.kind, 0) + 1
+    return counts

@@ -133,7 +133,9 @@ def _decide_on_error(
         return _Decision(JobState.CANCELLED, AttemptOutcome.CANCELLED, None, error, None)
     if isinstance(exc, PermanentError):
         return _Decision(JobState.FAILED, AttemptOutcome.FAILED, None, error, status)
-    if isinstance(exc, UnknownOutcome) and not retry_unknown:
+    # A saved 5xx replayed under the key: every retry would only replay it; reconcile instead.
+    replayed = isinstance(exc, UnknownOutcome) and exc.code == "replayed_server_error"
+    if isinstance(exc, UnknownOutcome) and (not retry_unknown or replayed):
         return _Decision(JobState.NEEDS_REVIEW, AttemptOutcome.UNKNOWN, None, error, status)
     retry_after = exc.retry_after if isinstance(exc, IntegrationError) else None
     attempt = job.attempts + 1

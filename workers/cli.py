@@ -156,6 +156,17 @@ def demo(
 
 
 @app.command()
+def reconcile() -> None:
+    """Compare payments under review and recent charges with the providers; print findings."""
+    from tasks.reconcile import reconcile as run_reconcile
+
+    findings = run_reconcile(get_settings())
+    for finding in findings:
+        typer.echo(f"{finding.kind:<22} job {finding.job_id}  {finding.details}")
+    typer.echo(f"{len(findings)} finding(s)")
+
+
+@app.command()
 def up(
     run_demo: Annotated[bool, typer.Option("--demo/--no-demo", help="submit demo jobs")] = True,
     exit_after_demo: Annotated[

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from integrations.registry import JOB_TYPES
-from tasks.entry import PUBLISH_DUE_TASK, SWEEP_TASK
+from tasks.entry import PUBLISH_DUE_TASK, RECONCILE_TASK, SWEEP_TASK
 from tasks.provider_events import APPLY_EVENT_TASK
 
 
@@ -16,5 +16,6 @@ def task_routes() -> dict[str, dict[str, Any]]:
     }
     routes[PUBLISH_DUE_TASK] = {"queue": "maintenance"}
     routes[SWEEP_TASK] = {"queue": "maintenance"}
+    routes[RECONCILE_TASK] = {"queue": "maintenance"}
     routes[APPLY_EVENT_TASK] = {"queue": "payments"}
     return routes

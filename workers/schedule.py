@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from config.settings import Settings
-from tasks.entry import PUBLISH_DUE_TASK, SWEEP_TASK
+from tasks.entry import PUBLISH_DUE_TASK, RECONCILE_TASK, SWEEP_TASK
 
 # Beat's own messages must never outlive their interval in the broker.
 MAINTENANCE_EXPIRES_FACTOR = 2
@@ -21,6 +21,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
                 "queue": "maintenance",
                 "expires": settings.due_poll_s * MAINTENANCE_EXPIRES_FACTOR,
             },
+        },
+        "reconcile-payments": {
+            "task": RECONCILE_TASK,
+            "schedule": settings.reconcile_interval_s,
+            "options": {"queue": "maintenance", "expires": settings.reconcile_interval_s},
         },
         "sweep-orphans": {
             "task": SWEEP_TASK,

@@ -5,7 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 
-from integrations.sandbox.server import DEFAULT_API_KEY, serve
+from integrations.sandbox.server import (
+    DEFAULT_ADYEN_API_KEY,
+    DEFAULT_API_KEY,
+    DEFAULT_STRIPE_API_KEY,
+    serve,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,11 +24,29 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("CONVEYOR_SANDBOX_API_KEY") or DEFAULT_API_KEY,
         help="bearer key the provider endpoints require (env CONVEYOR_SANDBOX_API_KEY)",
     )
+    parser.add_argument(
+        "--stripe-api-key",
+        default=os.environ.get("CONVEYOR_STRIPE_API_KEY") or DEFAULT_STRIPE_API_KEY,
+        help="bearer key the Stripe-like API also accepts (env CONVEYOR_STRIPE_API_KEY)",
+    )
+    parser.add_argument(
+        "--adyen-api-key",
+        default=os.environ.get("CONVEYOR_ADYEN_API_KEY") or DEFAULT_ADYEN_API_KEY,
+        help="X-API-Key the Adyen-like API requires (env CONVEYOR_ADYEN_API_KEY)",
+    )
     parser.add_argument("--verbose", action="store_true", help="log every request to stderr")
     args = parser.parse_args(argv)
     if args.latency_ms < 0:
         parser.error("--latency-ms must be >= 0")
-    serve(args.host, args.port, args.latency_ms, api_key=args.api_key, verbose=args.verbose)
+    serve(
+        args.host,
+        args.port,
+        args.latency_ms,
+        api_key=args.api_key,
+        stripe_api_key=args.stripe_api_key,
+        adyen_api_key=args.adyen_api_key,
+        verbose=args.verbose,
+    )
     return 0
 
 

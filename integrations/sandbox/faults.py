@@ -89,3 +89,8 @@ def int_or_none(spec: dict[Any, Any], name: str, low: int, high: int) -> int | N
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise ValueError(f"{name} is an integer from {low} to {high}")
     return value
+
+
+def is_delay(value: object) -> bool:
+    """Whether `value` is a whole number of milliseconds the sandbox may wait."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_DELAY_MS

@@ -7,56 +7,49 @@ import hmac
 import ipaddress
 import json
 import logging
-import math
 import signal
 import socket
 import socketserver
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from integrations.sandbox import charges
-from integrations.sandbox.arrivals import DEFAULT_WINDOW_S, MAX_WINDOW_S
-from integrations.sandbox.errors import ApiError, error_body, invalid_request
-from integrations.sandbox.faults import MAX_DELAY_MS, Fault, fault_from_header, fault_from_json
-from integrations.sandbox.outage import Outage, outage_from_json
+from integrations.sandbox import admin, adyen_api, charges, stripe_api
+from integrations.sandbox.errors import ApiError, Dialect, error_body, fault_error, invalid_request
+from integrations.sandbox.faults import MAX_DELAY_MS, Fault, fault_from_header, is_delay
 from integrations.sandbox.rates import UnknownCurrencyError, rates_for
+from integrations.sandbox.routing import Route, match
 from integrations.sandbox.state import Claim, SandboxState, SavedResponse
+from integrations.sandbox.wire import DROP, Backend, ProviderKeys, Reply, Request
 
 DEFAULT_API_KEY = "sk_sandbox_local"
+DEFAULT_STRIPE_API_KEY = "sk_test_sandbox"
+DEFAULT_ADYEN_API_KEY = "adyen_sandbox_key"
 MAX_BODY_BYTES = 1024 * 1024
 IDLE_TIMEOUT_S = 75.0
-PROVIDER_PATHS = frozenset({"/v1/rates", "/v1/charges"})
+# Requests under these prefixes are the providers' own: counted, and subject to faults and outages.
+PROVIDER_PREFIXES: tuple[tuple[str, Dialect], ...] = (
+    ("/v1/rates", "stripe"),
+    ("/v1/charges", "stripe"),
+    ("/v1/payment_intents", "stripe"),
+    ("/v1/refunds", "stripe"),
+    ("/adyen/", "adyen"),
+)
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Request:
-    """What an endpoint needs from one HTTP request besides its headers."""
-
-    query: dict[str, list[str]]
-    raw: bytes
-    latency_s: float = 0.0
-    arrived_at: float = 0.0  # monotonic, once the request line and headers were parsed
-
-
-@dataclass(frozen=True)
-class Reply:
-    """A JSON response to send; `drop` closes the connection without any response instead."""
-
-    status: int = 200
-    body: dict[str, Any] = field(default_factory=dict)
-    headers: dict[str, str] = field(default_factory=dict)
-    drop: bool = False
-
-
-DROP = Reply(drop=True)
+def provider_dialect(path: str) -> Dialect | None:
+    """Which provider a path belongs to, or None for the sandbox's own endpoints."""
+    for prefix, dialect in PROVIDER_PREFIXES:
+        if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+            return dialect
+    return None
 
 
 class SandboxHandler(BaseHTTPRequestHandler):
@@ -94,47 +87,50 @@ class SandboxHandler(BaseHTTPRequestHandler):
     def _dispatch(self, arrived_at: float) -> Reply:
         url = urlsplit(self.path)
         raw = self._read_body()
-        route = ROUTES.get(url.path)
-        if route is None:
-            raise ApiError(
-                404, "invalid_request_error", "resource_missing", f"No such path: {url.path}"
-            )
-        method, endpoint = route
-        if self.command != method:
-            raise ApiError(
-                405,
-                "invalid_request_error",
-                "method_not_allowed",
-                f"{url.path} accepts {method} only.",
-                headers={"Allow": method},
-            )
+        found = match(ROUTES, self.command, url.path)
         if url.path.startswith("/_sandbox/"):
             self._require_loopback()
-        request = Request(parse_qs(url.query), raw, arrived_at=arrived_at)
-        if url.path in PROVIDER_PATHS:
-            return self._as_provider(url.path, endpoint, request)
-        return endpoint(self, request)
+        request = Request(
+            parse_qs(url.query),
+            raw,
+            arrived_at=arrived_at,
+            headers={name.lower(): value for name, value in self.headers.items()},
+            params=found.params,
+            method=self.command,
+            path=url.path,
+        )
+        dialect = provider_dialect(url.path)
+        if dialect is not None:
+            return self._as_provider(found.route, dialect, request)
+        return found.route.endpoint(self, request)
 
-    def _as_provider(self, path: str, endpoint: Endpoint, request: Request) -> Reply:
+    def _as_provider(self, route: Route[Endpoint], dialect: Dialect, request: Request) -> Reply:
         """Count the request; an outage answers it, else its fault (header, script) shapes it."""
         state = self.server.state
-        state.count(path, self.headers.get("Idempotency-Key"), request.arrived_at)
+        # Counted by pattern, so `/v1/payment_intents/{id}/capture` is one path in the stats.
+        state.count(route.pattern, request.header("Idempotency-Key"), request.arrived_at)
         outage = state.outage_at(request.arrived_at)
         if outage is not None:
             # Answered at once and before any fault is read, so none is used up by the outage.
             message = f"Sandbox outage: HTTP {outage.status}."
-            return _fault_reply(outage.status, message, outage.retry_after)
+            return _fault_reply(dialect, outage.status, message, outage.retry_after)
         request = replace(request, latency_s=self._latency_s())
         fault = self._fault()
         time.sleep(fault.delay_ms / 1000)
         if fault.reset == "before":
             return DROP
-        if fault.status is not None:
+        if fault.status is not None and not (route.saves_failures and fault.status == 500):
+            # Rate limiters and gateways answer before the API's idempotency layer: nothing saved.
             time.sleep(request.latency_s)
             message = f"Injected sandbox fault: HTTP {fault.status}."
-            return _fault_reply(fault.status, message, fault.retry_after, fault.should_retry)
+            return _fault_reply(
+                dialect, fault.status, message, fault.retry_after, fault.should_retry
+            )
+        if fault.status is not None:
+            # A 500 is the API failing after execution began: the endpoint saves it under the key.
+            request = replace(request, fault=fault)
         try:
-            reply = endpoint(self, request)
+            reply = route.endpoint(self, request)
         except Exception as exc:
             reply = _error_reply(exc, f"{self.command} {self.path}")
         # "after": the effect is done and recorded, but its answer is lost on the way back.
@@ -191,43 +187,6 @@ class SandboxHandler(BaseHTTPRequestHandler):
             state.release(key)
         return Reply(result.status, result.body)
 
-    def get_stats(self, request: Request) -> Reply:
-        """Counters, effects, keys and the busiest `?window=` seconds per path since reset."""
-        return Reply(200, self.server.state.stats(_window_s(request.query)))
-
-    def post_reset(self, request: Request) -> Reply:
-        """Forget all requests, keys, effects, faults and any outage."""
-        self.server.state.reset()
-        return Reply(200, {"status": "reset"})
-
-    def post_faults(self, request: Request) -> Reply:
-        """Replace the fault script and, optionally, the default latency and the outage."""
-        body = _parse_json(request.raw)
-        if not isinstance(body, dict) or not isinstance(body.get("script", []), list):
-            raise invalid_request(
-                "invalid_body", 'Send {"script": [spec, ...], "latency_ms": N, "outage": {...}}.'
-            )
-        try:
-            script = [fault_from_json(spec) for spec in body.get("script", [])]
-        except ValueError as exc:
-            raise invalid_request("invalid_fault", str(exc), "script") from exc
-        latency_ms = body.get("latency_ms")
-        if latency_ms is not None and not _is_delay(latency_ms):
-            raise invalid_request("parameter_invalid", f"0 to {MAX_DELAY_MS} ms.", "latency_ms")
-        state = self.server.state
-        # Absent leaves a running outage alone; null ends it now.
-        if "outage" in body:
-            state.set_outage(_outage(body["outage"], request.arrived_at))
-        length = state.set_script(script, latency_ms)
-        return Reply(
-            200,
-            {
-                "script_length": length,
-                "latency_ms": state.latency_ms,
-                "outage_remaining_s": state.outage_remaining_s(),
-            },
-        )
-
     def _fault(self) -> Fault:
         header = self.headers.get("X-Sandbox-Fault")
         if header is None:
@@ -242,7 +201,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
         header = self.headers.get("X-Sandbox-Latency-Ms")
         if header is None:
             return self.server.state.latency_ms / 1000
-        if not header.strip().isdigit() or not _is_delay(int(header)):
+        if not header.strip().isdigit() or not is_delay(int(header)):
             raise invalid_request(
                 "parameter_invalid", f"0 to {MAX_DELAY_MS} ms.", "X-Sandbox-Latency-Ms"
             )
@@ -322,14 +281,44 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
 Endpoint = Callable[[SandboxHandler, Request], Reply]
 
-ROUTES: dict[str, tuple[str, Endpoint]] = {
-    "/healthz": ("GET", SandboxHandler.get_healthz),
-    "/v1/rates": ("GET", SandboxHandler.get_rates),
-    "/v1/charges": ("POST", SandboxHandler.post_charges),
-    "/_sandbox/stats": ("GET", SandboxHandler.get_stats),
-    "/_sandbox/reset": ("POST", SandboxHandler.post_reset),
-    "/_sandbox/faults": ("POST", SandboxHandler.post_faults),
-}
+
+def _api(function: Callable[[Backend, Request], Reply]) -> Endpoint:
+    """An endpoint of a provider module, which sees the server, not the handler."""
+    return lambda handler, request: function(handler.server, request)
+
+
+def _stripe_post(pattern: str, function: Callable[[Backend, Request], Reply]) -> Route[Endpoint]:
+    # Stripe saves a 500 under the key once execution began, so an injected 500 is saved too.
+    return Route("POST", pattern, _api(function), saves_failures=True)
+
+
+INTENT = "/v1/payment_intents/{id}"
+ADYEN_PAYMENT = "/adyen/v71/payments/{pspReference}"
+ROUTES: tuple[Route[Endpoint], ...] = (
+    Route("GET", "/healthz", SandboxHandler.get_healthz),
+    Route("GET", "/v1/rates", SandboxHandler.get_rates),
+    Route("POST", "/v1/charges", SandboxHandler.post_charges),
+    # Stripe; the literal search path is listed before the pattern that would also match it.
+    _stripe_post("/v1/payment_intents", stripe_api.create_intent),
+    Route("GET", "/v1/payment_intents/search", _api(stripe_api.search_intents)),
+    Route("GET", INTENT, _api(stripe_api.get_intent)),
+    _stripe_post(f"{INTENT}/confirm", stripe_api.confirm_intent),
+    _stripe_post(f"{INTENT}/capture", stripe_api.capture_intent),
+    _stripe_post(f"{INTENT}/cancel", stripe_api.cancel_intent),
+    _stripe_post("/v1/refunds", stripe_api.create_refund),
+    # Adyen Checkout v71
+    Route("POST", "/adyen/v71/payments", _api(adyen_api.create_payment)),
+    Route("GET", ADYEN_PAYMENT, _api(adyen_api.get_payment)),
+    Route("POST", f"{ADYEN_PAYMENT}/captures", _api(adyen_api.modify("captures"))),
+    Route("POST", f"{ADYEN_PAYMENT}/refunds", _api(adyen_api.modify("refunds"))),
+    Route("POST", f"{ADYEN_PAYMENT}/cancels", _api(adyen_api.modify("cancels"))),
+    # The sandbox's own
+    Route("GET", "/_sandbox/stats", _api(admin.get_stats)),
+    Route("POST", "/_sandbox/reset", _api(admin.post_reset)),
+    Route("POST", "/_sandbox/faults", _api(admin.post_faults)),
+    Route("GET", "/_sandbox/payments", _api(admin.list_payments)),
+    Route("POST", "/_sandbox/payments", _api(admin.create_payment)),
+)
 
 
 class SandboxServer(ThreadingHTTPServer):
@@ -340,10 +329,20 @@ class SandboxServer(ThreadingHTTPServer):
     request_queue_size = 512
 
     def __init__(
-        self, address: tuple[str, int], *, state: SandboxState, api_key: str, verbose: bool
+        self,
+        address: tuple[str, int],
+        *,
+        state: SandboxState,
+        api_key: str,
+        verbose: bool,
+        keys: ProviderKeys | None = None,
     ) -> None:
         self.state = state
         self.api_key = api_key
+        # The Stripe-like API also takes the sandbox's own key, as /v1/charges does.
+        self.keys = keys or ProviderKeys(
+            frozenset({DEFAULT_STRIPE_API_KEY, api_key}), DEFAULT_ADYEN_API_KEY
+        )
         self.verbose = verbose
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
@@ -362,11 +361,14 @@ def make_server(
     latency_ms: int = 0,
     *,
     api_key: str = DEFAULT_API_KEY,
+    stripe_api_key: str = DEFAULT_STRIPE_API_KEY,
+    adyen_api_key: str = DEFAULT_ADYEN_API_KEY,
     verbose: bool = False,
 ) -> SandboxServer:
     """A bound, listening sandbox server; call `serve_forever()` on it."""
+    keys = ProviderKeys(frozenset({stripe_api_key, api_key}), adyen_api_key)
     return SandboxServer(
-        (host, port), state=SandboxState(latency_ms), api_key=api_key, verbose=verbose
+        (host, port), state=SandboxState(latency_ms), api_key=api_key, verbose=verbose, keys=keys
     )
 
 
@@ -376,10 +378,20 @@ def serve(
     latency_ms: int = 0,
     *,
     api_key: str = DEFAULT_API_KEY,
+    stripe_api_key: str = DEFAULT_STRIPE_API_KEY,
+    adyen_api_key: str = DEFAULT_ADYEN_API_KEY,
     verbose: bool = False,
 ) -> None:
     """Serve until SIGTERM or SIGINT, announcing the bound address on stdout first."""
-    server = make_server(host, port, latency_ms, api_key=api_key, verbose=verbose)
+    server = make_server(
+        host,
+        port,
+        latency_ms,
+        api_key=api_key,
+        stripe_api_key=stripe_api_key,
+        adyen_api_key=adyen_api_key,
+        verbose=verbose,
+    )
 
     def stop(signum: int, frame: FrameType | None) -> None:
         # shutdown() waits for serve_forever(), which runs on this very thread: ask from another.
@@ -405,38 +417,15 @@ def _error_reply(exc: Exception, what: str) -> Reply:
 
 
 def _fault_reply(
-    status: int, message: str, retry_after: int | None = None, should_retry: bool | None = None
+    dialect: Dialect,
+    status: int,
+    message: str,
+    retry_after: int | None = None,
+    should_retry: bool | None = None,
 ) -> Reply:
-    """The `api_error` / `sandbox_fault` reply of an injected fault or an outage."""
-    headers: dict[str, str] = {}
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
-    if should_retry is not None:
-        headers["Stripe-Should-Retry"] = "true" if should_retry else "false"
-    return Reply(status, error_body("api_error", "sandbox_fault", message), headers)
-
-
-def _outage(spec: object, starts_at: float) -> Outage | None:
-    if spec is None:
-        return None
-    try:
-        return outage_from_json(spec, starts_at)
-    except ValueError as exc:
-        raise invalid_request("invalid_fault", str(exc), "outage") from exc
-
-
-def _window_s(query: dict[str, list[str]]) -> float:
-    text = query.get("window", [str(DEFAULT_WINDOW_S)])[-1]
-    try:
-        window_s = float(text)
-    except ValueError:
-        window_s = math.nan
-    # NaN fails the comparison, so "nan" is refused with the rest.
-    if not 0 < window_s <= MAX_WINDOW_S:
-        raise invalid_request(
-            "parameter_invalid", f"window is seconds above 0, at most {MAX_WINDOW_S:g}.", "window"
-        )
-    return window_s
+    """The reply of an injected fault or an outage, shaped as the provider shapes its errors."""
+    error = fault_error(dialect, status, message, retry_after, should_retry)
+    return Reply(error.status, error.body, error.headers)
 
 
 def _parse_json(raw: bytes) -> Any:
@@ -444,7 +433,3 @@ def _parse_json(raw: bytes) -> Any:
         return json.loads(raw)
     except ValueError as exc:
         raise invalid_request("invalid_json", f"The body is not valid JSON: {exc}") from exc
-
-
-def _is_delay(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_DELAY_MS

@@ -5,14 +5,18 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
 from integrations.sandbox.arrivals import DEFAULT_WINDOW_S, MAX_ARRIVALS, max_in_window
 from integrations.sandbox.faults import Fault
 from integrations.sandbox.outage import Outage
+from integrations.sandbox.psp import PaymentBook
+
+# How long each provider honours an idempotency key; the legacy charges API ("") forever.
+KEY_RETENTION_S: dict[str, float | None] = {"": None, "stripe": 24 * 3600.0, "adyen": 7 * 86400.0}
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,7 @@ class SavedResponse:
     status: int
     body: dict[str, Any]
     fingerprint: str
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class Claim(Enum):
@@ -39,6 +44,7 @@ class SandboxState:
     def __init__(self, latency_ms: int = 0) -> None:
         self._lock = threading.Lock()
         self._start_latency_ms = latency_ms
+        self.book = PaymentBook()
         self._clear()
 
     def _clear(self) -> None:
@@ -48,13 +54,17 @@ class SandboxState:
         self._arrivals: dict[str, deque[float]] = {}
         self._keys_seen: Counter[str] = Counter()
         self._effects: Counter[str] = Counter()
-        self._saved: dict[str, SavedResponse] = {}
-        self._in_flight: set[str] = set()
+        # Idempotency records are per provider ("scope"): Stripe's and Adyen's keys never meet.
+        self._saved: dict[tuple[str, str], tuple[SavedResponse, float]] = {}
+        self._in_flight: set[tuple[str, str]] = set()
+        self._performed: Counter[tuple[str, str]] = Counter()
+        self._retention_s = dict(KEY_RETENTION_S)
         self._script: deque[Fault] = deque()
         self._outage: Outage | None = None
+        self.book.clear()
 
     def reset(self) -> None:
-        """Forget everything and return to the start-up latency."""
+        """Forget everything (payments too) and return to the start-up latency and retention."""
         with self._lock:
             self._clear()
 
@@ -69,31 +79,63 @@ class SandboxState:
             if idempotency_key:
                 self._keys_seen[idempotency_key] += 1
 
-    def claim(self, key: str, fingerprint: str) -> tuple[Claim, SavedResponse | None]:
+    def claim(
+        self, key: str, fingerprint: str, scope: str = ""
+    ) -> tuple[Claim, SavedResponse | None]:
         """Decide what a request may do with `key`; PERFORM marks the key in flight."""
         with self._lock:
-            saved = self._saved.get(key)
+            record = self._saved.get((scope, key))
+            if record is not None and self._expired(scope, record[1]):
+                # The provider pruned the key: the same key now starts a new request.
+                del self._saved[(scope, key)]
+                record = None
+            saved = record[0] if record is not None else None
             if saved is not None and saved.fingerprint == fingerprint:
                 return Claim.REPLAY, saved
             if saved is not None:
                 return Claim.REUSED, None
-            if key in self._in_flight:
+            if (scope, key) in self._in_flight:
                 return Claim.IN_USE, None
-            self._in_flight.add(key)
+            self._in_flight.add((scope, key))
             return Claim.PERFORM, None
 
-    def save(self, key: str, response: SavedResponse, *, effect: bool) -> None:
+    def _expired(self, scope: str, saved_at: float) -> bool:
+        retention_s = self._retention_s.get(scope)
+        return retention_s is not None and time.monotonic() - saved_at > retention_s
+
+    def save(self, key: str, response: SavedResponse, *, effect: bool, scope: str = "") -> None:
         """Record the answer under `key`, count the effect if money moved, end the flight."""
         with self._lock:
-            self._saved[key] = response
+            self._saved[(scope, key)] = (response, time.monotonic())
+            self._performed[(scope, key)] += 1
             if effect:
                 self._effects[key] += 1
-            self._in_flight.discard(key)
+            self._in_flight.discard((scope, key))
 
-    def release(self, key: str) -> None:
+    def release(self, key: str, scope: str = "") -> None:
         """End a flight that saved nothing, so a retry may perform it."""
         with self._lock:
-            self._in_flight.discard(key)
+            self._in_flight.discard((scope, key))
+
+    def performed(self, key: str, scope: str = "") -> int:
+        """How many times a request under `key` was performed before (keys expire, then recur)."""
+        with self._lock:
+            return self._performed[(scope, key)]
+
+    def add_effect(self, label: str) -> None:
+        """Count an effect made outside the idempotency layer (no key, or an admin payment)."""
+        with self._lock:
+            self._effects[label] += 1
+
+    def set_retention(self, seconds: Mapping[str, float]) -> None:
+        """Override how long providers keep keys (until reset), e.g. `{"stripe": 2.0}`."""
+        with self._lock:
+            self._retention_s.update(seconds)
+
+    def retention_s(self) -> dict[str, float | None]:
+        """Key retention per provider, in seconds."""
+        with self._lock:
+            return {scope: s for scope, s in self._retention_s.items() if scope}
 
     def set_script(self, faults: Iterable[Fault], latency_ms: int | None = None) -> int:
         """Replace the fault script (and the default latency if given); return its length."""

@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from config.settings import Settings
+from integrations.registry import JOB_TYPES
 from store.keys import IssuedKey
 from tests.api.conftest import CHARGE, FETCH_RATES, auth, error_of
 from tests.conftest import make_settings
@@ -87,10 +88,11 @@ def test_job_types_lists_every_type_with_its_payload_schema(
     # When it asks what it can submit
     response = client.get("/v1/job-types", headers=auth(tenant_key))
 
-    # Then both registered types are listed with their queue and a JSON schema
+    # Then every registered type is listed with its queue and a JSON schema
     assert response.status_code == 200, response.text
     types = {t["name"]: t for t in response.json()}
-    assert set(types) == {FETCH_RATES, CHARGE}
+    assert set(types) == set(JOB_TYPES)
+    assert {FETCH_RATES, CHARGE, "payments.stripe.refund", "payments.adyen.charge"} <= set(types)
     assert types[FETCH_RATES]["queue"] == "data"
     assert types[CHARGE]["queue"] == "payments"
     assert "base" in types[FETCH_RATES]["payload_schema"]["properties"]

@@ -15,6 +15,7 @@ from sqlalchemy import update
 
 from api.app import create_app
 from config.settings import Settings
+from integrations.registry import JOB_TYPES
 from store.db import get_database
 from store.keys import IssuedKey
 from store.models import Job
@@ -99,7 +100,7 @@ def test_an_unknown_job_type_is_refused_with_the_known_types_and_nothing_stored(
 
     # Then it is a 422 listing what can be submitted, and no row exists
     error = error_of(response, 422, "unknown_job_type")
-    assert error["details"]["known_types"] == sorted([CHARGE, FETCH_RATES])
+    assert error["details"]["known_types"] == sorted(JOB_TYPES)
     assert job_rows(settings) == []
 
 
