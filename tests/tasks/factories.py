@@ -24,6 +24,8 @@ def with_sandbox(settings: Settings, sandbox_url: str, **overrides: Any) -> Sett
     """The test's settings aimed at the sandbox, with short timeouts and small backoff."""
     values = {
         "sandbox_url": sandbox_url,
+        "stripe_base_url": sandbox_url,
+        "adyen_base_url": f"{sandbox_url}/adyen",
         "http_read_timeout_s": 2.0,
         "backoff_base_s": 0.2,
         "backoff_cap_s": 1.0,
