@@ -116,3 +116,10 @@ def balance(
 def ledger_for_job(session: Session, job_id: uuid.UUID) -> list[LedgerEntry]:
     """The ledger rows a job wrote."""
     return list(session.scalars(select(LedgerEntry).where(LedgerEntry.job_id == job_id)))
+
+
+def job_for_key(session: Session, idempotency_key: str) -> uuid.UUID | None:
+    """The job that owns a payment key."""
+    return session.scalar(
+        select(PaymentKey.job_id).where(PaymentKey.idempotency_key == idempotency_key).limit(1)
+    )

@@ -1,20 +1,23 @@
 """Apply one recorded provider webhook: link it to our jobs through the ledger, mark it done.
 
-Deliberately small: adopting the provider's view of a payment is reconciliation's job. This
-records that the event arrived, which of our jobs it concerns, and that it was seen.
+Adopting the provider's view of a payment is reconciliation's job: when the event names a
+payment job still under review (Stripe's `metadata.conveyor_key`), that job is reconciled now.
 """
 
 from __future__ import annotations
 
 import uuid
 from enum import StrEnum
+from typing import Any
 
 import structlog
 
 from config.settings import Settings
 from store.db import get_database
+from store.payments import job_for_key
 from store.provider_events import get_event, ledger_for_payment, mark_processed
 from store.types import utcnow
+from tasks.reconcile import reconcile_job
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +56,12 @@ def apply_event(settings: Settings, event_id: uuid.UUID) -> str:
             "payment_reference": event.payment_reference,
         }
         job_ids = list(dict.fromkeys(str(entry.job_id) for entry in entries))
+    # A payment we never learned the outcome of: the event is a good moment to settle it.
+    keyed = _job_by_key(settings, event.payload)
+    if keyed is not None:
+        finding = reconcile_job(settings, keyed)
+        if finding is not None:
+            log.info("provider_event.reconciled", job_id=str(keyed), kind=finding.kind)
     # Logged after the commit, so a line never claims an event that was rolled back.
     if not job_ids:
         log.info("provider_event.applied", job_id=None, **context)
@@ -60,3 +69,14 @@ def apply_event(settings: Settings, event_id: uuid.UUID) -> str:
     for job_id in job_ids:
         log.info("provider_event.applied", job_id=job_id, **context)
     return Applied.LINKED.value
+
+
+def _job_by_key(settings: Settings, payload: dict[str, Any]) -> uuid.UUID | None:
+    """The job whose payment key a Stripe event carries in `metadata.conveyor_key`."""
+    obj = payload.get("data", {}).get("object", {}) if isinstance(payload, dict) else {}
+    metadata = obj.get("metadata") if isinstance(obj, dict) else None
+    key = metadata.get("conveyor_key") if isinstance(metadata, dict) else None
+    if not isinstance(key, str):
+        return None
+    with get_database(settings).session() as session:
+        return job_for_key(session, key)

@@ -6,6 +6,7 @@ run finds them settled. Reports (mismatches, duplicates, missing charges) change
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -171,3 +172,19 @@ def reconcile(settings: Settings) -> list[Finding]:
     for finding in findings:
         log.info("reconcile.finding", kind=finding.kind, job_id=finding.job_id, **finding.details)
     return findings
+
+
+def reconcile_job(settings: Settings, job_id: uuid.UUID) -> Finding | None:
+    """Settle one payment job under review now (e.g. when a provider webhook mentions it)."""
+    with get_database(settings).session() as session:
+        job = session.get(Job, job_id)
+    if job is None or job.state != JobState.NEEDS_REVIEW.value:
+        return None
+    provider_name = _operation(job)[0]
+    if provider_name not in ("stripe", "adyen"):
+        return None
+    provider = provider_for(provider_name, settings, get_http_client(settings))
+    try:
+        return _review(settings, provider, job)
+    except IntegrationError as exc:
+        return Finding("unresolved", str(job.id), {"reason": exc.message})

@@ -18,8 +18,10 @@ from store.db import get_database
 from store.keys import IssuedKey
 from store.models import Job, PaymentKey
 from store.payments import ledger_for_job
+from store.provider_events import record_event
 from store.states import JobState
 from tasks.executor import Execution, execute
+from tasks.provider_events import apply_event
 from tasks.reconcile import reconcile
 from tests.tasks.factories import (
     load,
@@ -280,3 +282,35 @@ def _under_review(s: Settings, job_id: uuid.UUID, provider: str, key: str) -> No
             PaymentKey(job_id=job_id, operation="charge", provider=provider, idempotency_key=key)
         )
         session.execute(update(Job).where(Job.id == job_id).values(state="needs_review"))
+
+
+def test_a_webhook_naming_a_charge_under_review_settles_it(
+    s: Settings, tenant_key: IssuedKey, sandbox: str
+) -> None:
+    # Given a Stripe charge under review, which the PSP did make
+    job_id = make_job(s, tenant_key.tenant_id, "payments.stripe.charge", charge("stripe", 3100))
+    key = f"cv-{job_id}-charge"
+    _under_review(s, job_id, "stripe", key)
+    intent = requests.post(
+        f"{sandbox}/_sandbox/payments",
+        json={
+            "provider": "stripe",
+            "amount": 3100,
+            "currency": "eur",
+            "metadata": {"conveyor_key": key},
+        },
+        timeout=5,
+    ).json()
+    # When Stripe's payment_intent.succeeded event for it is applied
+    event = {
+        "id": f"evt_{uuid.uuid4().hex}",
+        "type": "payment_intent.succeeded",
+        "data": {"object": {"id": intent["id"], "metadata": {"conveyor_key": key}}},
+    }
+    row = record_event(get_database(s), "stripe", event["id"], event["type"], intent["id"], event)
+    assert row is not None
+    apply_event(s, row)
+    # Then the job is settled from the provider's truth, with its ledger row
+    assert load(s, job_id).state == JobState.SUCCEEDED
+    with get_database(s).session() as session:
+        assert [e.amount for e in ledger_for_job(session, job_id)] == [3100]
