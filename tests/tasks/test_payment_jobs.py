@@ -302,12 +302,15 @@ def test_a_webhook_naming_a_charge_under_review_settles_it(
         timeout=5,
     ).json()
     # When Stripe's payment_intent.succeeded event for it is applied
-    event = {
-        "id": f"evt_{uuid.uuid4().hex}",
+    event_id = f"evt_{uuid.uuid4().hex}"
+    event: dict[str, Any] = {
+        "id": event_id,
         "type": "payment_intent.succeeded",
         "data": {"object": {"id": intent["id"], "metadata": {"conveyor_key": key}}},
     }
-    row = record_event(get_database(s), "stripe", event["id"], event["type"], intent["id"], event)
+    row = record_event(
+        get_database(s), "stripe", event_id, "payment_intent.succeeded", intent["id"], event
+    )
     assert row is not None
     apply_event(s, row)
     # Then the job is settled from the provider's truth, with its ledger row
