@@ -10,7 +10,12 @@ from pathlib import Path
 import pytest
 import requests
 
+from config.settings import Settings
+from store.keys import IssuedKey
+from tasks.publish import producer_app, publish
+from tests.e2e.stack import stack_env, worker_process
 from tests.support.procs import ROOT, Proc, free_port, http_ok, python_argv, wait_until
+from tests.tasks.factories import RATES, make_job
 
 pytestmark = pytest.mark.e2e
 
@@ -108,3 +113,38 @@ def _base_env() -> dict[str, str]:
     import os
 
     return dict(os.environ)
+
+
+def test_flower_shows_the_named_tasks_the_workers_ran(
+    settings: Settings, tenant_key: IssuedKey, sandbox: str, logs_dir: Path
+) -> None:
+    # Given a worker and Flower on this test's broker prefix
+    env = {
+        **stack_env(settings.database_url, settings.broker_key_prefix, sandbox),
+        "CONVEYOR_FLOWER_USER": "ops",
+        "CONVEYOR_FLOWER_PASSWORD": "s3cret-pass",
+    }
+    port = free_port()
+    flower = Proc(
+        "flower-tasks",
+        python_argv("-m", "workers.cli", "flower", "--port", str(port)),
+        env,
+        logs_dir,
+    )
+    url = f"http://127.0.0.1:{port}"
+    auth = ("ops", "s3cret-pass")
+    try:
+        wait_until(http_ok(f"{url}/healthcheck"), f"Flower on port {port}")
+        with worker_process(env, logs_dir, "flowered"):
+            # When a job runs
+            job_id = make_job(settings, tenant_key.tenant_id, "data.sandbox.fetch_rates", RATES)
+            publish(producer_app(settings), job_id, "data.sandbox.fetch_rates", "data")
+
+            def seen() -> bool:
+                tasks = requests.get(f"{url}/api/tasks", auth=auth, timeout=5).json()
+                return any(t.get("name") == "data.sandbox.fetch_rates" for t in tasks.values())
+
+            # Then Flower lists it under its explicit task name
+            wait_until(seen, "Flower to list a data.sandbox.fetch_rates task", 30)
+    finally:
+        flower.stop()
