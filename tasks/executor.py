@@ -251,7 +251,7 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
         started_at=started_at,
         finished_at=utcnow(),
         outcome=decision.outcome.value,
-        http_status=decision.http_status,
+        http_status=decision.http_status or (exchanges[-1].status if exchanges else None),
         latency_ms=int((time.monotonic() - clock) * 1000),
         error_class=(decision.error or {}).get("class"),
         error_message=(decision.error or {}).get("message"),
