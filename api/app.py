@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from api import batch, health, jobs, provider_webhooks, replay
 from api.errors import install_error_handlers
+from api.keycache import TtlCache
 from api.limits import BodySizeLimit
 from config.logging import configure_logging
 from config.settings import Settings, get_settings
@@ -21,6 +22,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Submit background jobs; follow them to a terminal state.",
     )
     app.state.settings = settings
+    app.state.key_cache = TtlCache()
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(batch.router)

@@ -9,9 +9,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from api.errors import ApiError
+from api.keycache import TtlCache
 from config.settings import Settings
 from store.db import Database, get_database
-from store.keys import tenant_for_key
+from store.keys import hash_key, tenant_for_key
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,20 @@ def current_principal(request: Request, db: DatabaseDep) -> Principal:
             "missing API key: send 'Authorization: Bearer <key>'",
             headers=_UNAUTHORIZED_HEADERS,
         )
+    cache: TtlCache[Principal] = request.app.state.key_cache
+    digest = hash_key(secret.strip())
+    cached = cache.get(digest)
+    if cached is not None:
+        return cached
     with db.session() as session:
         owner = tenant_for_key(session, secret.strip())
-        if owner is None:
-            raise ApiError(
-                401, "unauthorized", "invalid or revoked API key", headers=_UNAUTHORIZED_HEADERS
-            )
-        return Principal(owner.tenant_id, owner.tenant_name, owner.key_id, owner.key_prefix)
+    if owner is None:
+        raise ApiError(
+            401, "unauthorized", "invalid or revoked API key", headers=_UNAUTHORIZED_HEADERS
+        )
+    principal = Principal(owner.tenant_id, owner.tenant_name, owner.key_id, owner.key_prefix)
+    cache.put(digest, principal)
+    return principal
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

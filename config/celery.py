@@ -46,7 +46,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": not settings.unsafe_early_ack,
         "task_time_limit": settings.task_time_limit_s,
         "worker_prefetch_multiplier": 1,
-        "task_send_sent_event": True,
+        # Flower learns of tasks from the workers' events; a "sent" event per publish would
+        # double the broker writes of every submit.
+        "task_send_sent_event": False,
         "worker_send_task_events": True,
         "task_queues": task_queues(),
         "task_default_queue": "data",

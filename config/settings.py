@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +23,8 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     db_pool_size: int = Field(default=10, ge=1)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
+    worker_sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "NORMAL"
     broker_url: str = DEFAULT_BROKER_URL
     broker_key_prefix: str = ""
     broker_timeout_s: float = Field(default=1.0, gt=0)

@@ -56,10 +56,13 @@ class RedisBreaker:
 
     def allow(self) -> float | None:
         """None when a call may go ahead; otherwise seconds to wait before asking again."""
-        open_ttl = self.client.pttl(f"{self.key}:open")
+        pipe = self.client.pipeline(transaction=False)
+        pipe.pttl(f"{self.key}:open")
+        pipe.exists(f"{self.key}:half")
+        open_ttl, half_open = pipe.execute()
         if open_ttl > 0:
-            return open_ttl / 1000
-        if not self.client.exists(f"{self.key}:half"):
+            return float(open_ttl) / 1000
+        if not half_open:
             return None
         # Half-open: only the holder of the probe token calls; the rest wait for its verdict.
         if self.client.set(f"{self.key}:probe", "1", nx=True, px=self.probe_ms):

@@ -10,16 +10,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, case, func, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Integer,
+    Table,
+    Uuid,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from store.db import Database
 from store.models import Attempt, Job
 from store.states import CLAIMABLE_STATES, JobState
-from store.types import utcnow
+from store.types import UTCDateTime, utcnow
 
 
 class IdempotencyConflict(Exception):
@@ -206,39 +220,59 @@ class ClaimedJob:
     created_at: datetime
 
 
+_jobs = cast(Table, Job.__table__)
+_attempts = cast(Table, Attempt.__table__)
+_claimable = [s.value for s in CLAIMABLE_STATES]
+
+# The hot path's statements are built once; each call only binds values.
+_CLAIM = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("p_id", type_=Uuid()),
+        _jobs.c.state.in_(_claimable),
+        _jobs.c.cancel_requested_at.is_(None),
+        or_(
+            _jobs.c.next_attempt_at.is_(None),
+            _jobs.c.next_attempt_at <= bindparam("p_now", type_=UTCDateTime()),
+        ),
+    )
+    .values(
+        state=JobState.RUNNING.value,
+        lease_owner=bindparam("p_owner"),
+        lease_expires_at=bindparam("p_lease_until", type_=UTCDateTime()),
+        deliveries=_jobs.c.deliveries + 1,
+        next_attempt_at=None,
+        started_at=bindparam("p_started", type_=UTCDateTime()),
+        updated_at=bindparam("p_updated", type_=UTCDateTime()),
+    )
+    .returning(
+        _jobs.c.id,
+        _jobs.c.tenant_id,
+        _jobs.c.type,
+        _jobs.c.payload,
+        _jobs.c.retry_policy,
+        _jobs.c.attempts,
+        _jobs.c.deliveries,
+        _jobs.c.max_attempts,
+        _jobs.c.created_at,
+    )
+)
+
+
 def claim_job(
     session: Session, job_id: uuid.UUID, owner: str, lease: timedelta, now: datetime
 ) -> ClaimedJob | None:
     """Take a job for this worker with one conditional UPDATE; None when it is not claimable."""
     row = session.execute(
-        update(Job)
-        .where(
-            Job.id == job_id,
-            Job.state.in_([s.value for s in CLAIMABLE_STATES]),
-            Job.cancel_requested_at.is_(None),
-            or_(Job.next_attempt_at.is_(None), Job.next_attempt_at <= now),
-        )
-        .values(
-            state=JobState.RUNNING.value,
-            lease_owner=owner,
-            lease_expires_at=now + lease,
-            deliveries=Job.deliveries + 1,
-            next_attempt_at=None,
-            started_at=now,
-            updated_at=now,
-        )
-        .returning(
-            Job.id,
-            Job.tenant_id,
-            Job.type,
-            Job.payload,
-            Job.retry_policy,
-            Job.attempts,
-            Job.deliveries,
-            Job.max_attempts,
-            Job.created_at,
-        )
-        .execution_options(synchronize_session=False)
+        _CLAIM,
+        {
+            "p_id": job_id,
+            "p_now": now,
+            "p_owner": owner,
+            "p_lease_until": now + lease,
+            "p_started": now,
+            "p_updated": now,
+        },
     ).one_or_none()
     if row is None:
         return None
@@ -260,25 +294,65 @@ def job_state(session: Session, job_id: uuid.UUID) -> str | None:
     return session.scalar(select(Job.state).where(Job.id == job_id))
 
 
+_ADD_ATTEMPT = insert(_attempts)
+
+
 def add_attempt(session: Session, job_id: uuid.UUID, record: AttemptRecord) -> None:
-    session.add(
-        Attempt(
-            job_id=job_id,
-            number=record.number,
-            worker=record.worker,
-            started_at=record.started_at,
-            finished_at=record.finished_at,
-            outcome=record.outcome,
-            http_status=record.http_status,
-            latency_ms=record.latency_ms,
-            error_class=record.error_class,
-            error_message=record.error_message,
-            next_attempt_at=record.next_attempt_at,
-            retry_after_s=record.retry_after_s,
-            request_excerpt=record.request_excerpt,
-            response_excerpt=record.response_excerpt,
-        )
+    """Write one attempt row in the caller's transaction."""
+    session.execute(
+        _ADD_ATTEMPT,
+        {
+            "job_id": job_id,
+            "number": record.number,
+            "worker": record.worker,
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
+            "outcome": record.outcome,
+            "http_status": record.http_status,
+            "latency_ms": record.latency_ms,
+            "error_class": record.error_class,
+            "error_message": record.error_message,
+            "next_attempt_at": record.next_attempt_at,
+            "retry_after_s": record.retry_after_s,
+            "request_excerpt": record.request_excerpt,
+            "response_excerpt": record.response_excerpt,
+        },
     )
+
+
+_FINISH = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("p_id", type_=Uuid()),
+        _jobs.c.state == JobState.RUNNING.value,
+        _jobs.c.lease_owner == bindparam("p_owner"),
+    )
+    .values(
+        # A job about to wait for a retry whose cancel was requested meanwhile ends cancelled.
+        state=case(
+            (
+                and_(
+                    bindparam("p_retry", type_=Boolean()), _jobs.c.cancel_requested_at.is_not(None)
+                ),
+                JobState.CANCELLED.value,
+            ),
+            else_=bindparam("p_state"),
+        ),
+        lease_owner=None,
+        lease_expires_at=None,
+        attempts=_jobs.c.attempts + bindparam("p_inc", type_=Integer()),
+        updated_at=bindparam("p_now", type_=UTCDateTime()),
+        result=bindparam("p_result", type_=JSON(none_as_null=True)),
+        error=bindparam("p_error", type_=JSON(none_as_null=True)),
+        error_class=bindparam("p_error_class"),
+        next_attempt_at=bindparam("p_next", type_=UTCDateTime()),
+        finished_at=case(
+            (bindparam("p_retry", type_=Boolean()), _jobs.c.finished_at),
+            else_=bindparam("p_now", type_=UTCDateTime()),
+        ),
+    )
+    .returning(_jobs.c.state)
+)
 
 
 def finish_job(
@@ -301,31 +375,21 @@ def finish_job(
     job landed in, or None when this worker no longer owned it.
     """
     now = record.finished_at
-    landing: Any = state.value
-    if state == JobState.RETRYING:
-        landing = case(
-            (Job.cancel_requested_at.is_not(None), JobState.CANCELLED.value),
-            else_=JobState.RETRYING.value,
-        )
-    values: dict[str, Any] = {
-        "state": landing,
-        "lease_owner": None,
-        "lease_expires_at": None,
-        "attempts": Job.attempts + 1 if count_attempt else Job.attempts,
-        "updated_at": now,
-        "result": result,
-        "error": error,
-        "error_class": (error or {}).get("class"),
-        "next_attempt_at": next_attempt_at,
-    }
-    if state != JobState.RETRYING:
-        values["finished_at"] = now
+    retrying = state == JobState.RETRYING
     row = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.state == JobState.RUNNING.value, Job.lease_owner == owner)
-        .values(**values)
-        .returning(Job.state)
-        .execution_options(synchronize_session=False)
+        _FINISH,
+        {
+            "p_id": job_id,
+            "p_owner": owner,
+            "p_state": state.value,
+            "p_retry": retrying,
+            "p_inc": 1 if count_attempt else 0,
+            "p_now": now,
+            "p_result": result,
+            "p_error": error,
+            "p_error_class": (error or {}).get("class"),
+            "p_next": next_attempt_at,
+        },
     ).one_or_none()
     if row is None:
         return None

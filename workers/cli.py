@@ -69,6 +69,10 @@ def worker(
     hostname: Annotated[str, typer.Option()] = "conveyor@%h",
 ) -> None:
     """Run a Celery worker consuming the given queues."""
+    settings = get_settings()
+    # What a worker writes the sweeper can re-derive: it may trade fsyncs for speed on SQLite.
+    os.environ["CONVEYOR_SQLITE_SYNCHRONOUS"] = settings.worker_sqlite_synchronous
+    get_settings.cache_clear()
     from workers.app import app as celery_app
 
     settings = get_settings()

@@ -39,7 +39,7 @@ def test_celery_config_is_json_only_late_ack_and_has_no_result_backend() -> None
     assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
     assert conf["worker_prefetch_multiplier"] == 1
     assert conf["result_backend"] is None
-    assert conf["worker_send_task_events"] and conf["task_send_sent_event"]
+    assert conf["worker_send_task_events"] and not conf["task_send_sent_event"]
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:
