@@ -1,0 +1,1 @@
+"""Benchmarks: Conveyor against raw Celery and Dramatiq, interleaved, printed as ratios."""

@@ -1,0 +1,5 @@
+"""`python -m bench SCENARIO …`."""
+
+from bench.cli import main
+
+raise SystemExit(main())

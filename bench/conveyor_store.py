@@ -1,0 +1,89 @@
+"""Conveyor's DB and broker as the benchmark uses them in-process: seed jobs, publish, count."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+
+from bench.jobs import NOOP_NAME
+from bench.procs import Proc, wait_until
+from config.settings import Settings
+from store.db import Database, create_database
+from store.jobs import NewJob, submit_jobs
+from store.keys import IssuedKey, create_api_key
+from store.migrate import upgrade
+from store.models import Job
+from store.states import TERMINAL_STATES
+from tasks.publish import producer_app, publish_many
+
+INSERT_CHUNK = 500
+TERMINAL = [state.value for state in TERMINAL_STATES]
+PROBE_TIMEOUT_S = 60.0
+
+
+def prepare(settings: Settings, tenant: str = "bench") -> tuple[Database, IssuedKey]:
+    """Migrate a fresh database and issue an API key; the caller disposes of the engine."""
+    upgrade(settings)
+    db = create_database(settings)
+    with db.session() as session:
+        issued = create_api_key(session, tenant, "bench")
+    return db, issued
+
+
+def insert_jobs(
+    db: Database, tenant_id: uuid.UUID, job_type: str, payload: dict[str, Any], count: int
+) -> list[uuid.UUID]:
+    """Commit `count` queued jobs as the API would, in chunks; nothing is published."""
+    ids: list[uuid.UUID] = []
+    for start in range(0, count, INSERT_CHUNK):
+        news = [
+            NewJob(
+                tenant_id=tenant_id,
+                type=job_type,
+                queue="data",
+                payload=payload,
+                request_hash="0" * 64,
+                max_attempts=1,
+            )
+            for _ in range(min(INSERT_CHUNK, count - start))
+        ]
+        ids.extend(job.id for job in submit_jobs(db, news))
+    return ids
+
+
+def publish_ids(
+    settings: Settings, ids: Sequence[uuid.UUID], job_type: str, queue: str = "data"
+) -> None:
+    """Publish job ids over one producer connection, as the batch API does."""
+    failed = publish_many(producer_app(settings), [(job_id, job_type, queue) for job_id in ids])
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(ids)} job ids were not published")
+
+
+def terminal_count(db: Database) -> int:
+    """How many jobs reached a terminal state (an indexed count on `state`)."""
+    with db.session() as session:
+        return int(session.scalar(select(func.count()).where(Job.state.in_(TERMINAL))) or 0)
+
+
+def state_counts(db: Database) -> dict[str, int]:
+    """Jobs per state (a full count: only between timed runs)."""
+    with db.session() as session:
+        rows = session.execute(select(Job.state, func.count()).group_by(Job.state)).all()
+    return {state: int(count) for state, count in rows}
+
+
+def prove_consuming(settings: Settings, db: Database, tenant_id: uuid.UUID, worker: Proc) -> None:
+    """Run one no-op probe job through the worker: it is up when it has finished a job."""
+    before = terminal_count(db)
+    ids = insert_jobs(db, tenant_id, NOOP_NAME, {}, 1)
+    publish_ids(settings, ids, NOOP_NAME)
+    wait_until(
+        lambda: terminal_count(db) > before,
+        f"{worker.name} to finish a probe job",
+        timeout=PROBE_TIMEOUT_S,
+        watch=[worker],
+    )
