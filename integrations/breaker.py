@@ -56,14 +56,23 @@ class RedisBreaker:
 
     def allow(self) -> float | None:
         """None when a call may go ahead; otherwise seconds to wait before asking again."""
+        return self.check()[0]
+
+    def check(self) -> tuple[float | None, int]:
+        """`allow()` plus the current count of consecutive failures, in one round trip."""
         pipe = self.client.pipeline(transaction=False)
         pipe.pttl(f"{self.key}:open")
         pipe.exists(f"{self.key}:half")
-        open_ttl, half_open = pipe.execute()
+        pipe.get(f"{self.key}:failures")
+        open_ttl, half_open, failures = pipe.execute()
+        count = int(failures or 0)
         if open_ttl > 0:
-            return float(open_ttl) / 1000
+            return float(open_ttl) / 1000, count
         if not half_open:
-            return None
+            return None, count
+        return self._probe(), count
+
+    def _probe(self) -> float | None:
         # Half-open: only the holder of the probe token calls; the rest wait for its verdict.
         if self.client.set(f"{self.key}:probe", "1", nx=True, px=self.probe_ms):
             log.info("breaker.probe", breaker=self.key)

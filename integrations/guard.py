@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from dataclasses import dataclass
 
@@ -13,6 +14,10 @@ from config.settings import Settings
 from integrations.breaker import RedisBreaker
 from integrations.errors import Deferred
 from integrations.ratelimit import RedisRateLimiter
+
+# How long a process trusts "breaker closed, no failures" before asking Redis again. A breaker
+# opened by another process is seen at most this late; this process's own failures at once.
+HEALTHY_CACHE_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,7 @@ class ProviderGuard:
         self.prefix = f"{settings.broker_key_prefix}conveyor:"
         self.limiter = RedisRateLimiter(client)
         self.provider_limits = parse_limits(settings.rate_limits)
+        self._healthy_until: dict[str, float] = {}
         self.tenant_limits = parse_limits(settings.tenant_rate_limits)
 
     def breaker(self, provider: str) -> RedisBreaker:
@@ -59,9 +65,13 @@ class ProviderGuard:
 
     def admit(self, provider: str, tenant_id: uuid.UUID) -> None:
         """Return when the call may go ahead; raise Deferred with the wait otherwise."""
-        wait = self.breaker(provider).allow()
-        if wait is not None:
-            raise Deferred(f"circuit breaker for {provider} is open", wait)
+        if self._healthy_until.get(provider, 0.0) < time.monotonic():
+            wait, failures = self.breaker(provider).check()
+            if wait is not None:
+                raise Deferred(f"circuit breaker for {provider} is open", wait)
+            if failures == 0:
+                # Closed and clean: trust that for a moment instead of asking Redis per call.
+                self._healthy_until[provider] = time.monotonic() + HEALTHY_CACHE_S
         guard = self.settings.rate_limit_guard_s
         checks = [(f"{self.prefix}rate:{provider}", self.provider_limits.get(provider))]
         checks.append(
@@ -76,11 +86,12 @@ class ProviderGuard:
 
     def record(self, provider: str, healthy: bool) -> None:
         """Feed the breaker: a healthy answer closes it, a failure counts towards opening."""
-        breaker = self.breaker(provider)
         if healthy:
-            breaker.success()
-        else:
-            breaker.failure()
+            if self._healthy_until.get(provider, 0.0) < time.monotonic():
+                self.breaker(provider).success()
+            return
+        self._healthy_until.pop(provider, None)
+        self.breaker(provider).failure()
 
 
 _lock = threading.Lock()
