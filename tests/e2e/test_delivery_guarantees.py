@@ -5,7 +5,6 @@ from __future__ import annotations
 import socket
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,14 +12,12 @@ import pytest
 import requests
 
 from config.settings import Settings
-from store.db import get_database, reset_database
+from store.db import get_database
 from store.jobs import NewJob, submit_job
 from store.keys import IssuedKey, create_api_key
-from store.migrate import upgrade
 from store.states import TERMINAL_STATES
 from store.types import utcnow
 from tasks.publish import producer_app, publish
-from tests.conftest import make_settings
 from tests.e2e.chaos import describe, run_chaos
 from tests.e2e.invariants import assert_invariants
 from tests.e2e.stack import (
@@ -47,13 +44,9 @@ FAST_RECOVERY = {
 
 
 @pytest.fixture
-def sqlite_settings(tmp_path: Path, broker_prefix: str) -> Iterator[Settings]:
-    """Each test gets its own SQLite file and key prefix: a sweeper sees only its own jobs."""
-    prefix = f"{broker_prefix}{uuid.uuid4().hex[:6]}:"
-    settings = make_settings(f"sqlite:///{tmp_path / 'conveyor.db'}", prefix)
-    upgrade(settings)
-    yield settings
-    reset_database()
+def sqlite_settings(fresh_settings: Settings) -> Settings:
+    """These tests run on the embedded default database, one file each."""
+    return fresh_settings
 
 
 @pytest.fixture

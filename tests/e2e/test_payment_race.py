@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 
 from config.settings import Settings
-from store.db import get_database, reset_database
+from store.db import get_database
 from store.keys import IssuedKey, create_api_key
-from store.migrate import upgrade
 from store.payments import ledger_for_job
 from tasks.publish import producer_app, publish
-from tests.conftest import make_settings
 from tests.e2e.stack import stack_env, worker_process
 from tests.support.procs import wait_until
 from tests.tasks.factories import load, make_job, sandbox_stats, with_sandbox
@@ -25,14 +21,9 @@ TOKENS = {"stripe": "pm_card_visa", "adyen": "stored_card_visa"}
 
 
 @pytest.fixture
-def s(tmp_path: Path, broker_prefix: str, sandbox: str) -> Iterator[Settings]:
-    """A fresh SQLite file, a key prefix of this test's own, providers on the sandbox."""
-    settings = make_settings(
-        f"sqlite:///{tmp_path / 'conveyor.db'}", f"{broker_prefix}{uuid.uuid4().hex[:6]}:"
-    )
-    upgrade(settings)
-    yield with_sandbox(settings, sandbox)
-    reset_database()
+def s(fresh_settings: Settings, sandbox: str) -> Settings:
+    """A fresh database and prefix, with both payment providers on the sandbox."""
+    return with_sandbox(fresh_settings, sandbox)
 
 
 @pytest.mark.parametrize("provider", ["stripe", "adyen"])

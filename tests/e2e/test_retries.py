@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,14 +12,12 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from config.settings import Settings
-from store.db import get_database, reset_database
+from store.db import get_database
 from store.keys import IssuedKey, create_api_key
-from store.migrate import upgrade
 from store.replay import audit_events
 from store.states import TERMINAL_STATES
 from tasks.executor import Execution, execute
 from tasks.publish import producer_app, publish
-from tests.conftest import make_settings
 from tests.e2e.invariants import assert_invariants
 from tests.e2e.stack import beat_process, stack_env, worker_process
 from tests.support.procs import wait_until
@@ -30,14 +27,9 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture
-def s(tmp_path: Path, broker_prefix: str) -> Iterator[Settings]:
-    """Settings on a fresh SQLite file and a key prefix of this test's own."""
-    settings = make_settings(
-        f"sqlite:///{tmp_path / 'conveyor.db'}", f"{broker_prefix}{uuid.uuid4().hex[:6]}:"
-    )
-    upgrade(settings)
-    yield settings
-    reset_database()
+def s(fresh_settings: Settings) -> Settings:
+    """A fresh SQLite file and a key prefix of this test's own."""
+    return fresh_settings
 
 
 @pytest.fixture
