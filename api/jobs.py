@@ -17,16 +17,8 @@ from api.schemas import JobCreate, JobOut, JobPage
 from config.settings import Settings
 from integrations.base import RetryPolicy
 from integrations.registry import JOB_TYPES, get_job_type
-from store.jobs import (
-    CancelResult,
-    IdempotencyConflict,
-    NewJob,
-    cancel_job,
-    get_job,
-    list_jobs,
-    mark_unpublished,
-    submit_job,
-)
+from store.jobs import IdempotencyConflict, NewJob, get_job, list_jobs, mark_unpublished, submit_job
+from store.lifecycle import CancelResult, cancel_job
 from store.models import Job
 from store.states import TERMINAL_STATES, JobState
 from store.types import utcnow

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from store.jobs import AttemptRecord, add_attempt
+from store.lifecycle import AttemptRecord, add_attempt
 from store.models import Job, LedgerEntry
 from store.states import JobState
 

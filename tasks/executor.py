@@ -30,14 +30,14 @@ from integrations.guard import get_guard
 from integrations.http import get_http_client
 from integrations.registry import get_job_type
 from store.db import Database, get_database
-from store.jobs import (
+from store.jobs import job_state
+from store.lifecycle import (
     AttemptRecord,
     ClaimedJob,
     cancel_requested,
     claim_job,
     finish_job,
     had_unknown_outcome,
-    job_state,
     record_duplicate,
 )
 from store.payments import Effect as StoredEffect

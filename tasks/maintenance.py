@@ -9,7 +9,7 @@ from celery import Celery
 
 from config.settings import Settings
 from store.db import get_database
-from store.jobs import (
+from store.maintenance import (
     due_job_ids,
     expired_leases,
     mark_enqueued,

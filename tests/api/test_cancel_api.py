@@ -11,8 +11,8 @@ from sqlalchemy import update
 
 from config.settings import Settings
 from store.db import get_database
-from store.jobs import claim_job
 from store.keys import IssuedKey
+from store.lifecycle import claim_job
 from store.models import Job
 from store.states import JobState
 from store.types import utcnow

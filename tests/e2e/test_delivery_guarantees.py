@@ -15,6 +15,7 @@ from config.settings import Settings
 from store.db import get_database
 from store.jobs import NewJob, submit_job
 from store.keys import IssuedKey, create_api_key
+from store.models import Attempt, Job
 from store.states import TERMINAL_STATES
 from store.types import utcnow
 from tasks.publish import producer_app, publish
@@ -54,6 +55,11 @@ def key(sqlite_settings: Settings) -> IssuedKey:
     """An API key of a fresh tenant in the SQLite database."""
     with get_database(sqlite_settings).session() as session:
         return create_api_key(session, f"t-{uuid.uuid4().hex[:8]}")
+
+
+def executions(job: Job) -> list[Attempt]:
+    """The attempts that ran the job; `duplicate` rows are deliveries that found it taken."""
+    return [a for a in job.attempt_rows if a.outcome != "duplicate"]
 
 
 def _wait_terminal(settings: Settings, ids: list[uuid.UUID], what: str, timeout: float) -> None:
@@ -145,7 +151,8 @@ def test_jobs_queued_when_redis_restarts_without_persistence_all_complete(
     # Then every job ran, exactly once
     report = assert_invariants(s, ids, sandbox)
     assert report.states == {"succeeded": 30}
-    assert all(len(load(s, i).attempt_rows) == 1 for i in ids)
+    # (a slow pick-up may be republished once more; that copy shows as a `duplicate` row)
+    assert all(len(executions(load(s, i))) == 1 for i in ids)
 
 
 def test_the_same_message_delivered_to_two_workers_runs_once(
@@ -257,10 +264,10 @@ def test_delays_longer_than_the_visibility_timeout_run_once_at_their_time(
         time.sleep(1)  # a stray redelivery would show as an extra attempt row by now
     # Then the scheduled job ran once, not before its time
     job = load(s, scheduled.id)
-    assert job.state == "succeeded" and [a.outcome for a in job.attempt_rows] == ["succeeded"]
-    assert job.attempt_rows[0].started_at >= run_at
+    assert job.state == "succeeded" and [a.outcome for a in executions(job)] == ["succeeded"]
+    assert executions(job)[0].started_at >= run_at
     # And the throttled job ran twice, the second time at least 11 s after the first
-    first, second = load(s, throttled).attempt_rows
+    first, second = executions(load(s, throttled))
     assert (first.outcome, second.outcome) == ("retry", "succeeded")
     assert second.started_at >= first.finished_at + timedelta(seconds=11)
     assert sandbox_stats(sandbox)["by_path"]["/v1/rates"] == 3

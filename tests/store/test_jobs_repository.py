@@ -9,17 +9,9 @@ import pytest
 
 from config.settings import Settings
 from store.db import get_database
-from store.jobs import (
-    AttemptRecord,
-    IdempotencyConflict,
-    NewJob,
-    claim_job,
-    finish_job,
-    get_job,
-    list_jobs,
-    submit_job,
-)
+from store.jobs import IdempotencyConflict, NewJob, get_job, list_jobs, submit_job
 from store.keys import IssuedKey
+from store.lifecycle import AttemptRecord, claim_job, finish_job
 from store.states import JobState
 from store.types import utcnow
 

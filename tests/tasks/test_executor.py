@@ -13,8 +13,8 @@ from integrations.errors import Cancelled
 from integrations.http import get_http_client
 from integrations.payments.sandbox import CHARGE as CHARGE_TYPE
 from store.db import get_database
-from store.jobs import CancelResult, cancel_job
 from store.keys import IssuedKey
+from store.lifecycle import CancelResult, cancel_job
 from store.states import JobState
 from store.types import utcnow
 from tasks.executor import Execution, execute

@@ -1,0 +1,334 @@
+"""A job's run: claim with a lease, finish once with its attempt row, cancel, duplicates."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any, cast
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Integer,
+    Table,
+    Uuid,
+    and_,
+    bindparam,
+    case,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.orm import Session
+
+from store.models import Attempt, Job
+from store.states import CLAIMABLE_STATES, JobState
+from store.types import UTCDateTime
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """What one attempt did, written in the same transaction that moves the job on."""
+
+    number: int
+    worker: str
+    started_at: datetime
+    finished_at: datetime
+    outcome: str
+    http_status: int | None = None
+    latency_ms: int = 0
+    error_class: str | None = None
+    error_message: str | None = None
+    next_attempt_at: datetime | None = None
+    retry_after_s: float | None = None
+    request_excerpt: str | None = None
+    response_excerpt: str | None = None
+
+
+@dataclass(frozen=True)
+class ClaimedJob:
+    """What a worker needs from the row it just claimed."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    type: str
+    payload: dict[str, Any]
+    retry_policy: dict[str, Any] | None
+    attempts: int
+    deliveries: int
+    max_attempts: int
+    created_at: datetime
+
+
+_jobs = cast(Table, Job.__table__)
+
+_attempts = cast(Table, Attempt.__table__)
+
+_claimable = [s.value for s in CLAIMABLE_STATES]
+
+# The hot path's statements are built once; each call only binds values.
+
+_CLAIM = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("p_id", type_=Uuid()),
+        _jobs.c.state.in_(_claimable),
+        _jobs.c.cancel_requested_at.is_(None),
+        or_(
+            _jobs.c.next_attempt_at.is_(None),
+            _jobs.c.next_attempt_at <= bindparam("p_now", type_=UTCDateTime()),
+        ),
+    )
+    .values(
+        state=JobState.RUNNING.value,
+        lease_owner=bindparam("p_owner"),
+        lease_expires_at=bindparam("p_lease_until", type_=UTCDateTime()),
+        deliveries=_jobs.c.deliveries + 1,
+        next_attempt_at=None,
+        started_at=bindparam("p_started", type_=UTCDateTime()),
+        updated_at=bindparam("p_updated", type_=UTCDateTime()),
+    )
+    .returning(
+        _jobs.c.id,
+        _jobs.c.tenant_id,
+        _jobs.c.type,
+        _jobs.c.payload,
+        _jobs.c.retry_policy,
+        _jobs.c.attempts,
+        _jobs.c.deliveries,
+        _jobs.c.max_attempts,
+        _jobs.c.created_at,
+    )
+)
+
+
+def claim_job(
+    session: Session, job_id: uuid.UUID, owner: str, lease: timedelta, now: datetime
+) -> ClaimedJob | None:
+    """Take a job for this worker with one conditional UPDATE; None when it is not claimable."""
+    row = session.execute(
+        _CLAIM,
+        {
+            "p_id": job_id,
+            "p_now": now,
+            "p_owner": owner,
+            "p_lease_until": now + lease,
+            "p_started": now,
+            "p_updated": now,
+        },
+    ).one_or_none()
+    if row is None:
+        return None
+    return ClaimedJob(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        type=row.type,
+        payload=row.payload,
+        retry_policy=row.retry_policy,
+        attempts=row.attempts,
+        deliveries=row.deliveries,
+        max_attempts=row.max_attempts,
+        created_at=row.created_at,
+    )
+
+
+_ADD_ATTEMPT = insert(_attempts)
+
+
+def add_attempt(session: Session, job_id: uuid.UUID, record: AttemptRecord) -> None:
+    """Write one attempt row in the caller's transaction."""
+    session.execute(
+        _ADD_ATTEMPT,
+        {
+            "job_id": job_id,
+            "number": record.number,
+            "worker": record.worker,
+            "started_at": record.started_at,
+            "finished_at": record.finished_at,
+            "outcome": record.outcome,
+            "http_status": record.http_status,
+            "latency_ms": record.latency_ms,
+            "error_class": record.error_class,
+            "error_message": record.error_message,
+            "next_attempt_at": record.next_attempt_at,
+            "retry_after_s": record.retry_after_s,
+            "request_excerpt": record.request_excerpt,
+            "response_excerpt": record.response_excerpt,
+        },
+    )
+
+
+_FINISH = (
+    update(_jobs)
+    .where(
+        _jobs.c.id == bindparam("p_id", type_=Uuid()),
+        _jobs.c.state == JobState.RUNNING.value,
+        _jobs.c.lease_owner == bindparam("p_owner"),
+    )
+    .values(
+        # A job about to wait for a retry whose cancel was requested meanwhile ends cancelled.
+        state=case(
+            (
+                and_(
+                    bindparam("p_retry", type_=Boolean()), _jobs.c.cancel_requested_at.is_not(None)
+                ),
+                JobState.CANCELLED.value,
+            ),
+            else_=bindparam("p_state"),
+        ),
+        lease_owner=None,
+        lease_expires_at=None,
+        attempts=_jobs.c.attempts + bindparam("p_inc", type_=Integer()),
+        updated_at=bindparam("p_now", type_=UTCDateTime()),
+        result=bindparam("p_result", type_=JSON(none_as_null=True)),
+        error=bindparam("p_error", type_=JSON(none_as_null=True)),
+        error_class=bindparam("p_error_class"),
+        next_attempt_at=bindparam("p_next", type_=UTCDateTime()),
+        finished_at=case(
+            (bindparam("p_retry", type_=Boolean()), _jobs.c.finished_at),
+            else_=bindparam("p_now", type_=UTCDateTime()),
+        ),
+    )
+    .returning(_jobs.c.state)
+)
+
+
+def finish_job(
+    session: Session,
+    job_id: uuid.UUID,
+    owner: str,
+    *,
+    state: JobState,
+    record: AttemptRecord,
+    result: dict[str, Any] | None = None,
+    error: dict[str, Any] | None = None,
+    next_attempt_at: datetime | None = None,
+    count_attempt: bool = True,
+) -> JobState | None:
+    """Move a running job this worker owns on and write its attempt, atomically.
+
+    The UPDATE is conditional on the lease owner, so a duplicate delivery or a worker whose
+    lease was reclaimed cannot finish the job a second time (I1). A job that would wait for a
+    retry but had a cancel requested meanwhile ends `cancelled` instead. Returns the state the
+    job landed in, or None when this worker no longer owned it.
+    """
+    now = record.finished_at
+    retrying = state == JobState.RETRYING
+    row = session.execute(
+        _FINISH,
+        {
+            "p_id": job_id,
+            "p_owner": owner,
+            "p_state": state.value,
+            "p_retry": retrying,
+            "p_inc": 1 if count_attempt else 0,
+            "p_now": now,
+            "p_result": result,
+            "p_error": error,
+            "p_error_class": (error or {}).get("class"),
+            "p_next": next_attempt_at,
+        },
+    ).one_or_none()
+    if row is None:
+        return None
+    landed = JobState(row.state)
+    if landed == JobState.CANCELLED:
+        cancelled = {
+            "class": "cancelled",
+            "code": "cancelled",
+            "message": "cancel requested while running: stopped instead of retrying",
+            "last_error": error,
+        }
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id)
+            .values(finished_at=now, next_attempt_at=None, error=cancelled, error_class="cancelled")
+            .execution_options(synchronize_session=False)
+        )
+    add_attempt(session, job_id, record)
+    return landed
+
+
+def record_duplicate(session: Session, job_id: uuid.UUID, worker: str, now: datetime) -> bool:
+    """Write a `duplicate` attempt row for a delivery that found the job not claimable (I6)."""
+    attempts = session.scalar(select(Job.attempts).where(Job.id == job_id))
+    if attempts is None:
+        return False
+    add_attempt(
+        session,
+        job_id,
+        AttemptRecord(
+            number=attempts,
+            worker=worker,
+            started_at=now,
+            finished_at=now,
+            outcome="duplicate",
+            error_class="duplicate_delivery",
+            error_message="delivered while not claimable; left alone",
+        ),
+    )
+    return True
+
+
+class CancelResult(StrEnum):
+    """What a cancel request did."""
+
+    CANCELLED = "cancelled"
+    REQUESTED = "cancel_requested"
+    TERMINAL = "terminal"
+    NOT_FOUND = "not_found"
+
+
+def cancel_job(
+    session: Session, job_id: uuid.UUID, tenant_id: uuid.UUID, now: datetime
+) -> CancelResult:
+    """Cancel a waiting job outright, or ask a running one to stop at its next checkpoint."""
+    waiting = session.execute(
+        update(Job)
+        .where(
+            Job.id == job_id,
+            Job.tenant_id == tenant_id,
+            Job.state.in_([JobState.QUEUED.value, JobState.RETRYING.value]),
+        )
+        .values(
+            state=JobState.CANCELLED.value,
+            cancel_requested_at=now,
+            next_attempt_at=None,
+            finished_at=now,
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if waiting.rowcount == 1:  # type: ignore[attr-defined]
+        return CancelResult.CANCELLED
+    running = session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.tenant_id == tenant_id, Job.state == JobState.RUNNING.value)
+        .values(cancel_requested_at=func.coalesce(Job.cancel_requested_at, now), updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if running.rowcount == 1:  # type: ignore[attr-defined]
+        return CancelResult.REQUESTED
+    exists = session.scalar(select(Job.id).where(Job.id == job_id, Job.tenant_id == tenant_id))
+    return CancelResult.TERMINAL if exists is not None else CancelResult.NOT_FOUND
+
+
+def cancel_requested(session: Session, job_id: uuid.UUID) -> bool:
+    """Whether someone asked this job to stop."""
+    return session.scalar(select(Job.cancel_requested_at).where(Job.id == job_id)) is not None
+
+
+def had_unknown_outcome(session: Session, job_id: uuid.UUID) -> bool:
+    """Whether any attempt of the job ended without knowing if it took effect."""
+    return (
+        session.scalar(
+            select(Attempt.id)
+            .where(Attempt.job_id == job_id, Attempt.error_class == "unknown_outcome")
+            .limit(1)
+        )
+        is not None
+    )
