@@ -15,10 +15,12 @@ from bench.procs import BenchError
 from bench.report import default_path, render, write_json
 from bench.results import ScenarioResult
 from bench.runner import Options, say
-from bench.scenarios import SCENARIOS
+from bench.scenarios import DEFAULT_DB, DEFAULT_RUNS, EXTENDED, GROUPS, SCENARIOS, growth, memory
 
 ALL = "all"
-MIN_RUNS = 1
+MIN_COUNT = 1
+RUNS = 3
+DB = "sqlite"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -27,10 +29,20 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m bench",
         description="Benchmark Conveyor against raw Celery and Dramatiq, interleaved.",
     )
-    p.add_argument("scenario", choices=[*SCENARIOS, ALL])
+    p.add_argument("scenario", choices=[*SCENARIOS, *EXTENDED, *GROUPS])
     p.add_argument("--n", type=int, default=None, help="jobs per run (default: per scenario)")
-    p.add_argument("--runs", type=int, default=3, help="interleaved runs per system (default 3)")
-    p.add_argument("--db", choices=KINDS, default="sqlite", help="Conveyor's database")
+    p.add_argument(
+        "--runs",
+        type=int,
+        default=None,
+        help=f"interleaved runs per system (default {RUNS}; memory {memory.DEFAULT_RUNS})",
+    )
+    p.add_argument(
+        "--db",
+        choices=KINDS,
+        default=None,
+        help=f"Conveyor's database (default {DB}; growth {growth.DEFAULT_DB})",
+    )
     p.add_argument(
         "--postgres-url",
         default=DEFAULT_POSTGRES_URL,
@@ -40,15 +52,56 @@ def parser() -> argparse.ArgumentParser:
         "--json", type=Path, default=None, help="default var/bench/<scenario>-<time>.json"
     )
     p.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
+    extended = p.add_argument_group("extended scenarios")
+    extended.add_argument(
+        "--rows-small",
+        type=int,
+        default=None,
+        help=f"growth: rows in the small table (default {growth.DEFAULT_ROWS_SMALL:,})",
+    )
+    extended.add_argument(
+        "--rows-large",
+        type=int,
+        default=None,
+        help=f"growth: rows in the large table (default {growth.DEFAULT_ROWS_LARGE:,})",
+    )
+    extended.add_argument(
+        "--waiting",
+        type=int,
+        default=None,
+        help=f"memory: jobs waiting to retry (default {memory.DEFAULT_WAITING:,})",
+    )
+    extended.add_argument(
+        "--soak-s",
+        type=float,
+        default=None,
+        help=f"memory: length of the soak (default {memory.DEFAULT_SOAK_S:.0f})",
+    )
     return p
+
+
+def _check(args: argparse.Namespace) -> None:
+    counts = {
+        "--runs": args.runs,
+        "--n": args.n,
+        "--rows-small": args.rows_small,
+        "--rows-large": args.rows_large,
+        "--waiting": args.waiting,
+    }
+    for flag, value in counts.items():
+        if value is not None and value < MIN_COUNT:
+            parser().error(f"{flag} must be at least {MIN_COUNT}")
+    if args.soak_s is not None and args.soak_s <= 0:
+        parser().error("--soak-s must be positive")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the chosen scenarios, print the table, write the JSON; 1 if a scenario failed."""
     args = parser().parse_args(argv)
-    if args.runs < MIN_RUNS or (args.n is not None and args.n < 1):
-        parser().error("--runs and --n must be at least 1")
-    names = list(SCENARIOS) if args.scenario == ALL else [args.scenario]
+    _check(args)
+    group = GROUPS.get(args.scenario)
+    names = list(group) if group else [args.scenario]
+    chosen = SCENARIOS | EXTENDED
     now = datetime.now(UTC)
     workdir = Path(tempfile.mkdtemp(prefix="conveyor-bench-"))
     results: list[ScenarioResult] = []
@@ -56,10 +109,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in names:
         scenario_dir = workdir / name
         scenario_dir.mkdir()
-        opts = Options(args.n, args.runs, args.db, args.postgres_url, scenario_dir)
-        say(f"{name}: {args.runs} run(s) on {args.db}, logs in {scenario_dir}")
+        db = args.db or DEFAULT_DB.get(name, DB)
+        runs = args.runs or DEFAULT_RUNS.get(name, RUNS)
+        opts = Options(
+            args.n,
+            runs,
+            db,
+            args.postgres_url,
+            scenario_dir,
+            rows_small=args.rows_small,
+            rows_large=args.rows_large,
+            waiting=args.waiting,
+            soak_s=args.soak_s,
+        )
+        say(f"{name}: {runs} run(s) on {db}, logs in {scenario_dir}")
         try:
-            results.append(SCENARIOS[name](opts))
+            results.append(chosen[name](opts))
         except BenchError as exc:
             say(f"{name}: FAILED: {exc}")
             failed.append(name)

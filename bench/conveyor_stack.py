@@ -1,4 +1,4 @@
-"""Conveyor's processes for a benchmark: API, worker and sandbox on this run's DB and key prefix."""
+"""Conveyor's processes for a benchmark: API, worker, beat, sandbox on one run's DB and prefix."""
 
 from __future__ import annotations
 
@@ -97,19 +97,32 @@ def api_process(site: Site, logs: Path) -> Iterator[Api]:
 
 @contextmanager
 def worker_process(
-    site: Site, logs: Path, pool: str, concurrency: int, **overrides: str
+    site: Site, logs: Path, pool: str, concurrency: int, queues: str = "data", **overrides: str
 ) -> Iterator[Proc]:
-    """A Conveyor worker on the `data` queue; the caller proves it consumes (a probe job)."""
+    """A Conveyor worker on `queues`; the caller proves it consumes (a probe job)."""
     name = f"conveyor-worker-{free_port()}"
     argv = python_argv(
         "-m",
         "workers.cli",
         "worker",
-        "--queues=data",
+        f"--queues={queues}",
         f"--pool={pool}",
         f"--concurrency={concurrency}",
         f"--hostname={name}@%h",
     )
+    proc = Proc(name, argv, site.env(**overrides), logs)
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@contextmanager
+def beat_process(site: Site, logs: Path, **overrides: str) -> Iterator[Proc]:
+    """Celery beat sending the maintenance tasks; a worker on `maintenance` must run them."""
+    name = f"conveyor-beat-{free_port()}"
+    schedule = logs / f"{name}.schedule"
+    argv = python_argv("-m", "workers.cli", "beat", f"--schedule={schedule}")
     proc = Proc(name, argv, site.env(**overrides), logs)
     try:
         yield proc

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from bench.jobs import NOOP_NAME
 from bench.procs import Proc, wait_until
@@ -15,13 +16,16 @@ from store.db import Database, create_database
 from store.jobs import NewJob, submit_jobs
 from store.keys import IssuedKey, create_api_key
 from store.migrate import upgrade
-from store.models import Job
+from store.models import Attempt, Job
 from store.states import TERMINAL_STATES
+from store.types import utcnow
 from tasks.publish import producer_app, publish_many
 
 INSERT_CHUNK = 500
 TERMINAL = [state.value for state in TERMINAL_STATES]
 PROBE_TIMEOUT_S = 60.0
+# Far enough ahead that the submit is not already due, near enough not to wait on it.
+DUE_PROBE_DELAY = timedelta(seconds=0.5)
 
 
 def prepare(settings: Settings, tenant: str = "bench") -> tuple[Database, IssuedKey]:
@@ -63,27 +67,61 @@ def publish_ids(
         raise RuntimeError(f"{len(failed)} of {len(ids)} job ids were not published")
 
 
-def terminal_count(db: Database) -> int:
-    """How many jobs reached a terminal state (an indexed count on `state`)."""
+def terminal_count(db: Database, tenant_id: uuid.UUID) -> int:
+    """How many of a tenant's jobs reached a terminal state (an indexed count).
+
+    Counting one tenant keeps the poll cheap when other tenants' rows fill the table (growth).
+    """
+    stmt = select(func.count()).where(Job.tenant_id == tenant_id, Job.state.in_(TERMINAL))
     with db.session() as session:
-        return int(session.scalar(select(func.count()).where(Job.state.in_(TERMINAL))) or 0)
+        return int(session.scalar(stmt) or 0)
 
 
-def state_counts(db: Database) -> dict[str, int]:
-    """Jobs per state (a full count: only between timed runs)."""
+def state_counts(db: Database, tenant_id: uuid.UUID) -> dict[str, int]:
+    """A tenant's jobs per state (a full count: only between timed runs)."""
+    stmt = select(Job.state, func.count()).where(Job.tenant_id == tenant_id).group_by(Job.state)
     with db.session() as session:
-        rows = session.execute(select(Job.state, func.count()).group_by(Job.state)).all()
+        rows = session.execute(stmt).all()
     return {state: int(count) for state, count in rows}
+
+
+def delete_jobs(db: Database, tenant_id: uuid.UUID) -> None:
+    """Delete a tenant's jobs and their attempts, so a table returns to its seeded size."""
+    ids = select(Job.id).where(Job.tenant_id == tenant_id)
+    with db.session() as session:
+        session.execute(delete(Attempt).where(Attempt.job_id.in_(ids)))
+        session.execute(delete(Job).where(Job.tenant_id == tenant_id))
 
 
 def prove_consuming(settings: Settings, db: Database, tenant_id: uuid.UUID, worker: Proc) -> None:
     """Run one no-op probe job through the worker: it is up when it has finished a job."""
-    before = terminal_count(db)
+    before = terminal_count(db, tenant_id)
     ids = insert_jobs(db, tenant_id, NOOP_NAME, {}, 1)
     publish_ids(settings, ids, NOOP_NAME)
     wait_until(
-        lambda: terminal_count(db) > before,
+        lambda: terminal_count(db, tenant_id) > before,
         f"{worker.name} to finish a probe job",
         timeout=PROBE_TIMEOUT_S,
         watch=[worker],
+    )
+
+
+def prove_publishing_due(db: Database, tenant_id: uuid.UUID, beat: Proc, worker: Proc) -> None:
+    """Commit a job due in a moment, unpublished: done once beat's publisher has sent it on."""
+    before = terminal_count(db, tenant_id)
+    due = NewJob(
+        tenant_id=tenant_id,
+        type=NOOP_NAME,
+        queue="data",
+        payload={},
+        request_hash="0" * 64,
+        max_attempts=1,
+        run_at=utcnow() + DUE_PROBE_DELAY,
+    )
+    submit_jobs(db, [due])
+    wait_until(
+        lambda: terminal_count(db, tenant_id) > before,
+        f"{beat.name} to publish a due probe job and {worker.name} to finish it",
+        timeout=PROBE_TIMEOUT_S,
+        watch=[beat, worker],
     )

@@ -20,7 +20,8 @@ def _stat_fields(pid: int) -> list[str] | None:
     return raw[raw.rindex(")") + 2 :].split()
 
 
-def _children(root: int) -> list[int]:
+def tree_pids(root: int) -> list[int]:
+    """`root` and every live descendant (their PIDs, root first)."""
     parents: dict[int, int] = {}
     for entry in PROC.iterdir():
         if entry.name.isdigit():
@@ -39,7 +40,7 @@ def _children(root: int) -> list[int]:
 def tree_cpu_s(root: int) -> float:
     """User + system CPU seconds of `root` and every live descendant."""
     total_ticks = 0
-    for pid in _children(root):
+    for pid in tree_pids(root):
         fields = _stat_fields(pid)
         if fields is not None:
             total_ticks += int(fields[UTIME_FIELD]) + int(fields[STIME_FIELD])

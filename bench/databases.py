@@ -14,7 +14,7 @@ DEFAULT_POSTGRES_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 KINDS = ("sqlite", "postgresql")
 
 
-def _libpq(url: str) -> str:
+def libpq(url: str) -> str:
     """A SQLAlchemy URL as psycopg's own connection string."""
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
@@ -30,7 +30,7 @@ def fresh_database(
     if kind != "postgresql":
         raise ValueError(f"unknown database kind {kind!r}, expected one of {KINDS}")
     name = f"bench_{secrets.token_hex(4)}"
-    admin = _libpq(postgres_url)
+    admin = libpq(postgres_url)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -38,3 +38,12 @@ def fresh_database(
     finally:
         with psycopg.connect(admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def wal_position(url: str) -> int | None:
+    """PostgreSQL's current WAL position in bytes (the whole cluster's), None on SQLite."""
+    if make_url(url).get_backend_name() != "postgresql":
+        return None
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn() - '0/0'::pg_lsn").fetchone()
+    return int(row[0]) if row else None

@@ -48,15 +48,15 @@ def render(results: Sequence[ScenarioResult]) -> str:
     lines.insert(1, "  ".join("-" * width for width in widths))
     lines.append("")
     lines.append("ratios (conveyor median / baseline median)")
-    for result in results:
-        for ratio in result.ratios():
-            t = ratio.target
-            shown = "n/a" if ratio.value is None else f"{ratio.value:.2f}x"
-            verdict = {True: "met", False: "NOT met", None: "skipped"}[ratio.met]
-            lines.append(
-                f"  {result.name:<13} {t.metric:<16} vs {t.baseline:<11} {shown:>8}"
-                f"  target {t.describe():<6} {verdict}"
-            )
+    ratios = [(result.name, ratio) for result in results for ratio in result.ratios()]
+    width = max((len(ratio.target.label()) for _, ratio in ratios), default=0)
+    for name, ratio in ratios:
+        t = ratio.target
+        shown = "n/a" if ratio.value is None else f"{ratio.value:.2f}x"
+        verdict = {True: "met", False: "NOT met", None: "skipped"}[ratio.met]
+        lines.append(
+            f"  {name:<13} {t.label():<{width}} {shown:>8}  target {t.describe():<6} {verdict}"
+        )
     lines += ["", "parameters and notes"]
     for result in results:
         params = ", ".join(f"{key}={value}" for key, value in result.params.items())

@@ -35,12 +35,32 @@ class Series:
 
 @dataclass(frozen=True)
 class Target:
-    """Conveyor's median over a baseline's median, bounded below (throughput) or above (latency)."""
+    """Conveyor's median over a baseline's median, bounded below (throughput) or above (latency).
+
+    `subject` replaces Conveyor as the numerator (e.g. the 1 M-row database against the 10 k-row
+    one), and `baseline_metric` compares two metrics of one system (RSS loaded against idle).
+    """
 
     metric: str
     baseline: str
     bound: float
     higher_is_better: bool = True
+    subject: str = CONVEYOR
+    baseline_metric: str | None = None
+
+    @property
+    def denominator(self) -> tuple[str, str]:
+        """(system, metric) of the baseline."""
+        return self.baseline, self.baseline_metric or self.metric
+
+    def label(self) -> str:
+        """What is divided by what, as the ratio lines print it."""
+        if self.subject == CONVEYOR and self.baseline_metric is None:
+            return f"{self.metric:<16} vs {self.baseline:<11}"
+        system, metric = self.denominator
+        if system == self.subject:
+            return f"{self.subject}: {self.metric} / {metric}"
+        return f"{self.metric}: {self.subject} / {system}"
 
     def describe(self) -> str:
         """`>= 3x` or `<= 1.5x`."""
@@ -67,7 +87,9 @@ class Ratio:
         """JSON-ready."""
         return {
             "metric": self.target.metric,
+            "subject": self.target.subject,
             "baseline": self.target.baseline,
+            "baseline_metric": self.target.denominator[1],
             "target": self.target.describe(),
             "ratio": self.value,
             "met": self.met,
@@ -83,17 +105,19 @@ class ScenarioResult:
     series: list[Series]
     targets: list[Target]
     notes: list[str] = field(default_factory=list)
+    # Whatever else a scenario keeps for later reading (query plans, RSS samples), JSON only.
+    details: dict[str, Any] = field(default_factory=dict)
 
     def find(self, system: str, metric: str) -> Series | None:
         """The series of `system` for `metric`, if it ran."""
         return next((s for s in self.series if s.system == system and s.metric == metric), None)
 
     def ratios(self) -> list[Ratio]:
-        """Each target with Conveyor's median over the baseline's median."""
+        """Each target with its subject's median (Conveyor's) over the baseline's median."""
         found = []
         for target in self.targets:
-            ours = self.find(CONVEYOR, target.metric)
-            theirs = self.find(target.baseline, target.metric)
+            ours = self.find(target.subject, target.metric)
+            theirs = self.find(*target.denominator)
             value = ours.median / theirs.median if ours and theirs and theirs.median else None
             found.append(Ratio(target, value))
         return found
@@ -106,4 +130,5 @@ class ScenarioResult:
             "series": [s.as_dict() for s in self.series],
             "ratios": [r.as_dict() for r in self.ratios()],
             "notes": self.notes,
+            "details": self.details,
         }

@@ -22,6 +22,11 @@ class Options:
     db: str
     postgres_url: str
     workdir: Path
+    # Flags of the extended scenarios; None means the scenario's own default.
+    rows_small: int | None = None
+    rows_large: int | None = None
+    waiting: int | None = None
+    soak_s: float | None = None
 
     def count(self, default: int) -> int:
         """N for a scenario: `--n` when given, else the scenario's default."""

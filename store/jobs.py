@@ -12,9 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
-    and_,
-    or_,
     select,
+    tuple_,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -24,6 +23,10 @@ from store.db import Database
 from store.models import Job
 from store.states import JobState
 from store.types import utcnow
+
+# `enqueued_at` of a queued job whose message may never have reached the broker: older than any
+# threshold, so the sweeper's one index range (state, enqueued_at) finds it on its next pass.
+NEVER_PUBLISHED = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class IdempotencyConflict(Exception):
@@ -167,9 +170,8 @@ def list_jobs(
         stmt = stmt.where(Job.created_at < created_before)
     if cursor is not None:
         created, job_id = decode_cursor(cursor)
-        stmt = stmt.where(
-            or_(Job.created_at < created, and_(Job.created_at == created, Job.id < job_id))
-        )
+        # A row-value comparison the (tenant, created_at, id) index can bound, page after page.
+        stmt = stmt.where(tuple_(Job.created_at, Job.id) < tuple_(created, job_id))
     stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
     rows = list(session.scalars(stmt))
     next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
@@ -186,6 +188,6 @@ def mark_unpublished(session: Session, job_id: uuid.UUID) -> None:
     session.execute(
         update(Job)
         .where(Job.id == job_id, Job.state == JobState.QUEUED.value)
-        .values(enqueued_at=None)
+        .values(enqueued_at=NEVER_PUBLISHED)
         .execution_options(synchronize_session=False)
     )

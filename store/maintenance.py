@@ -8,12 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    or_,
     select,
     update,
 )
 from sqlalchemy.orm import Session
 
+from store.jobs import NEVER_PUBLISHED
 from store.lifecycle import AttemptRecord, add_attempt
 from store.models import Job
 from store.states import JobState
@@ -65,7 +65,7 @@ def stale_queued(
         .where(
             Job.state == JobState.QUEUED.value,
             Job.next_attempt_at.is_(None),
-            or_(Job.enqueued_at.is_(None), Job.enqueued_at < enqueued_before),
+            Job.enqueued_at < enqueued_before,
         )
         .order_by(Job.enqueued_at)
         .limit(limit)
@@ -135,7 +135,7 @@ def reclaim_lease(
             "message": f"the worker running it was lost {job.deliveries} times",
         }
     else:
-        values["enqueued_at"] = None  # the same sweep publishes it
+        values["enqueued_at"] = NEVER_PUBLISHED  # the same sweep publishes it
     if "error" in values:
         values["error_class"] = values["error"]["class"]
     result = session.execute(

@@ -1,4 +1,4 @@
-"""The scenarios, in the order `all` runs them."""
+"""The scenarios: `all` runs the first five in order, `extended` the two long ones."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from bench.results import ScenarioResult
 from bench.runner import Options
-from bench.scenarios import e2e_io, e2e_noop, ingest, ingest_batch, latency
+from bench.scenarios import e2e_io, e2e_noop, growth, ingest, ingest_batch, latency, memory
 
 Scenario = Callable[[Options], ScenarioResult]
 
@@ -17,3 +17,13 @@ SCENARIOS: dict[str, Scenario] = {
     e2e_io.NAME: e2e_io.run,
     latency.NAME: latency.run,
 }
+# Minutes each, so never part of `all` (which CI smoke-tests).
+EXTENDED: dict[str, Scenario] = {
+    growth.NAME: growth.run,
+    memory.NAME: memory.run,
+}
+GROUPS: dict[str, dict[str, Scenario]] = {"all": SCENARIOS, "extended": EXTENDED}
+
+# Where a scenario differs from the command line's defaults when a flag is not given.
+DEFAULT_DB: dict[str, str] = {growth.NAME: growth.DEFAULT_DB}
+DEFAULT_RUNS: dict[str, int] = {memory.NAME: memory.DEFAULT_RUNS}

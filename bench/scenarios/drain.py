@@ -56,18 +56,19 @@ def conveyor_drain(
     def measure(_run: int) -> dict[str, float]:
         ids = insert_jobs(ours.db, ours.tenant_id, job_type, payload, n)
         publish_ids(ours.settings, ids, job_type, HOLD)
-        target = terminal_count(ours.db) + n
+        target = terminal_count(ours.db, ours.tenant_id) + n
         cpu = tree_cpu_s(worker.pid)
         started = time.monotonic()
         keyspace.release(conn, ours.site.prefix, HOLD, "data")
         done = wait_until(
-            lambda: terminal_count(ours.db) >= target,
+            lambda: terminal_count(ours.db, ours.tenant_id) >= target,
             f"{worker.name} to finish {n} {job_type} jobs",
             timeout=timeout,
             watch=[worker],
         )
         cpu = tree_cpu_s(worker.pid) - cpu
-        unfinished = {k: v for k, v in state_counts(ours.db).items() if k != "succeeded"}
+        counts = state_counts(ours.db, ours.tenant_id)
+        unfinished = {k: v for k, v in counts.items() if k != "succeeded"}
         if unfinished:
             raise BenchError(f"jobs that did not succeed: {unfinished}")
         return _figures(n, done - started, cpu)

@@ -6,7 +6,10 @@ trip, validation, the committed INSERT and the publish; raw Celery's is the publ
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import ExitStack
+
+import requests
 
 from bench import keyspace
 from bench.celery_baseline import SYSTEM as RAW
@@ -27,6 +30,18 @@ TARGETS = [Target("throughput", RAW, 1.0)]
 BODY = {"type": NOOP_NAME, "payload": {}}
 
 
+def single_submits(http: requests.Session, api_url: str) -> Callable[[int], None]:
+    """`submit(count)`: that many no-op jobs, one `POST /v1/jobs` each, in sequence."""
+
+    def submit(count: int) -> None:
+        for _ in range(count):
+            response = http.post(f"{api_url}/v1/jobs", json=BODY)
+            if response.status_code != 202:
+                raise BenchError(f"POST /v1/jobs answered {response.status_code}: {response.text}")
+
+    return submit
+
+
 def run(opts: Options) -> ScenarioResult:
     """Measure both systems, interleaved, `opts.runs` times."""
     n = opts.count(DEFAULT_N)
@@ -41,13 +56,7 @@ def run(opts: Options) -> ScenarioResult:
         raw_task = create_app(raw_prefix).tasks[NOOP_TASK]
         counter = counter_key(raw_prefix, "unused")
 
-        def submit(count: int) -> None:
-            for _ in range(count):
-                response = http.post(f"{api.url}/v1/jobs", json=BODY)
-                if response.status_code != 202:
-                    raise BenchError(
-                        f"POST /v1/jobs answered {response.status_code}: {response.text}"
-                    )
+        submit = single_submits(http, api.url)
 
         def publish(count: int) -> None:
             for _ in range(count):

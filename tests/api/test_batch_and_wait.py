@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from config.settings import Settings
+from store.jobs import NEVER_PUBLISHED
 from store.keys import IssuedKey
 from tasks.executor import execute
 from tests.api.conftest import auth, error_of, job_rows, rates_job
@@ -76,7 +77,7 @@ def test_batch_with_the_broker_down_is_accepted_and_left_for_the_sweeper(
     # Then it is accepted and both rows wait for the sweeper to publish them
     assert response.status_code == 202
     rows = job_rows(settings, tenant_key.tenant_id)
-    assert len(rows) == 2 and all(r.enqueued_at is None for r in rows)
+    assert len(rows) == 2 and all(r.enqueued_at == NEVER_PUBLISHED for r in rows)
 
 
 def test_wait_returns_as_soon_as_the_job_finishes(

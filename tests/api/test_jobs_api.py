@@ -17,6 +17,7 @@ from api.app import create_app
 from config.settings import Settings
 from integrations.registry import JOB_TYPES
 from store.db import get_database
+from store.jobs import NEVER_PUBLISHED
 from store.keys import IssuedKey
 from store.models import Job
 from store.states import JobState
@@ -473,7 +474,7 @@ def test_a_submit_while_the_broker_is_down_is_committed_for_the_sweeper(
     assert str(row.id) == response.json()["id"]
     assert row.state == JobState.QUEUED.value
     assert row.next_attempt_at is None
-    assert row.enqueued_at is None
+    assert row.enqueued_at == NEVER_PUBLISHED
 
 
 def test_a_submit_while_the_broker_is_down_answers_within_two_seconds(
