@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel
@@ -17,7 +16,7 @@ from integrations.payments.base import (
     RefundRequest,
     VoidRequest,
 )
-from integrations.payments.providers import PROVIDERS, provider_for
+from integrations.payments.providers import ADAPTERS, PROVIDERS, provider_for
 
 # Which operations move money into (captures) or out of (refunds) the ledger.
 EFFECT_AMOUNT: dict[str, Callable[[PaymentResult], int]] = {
@@ -89,7 +88,6 @@ def payment_job_types() -> list[JobType[Any]]:
     """Every `payments.<provider>.<operation>` job type."""
     types: list[JobType[Any]] = []
     for provider_name in PROVIDERS:
-        retention = {"stripe": 24, "adyen": 24 * 7}[provider_name]
         for operation, model in PAYLOADS.items():
             types.append(
                 JobType(
@@ -98,7 +96,7 @@ def payment_job_types() -> list[JobType[Any]]:
                     payload_model=model,
                     handler=_handler(provider_name, operation),
                     description=f"{operation.capitalize()} through {provider_name}, once.",
-                    key_retention=timedelta(hours=retention),
+                    key_retention=ADAPTERS[provider_name].key_retention,
                 )
             )
     return types

@@ -8,7 +8,12 @@ from integrations.payments.adyen import AdyenPayments
 from integrations.payments.base import PaymentProvider
 from integrations.payments.stripe import StripePayments
 
-PROVIDERS = ("stripe", "adyen")
+# Each provider's adapter class; its `key_retention` is the one statement of how long keys live.
+ADAPTERS: dict[str, type[StripePayments] | type[AdyenPayments]] = {
+    "stripe": StripePayments,
+    "adyen": AdyenPayments,
+}
+PROVIDERS = tuple(ADAPTERS)
 
 
 def provider_for(

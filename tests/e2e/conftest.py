@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from config.settings import Settings
-from store.db import reset_database
+from store.db import get_database, reset_database
+from store.keys import IssuedKey, create_api_key
 from store.migrate import upgrade
 from tests.conftest import make_settings
 
@@ -23,3 +24,10 @@ def fresh_settings(tmp_path: Path, broker_prefix: str) -> Iterator[Settings]:
     upgrade(settings)
     yield settings
     reset_database()
+
+
+@pytest.fixture
+def key(fresh_settings: Settings) -> IssuedKey:
+    """An API key of a fresh tenant in this test's database."""
+    with get_database(fresh_settings).session() as session:
+        return create_api_key(session, f"t-{uuid.uuid4().hex[:8]}")

@@ -14,7 +14,7 @@ import requests
 from config.settings import Settings
 from store.db import get_database
 from store.jobs import NewJob, submit_job
-from store.keys import IssuedKey, create_api_key
+from store.keys import IssuedKey
 from store.models import Attempt, Job
 from store.states import TERMINAL_STATES
 from store.types import utcnow
@@ -48,13 +48,6 @@ FAST_RECOVERY = {
 def sqlite_settings(fresh_settings: Settings) -> Settings:
     """These tests run on the embedded default database, one file each."""
     return fresh_settings
-
-
-@pytest.fixture
-def key(sqlite_settings: Settings) -> IssuedKey:
-    """An API key of a fresh tenant in the SQLite database."""
-    with get_database(sqlite_settings).session() as session:
-        return create_api_key(session, f"t-{uuid.uuid4().hex[:8]}")
 
 
 def executions(job: Job) -> list[Attempt]:

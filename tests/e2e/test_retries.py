@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from config.settings import Settings
 from store.db import get_database
-from store.keys import IssuedKey, create_api_key
+from store.keys import IssuedKey
 from store.replay import audit_events
 from store.states import TERMINAL_STATES
 from tasks.executor import Execution, execute
@@ -30,13 +30,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 def s(fresh_settings: Settings) -> Settings:
     """A fresh SQLite file and a key prefix of this test's own."""
     return fresh_settings
-
-
-@pytest.fixture
-def key(s: Settings) -> IssuedKey:
-    """An API key of a fresh tenant."""
-    with get_database(s).session() as session:
-        return create_api_key(session, "retries")
 
 
 def _publish_all(s: Settings, ids: list[uuid.UUID], job_type: str, queue: str) -> None:

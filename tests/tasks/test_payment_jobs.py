@@ -214,16 +214,7 @@ def test_reconciliation_adopts_a_charge_the_db_missed_and_a_second_run_changes_n
     job_id = make_job(s, tenant_key.tenant_id, "payments.stripe.charge", charge("stripe", 2500))
     key = f"cv-{job_id}-charge"
     _under_review(s, job_id, "stripe", key)
-    requests.post(
-        f"{sandbox}/_sandbox/payments",
-        json={
-            "provider": "stripe",
-            "amount": 2500,
-            "currency": "eur",
-            "metadata": {"conveyor_key": key},
-        },
-        timeout=5,
-    ).raise_for_status()
+    psp_holds(sandbox, 2500, key)
     # When reconciliation runs twice
     first = [f for f in reconcile(s) if f.job_id == str(job_id)]
     second = [f for f in reconcile(s) if f.job_id == str(job_id)]
@@ -244,16 +235,7 @@ def test_reconciliation_reports_an_amount_mismatch_and_leaves_the_job_for_a_pers
     job_id = make_job(s, tenant_key.tenant_id, "payments.stripe.charge", charge("stripe", 1000))
     key = f"cv-{job_id}-charge"
     _under_review(s, job_id, "stripe", key)
-    requests.post(
-        f"{sandbox}/_sandbox/payments",
-        json={
-            "provider": "stripe",
-            "amount": 900,
-            "currency": "eur",
-            "metadata": {"conveyor_key": key},
-        },
-        timeout=5,
-    ).raise_for_status()
+    psp_holds(sandbox, 900, key)
     # When reconciliation runs, Then it reports the mismatch and changes nothing
     findings = [f for f in reconcile(s) if f.job_id == str(job_id)]
     assert [(f.kind, f.details) for f in findings] == [
@@ -291,16 +273,7 @@ def test_a_webhook_naming_a_charge_under_review_settles_it(
     job_id = make_job(s, tenant_key.tenant_id, "payments.stripe.charge", charge("stripe", 3100))
     key = f"cv-{job_id}-charge"
     _under_review(s, job_id, "stripe", key)
-    intent = requests.post(
-        f"{sandbox}/_sandbox/payments",
-        json={
-            "provider": "stripe",
-            "amount": 3100,
-            "currency": "eur",
-            "metadata": {"conveyor_key": key},
-        },
-        timeout=5,
-    ).json()
+    intent = psp_holds(sandbox, 3100, key)
     # When Stripe's payment_intent.succeeded event for it is applied
     event_id = f"evt_{uuid.uuid4().hex}"
     event: dict[str, Any] = {
@@ -317,3 +290,20 @@ def test_a_webhook_naming_a_charge_under_review_settles_it(
     assert load(s, job_id).state == JobState.SUCCEEDED
     with get_database(s).session() as session:
         assert [e.amount for e in ledger_for_job(session, job_id)] == [3100]
+
+
+def psp_holds(sandbox: str, amount: int, key: str) -> dict[str, Any]:
+    """Make the sandbox PSP hold a Stripe payment under `key` that Conveyor never saw."""
+    response = requests.post(
+        f"{sandbox}/_sandbox/payments",
+        json={
+            "provider": "stripe",
+            "amount": amount,
+            "currency": "eur",
+            "metadata": {"conveyor_key": key},
+        },
+        timeout=5,
+    )
+    response.raise_for_status()
+    payment: dict[str, Any] = response.json()
+    return payment
