@@ -7,6 +7,7 @@ from typing import Any
 from kombu import Exchange, Queue  # type: ignore[attr-defined]
 
 from config.settings import Settings
+from config.transport import TRANSPORT
 
 QUEUES = ("payments", "data", "webhooks", "maintenance")
 
@@ -33,6 +34,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         transport["global_keyprefix"] = settings.broker_key_prefix
     return {
         "broker_url": settings.broker_url,
+        "broker_transport": TRANSPORT if settings.broker_url.startswith("redis://") else None,
         "broker_transport_options": transport,
         "broker_connection_timeout": settings.broker_timeout_s,
         "broker_connection_retry_on_startup": True,
@@ -47,9 +49,11 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_time_limit": settings.task_time_limit_s,
         "worker_prefetch_multiplier": 1,
         # Flower learns of tasks from the workers' events; a "sent" event per publish would
-        # double the broker writes of every submit.
+        # double the broker writes of every submit. Task events cost a worker about a sixth of
+        # a no-op job's CPU, so they are off until Flower (or `celery control enable_events`)
+        # asks for them; CONVEYOR_WORKER_TASK_EVENTS=true sends them from the start.
         "task_send_sent_event": False,
-        "worker_send_task_events": True,
+        "worker_send_task_events": settings.worker_task_events,
         "task_queues": task_queues(),
         "task_default_queue": "data",
         "task_create_missing_queues": True,

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     broker_key_prefix: str = ""
     broker_timeout_s: float = Field(default=1.0, gt=0)
     visibility_timeout_s: int = Field(default=3600, ge=10)
+    # Off by default: Flower switches a worker's events on when it connects (enable_events).
+    worker_task_events: bool = False
 
     # API
     api_host: str = "127.0.0.1"

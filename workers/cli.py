@@ -76,17 +76,17 @@ def worker(
     from workers.app import app as celery_app
 
     settings = get_settings()
-    celery_app.worker_main(
-        [
-            "worker",
-            f"--queues={queues}",
-            f"--concurrency={concurrency or settings.worker_concurrency}",
-            f"--pool={pool or settings.worker_pool}",
-            f"--hostname={hostname}",
-            "--task-events",
-            f"--loglevel={settings.log_level}",
-        ]
-    )
+    argv = [
+        "worker",
+        f"--queues={queues}",
+        f"--concurrency={concurrency or settings.worker_concurrency}",
+        f"--pool={pool or settings.worker_pool}",
+        f"--hostname={hostname}",
+        f"--loglevel={settings.log_level}",
+    ]
+    if settings.worker_task_events:
+        argv.append("--task-events")
+    celery_app.worker_main(argv)
 
 
 @app.command()

@@ -58,7 +58,7 @@ def run(opts: Options) -> ScenarioResult:
         series,
         TARGETS,
         [
-            "Conveyor's worker sends task events (for Flower); the raw Celery worker does not.",
+            "Neither worker sends task events (Conveyor's send them once Flower asks).",
             "Both workers log at WARNING.",
         ],
     )

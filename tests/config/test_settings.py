@@ -39,7 +39,16 @@ def test_celery_config_is_json_only_late_ack_and_has_no_result_backend() -> None
     assert conf["task_acks_late"] and conf["task_reject_on_worker_lost"]
     assert conf["worker_prefetch_multiplier"] == 1
     assert conf["result_backend"] is None
-    assert conf["worker_send_task_events"] and not conf["task_send_sent_event"]
+    assert not conf["task_send_sent_event"]
+
+
+def test_task_events_wait_for_flower_unless_switched_on() -> None:
+    # Given the default settings and settings with task events switched on
+    default = celery_config(Settings(_env_file=None))
+    switched_on = celery_config(Settings(_env_file=None, worker_task_events=True))
+    # Then workers send task events only when asked (Flower asks with enable_events)
+    assert default["worker_send_task_events"] is False
+    assert switched_on["worker_send_task_events"] is True
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:

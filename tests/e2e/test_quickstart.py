@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -136,15 +137,22 @@ def test_flower_shows_the_named_tasks_the_workers_ran(
     try:
         wait_until(http_ok(f"{url}/healthcheck"), f"Flower on port {port}")
         with worker_process(env, logs_dir, "flowered"):
-            # When a job runs
-            job_id = make_job(settings, tenant_key.tenant_id, "data.sandbox.fetch_rates", RATES)
-            publish(producer_app(settings), job_id, "data.sandbox.fetch_rates", "data")
+            # When jobs run (workers send task events once Flower's enable_events, sent every
+            # 5 s, reaches them: a job every half second until one is listed)
+            last_submit = 0.0
 
             def seen() -> bool:
+                nonlocal last_submit
+                if time.monotonic() - last_submit > 0.5:
+                    job_id = make_job(
+                        settings, tenant_key.tenant_id, "data.sandbox.fetch_rates", RATES
+                    )
+                    publish(producer_app(settings), job_id, "data.sandbox.fetch_rates", "data")
+                    last_submit = time.monotonic()
                 tasks = requests.get(f"{url}/api/tasks", auth=auth, timeout=5).json()
                 return any(t.get("name") == "data.sandbox.fetch_rates" for t in tasks.values())
 
-            # Then Flower lists it under its explicit task name
+            # Then Flower switches the worker's task events on and lists the job's task
             wait_until(seen, "Flower to list a data.sandbox.fetch_rates task", 30)
     finally:
         flower.stop()
