@@ -16,22 +16,22 @@ from kombu.transport import redis as kombu_redis
 TRANSPORT = "config.transport:Transport"
 
 
-class Channel(kombu_redis.Channel):  # type: ignore[misc]
+class Channel(kombu_redis.Channel):
     """A Redis channel whose synchronous client is built once per connection pool."""
 
     _kept_client: Any = None
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
-            return super()._create_client(asynchronous=True)
+            return super()._create_client(asynchronous=True)  # type: ignore[no-untyped-call]
         pool = self.pool
         kept = self._kept_client
         if kept is None or kept.connection_pool is not pool:
-            kept = self._kept_client = super()._create_client()
+            kept = self._kept_client = super()._create_client()  # type: ignore[no-untyped-call]
         return kept
 
 
-class Transport(kombu_redis.Transport):  # type: ignore[misc]
+class Transport(kombu_redis.Transport):
     """The Redis transport with `Channel` above; every `redis://` option works unchanged."""
 
     Channel = Channel

@@ -37,7 +37,7 @@ def test_messages_published_and_acked_through_the_kept_client_arrive_once(
 ) -> None:
     # Given a queue on the real broker, under a key prefix of this test's own
     broker_prefix = f"{broker_prefix}{uuid.uuid4().hex[:6]}:"
-    queue = Queue("kept", Exchange("kept", type="direct"), routing_key="kept")  # type: ignore[no-untyped-call]
+    queue = Queue("kept", Exchange("kept", type="direct"), routing_key="kept")
     with _connection(broker_prefix) as conn:
         producer = conn.Producer(serializer="json")
         # When three messages are published and consumed with acknowledgement
