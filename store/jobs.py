@@ -9,9 +9,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import (
+    Table,
+    insert,
     select,
     tuple_,
     update,
@@ -23,6 +25,8 @@ from store.db import Database
 from store.models import Job
 from store.states import JobState
 from store.types import utcnow
+
+_jobs = cast(Table, Job.__table__)
 
 # `enqueued_at` of a queued job whose message may never have reached the broker: older than any
 # threshold, so the sweeper's one index range (state, enqueued_at) finds it on its next pass.
@@ -58,27 +62,43 @@ class Page:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _job_from(new: NewJob, now: datetime) -> Job:
+@dataclass(frozen=True, slots=True)
+class Submitted:
+    """A job a batch committed: what the caller answers with and publishes."""
+
+    id: uuid.UUID
+    type: str
+    queue: str
+    state: str
+    next_attempt_at: datetime | None
+
+
+def _row(new: NewJob, now: datetime) -> dict[str, Any]:
     scheduled = new.run_at is not None and new.run_at > now
-    return Job(
-        id=uuid.uuid4(),
-        tenant_id=new.tenant_id,
-        type=new.type,
-        queue=new.queue,
-        payload=new.payload,
-        state=JobState.QUEUED.value,
-        idempotency_key=new.idempotency_key,
-        request_hash=new.request_hash,
-        attempts=0,
-        deliveries=0,
-        max_attempts=new.max_attempts,
-        next_attempt_at=new.run_at if scheduled else None,
-        enqueued_at=None if scheduled else now,
-        correlation_id=new.correlation_id,
-        retry_policy=new.retry_policy,
-        created_at=now,
-        updated_at=now,
-    )
+    return {
+        "id": uuid.uuid4(),
+        "tenant_id": new.tenant_id,
+        "type": new.type,
+        "queue": new.queue,
+        "payload": new.payload,
+        "state": JobState.QUEUED.value,
+        "idempotency_key": new.idempotency_key,
+        "request_hash": new.request_hash,
+        "attempts": 0,
+        "deliveries": 0,
+        "max_attempts": new.max_attempts,
+        "next_attempt_at": new.run_at if scheduled else None,
+        "enqueued_at": None if scheduled else now,
+        "correlation_id": new.correlation_id,
+        "retry_policy": new.retry_policy,
+        "replays": 0,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _job_from(new: NewJob, now: datetime) -> Job:
+    return Job(**_row(new, now))
 
 
 def submit_job(db: Database, new: NewJob) -> tuple[Job, bool]:
@@ -106,13 +126,15 @@ def submit_job(db: Database, new: NewJob) -> tuple[Job, bool]:
     return existing, False
 
 
-def submit_jobs(db: Database, news: Sequence[NewJob]) -> list[Job]:
-    """Commit many job rows in one transaction (no idempotency keys)."""
+def submit_jobs(db: Database, news: Sequence[NewJob]) -> list[Submitted]:
+    """Commit many job rows in one transaction and one multi-row INSERT (no idempotency keys)."""
     now = utcnow()
-    jobs = [_job_from(new, now) for new in news]
+    rows = [_row(new, now) for new in news]
     with db.session() as session:
-        session.add_all(jobs)
-    return jobs
+        session.execute(insert(_jobs), rows)
+    return [
+        Submitted(r["id"], r["type"], r["queue"], r["state"], r["next_attempt_at"]) for r in rows
+    ]
 
 
 def get_job(session: Session, job_id: uuid.UUID, tenant_id: uuid.UUID | None = None) -> Job | None:
