@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from config.settings import Settings
@@ -20,7 +20,12 @@ class EffectivePolicy:
 
     def as_dict(self) -> dict[str, Any]:
         """The form stored on the job row."""
-        return asdict(self)
+        return {
+            "max_attempts": self.max_attempts,
+            "base_s": self.base_s,
+            "cap_s": self.cap_s,
+            "max_age_s": self.max_age_s,
+        }
 
 
 def effective_policy(
@@ -35,7 +40,10 @@ def effective_policy(
         "max_age_s": settings.retry_max_age_s,
     }
     for layer in layers:
-        values.update({k: v for k, v in asdict(layer).items() if v is not None})
+        for field in fields(layer):
+            value = getattr(layer, field.name)
+            if value is not None:
+                values[field.name] = value
     return EffectivePolicy(
         max_attempts=max(1, min(int(values["max_attempts"]), settings.retry_max_attempts_cap)),
         base_s=float(values["base_s"]),

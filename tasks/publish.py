@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import structlog
 from celery import Celery
+from kombu import Producer  # type: ignore[attr-defined]
 
 from config.celery import celery_config
 from config.settings import Settings
@@ -33,10 +34,30 @@ def producer_app(settings: Settings) -> Celery:
         return app
 
 
+def _send(
+    app: Celery, job_id: uuid.UUID, task_name: str, queue: str, producer: Producer | None = None
+) -> None:
+    # Straight to the queue's list (a direct queue publishes on the anonymous exchange), with
+    # no per-message queue declaration (workers declare their queues when they start) and the
+    # argument's repr given rather than computed.
+    args = [str(job_id)]
+    app.send_task(
+        task_name,
+        args=args,
+        queue=queue,
+        retry=False,
+        producer=producer,
+        declare=[],
+        ignore_result=True,
+        argsrepr=repr(args),
+        kwargsrepr="{}",
+    )
+
+
 def publish(app: Celery, job_id: uuid.UUID, task_name: str, queue: str) -> bool:
     """Send one job id; False when the broker is unreachable (the sweeper re-publishes)."""
     try:
-        app.send_task(task_name, args=[str(job_id)], queue=queue, retry=False)
+        _send(app, job_id, task_name, queue)
     except Exception as exc:  # kombu and redis raise many types; all mean "not published"
         log.warning("publish.failed", job_id=str(job_id), error=type(exc).__name__)
         return False
@@ -56,9 +77,7 @@ def publish_many(app: Celery, jobs: Sequence[tuple[uuid.UUID, str, str]]) -> lis
     try:
         with app.producer_or_acquire() as producer, producer.batch(max_size=PIPELINE_MAX):
             for job_id, task_name, queue in jobs:
-                app.send_task(
-                    task_name, args=[str(job_id)], queue=queue, retry=False, producer=producer
-                )
+                _send(app, job_id, task_name, queue, producer)
     except Exception as exc:  # no connection, or the broker went away mid-batch
         log.warning("publish.failed", count=len(jobs), error=type(exc).__name__)
         return [job_id for job_id, _, _ in jobs]
