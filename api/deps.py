@@ -7,12 +7,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.keycache import TtlCache
 from config.settings import Settings
 from store.db import Database, get_database
-from store.keys import hash_key, tenant_for_key
+from store.keys import KeyOwner, hash_key, tenant_for_key
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,11 @@ class Principal:
         return f"api_key:{self.key_id} ({self.key_prefix}…)"
 
 
-def get_settings_dep(request: Request) -> Settings:
+# The dependencies are `async def` although they do no I/O on their common path: FastAPI runs
+# each plain `def` dependency in the thread pool, a thread hop per dependency per request.
+
+
+async def get_settings_dep(request: Request) -> Settings:
     """The settings the app was built with."""
     settings: Settings = request.app.state.settings
     return settings
@@ -39,7 +44,7 @@ def get_settings_dep(request: Request) -> Settings:
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 
 
-def get_db(settings: SettingsDep) -> Database:
+async def get_db(settings: SettingsDep) -> Database:
     """This process's database."""
     return get_database(settings)
 
@@ -49,7 +54,7 @@ DatabaseDep = Annotated[Database, Depends(get_db)]
 _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
 
 
-def current_principal(request: Request, db: DatabaseDep) -> Principal:
+async def current_principal(request: Request, db: DatabaseDep) -> Principal:
     """Resolve `Authorization: Bearer <key>` to its tenant, or answer 401."""
     header = request.headers.get("Authorization", "")
     scheme, _, secret = header.partition(" ")
@@ -65,8 +70,7 @@ def current_principal(request: Request, db: DatabaseDep) -> Principal:
     cached = cache.get(digest)
     if cached is not None:
         return cached
-    with db.session() as session:
-        owner = tenant_for_key(session, secret.strip())
+    owner = await run_in_threadpool(_owner_of, db, secret.strip())
     if owner is None:
         raise ApiError(
             401, "unauthorized", "invalid or revoked API key", headers=_UNAUTHORIZED_HEADERS
@@ -74,6 +78,11 @@ def current_principal(request: Request, db: DatabaseDep) -> Principal:
     principal = Principal(owner.tenant_id, owner.tenant_name, owner.key_id, owner.key_prefix)
     cache.put(digest, principal)
     return principal
+
+
+def _owner_of(db: Database, secret: str) -> KeyOwner | None:
+    with db.session() as session:
+        return tenant_for_key(session, secret)
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

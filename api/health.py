@@ -5,16 +5,17 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from api.deps import PrincipalDep, SettingsDep, get_db
+from api.deps import PrincipalDep, SettingsDep
 from api.schemas import JobTypeOut
 from integrations.registry import JOB_TYPES
+from store.db import get_database
 from tasks.publish import producer_app
 
 router = APIRouter()
 
 
 @router.get("/healthz", tags=["health"])
-def healthz() -> dict[str, str]:
+async def healthz() -> dict[str, str]:
     """The process is up and serving."""
     return {"status": "ok"}
 
@@ -25,7 +26,7 @@ def readyz(settings: SettingsDep) -> JSONResponse:
     checks: dict[str, str] = {}
     try:
         # Inside the check, not a dependency: failing to even build the engine is "unavailable".
-        get_db(settings).ping()
+        get_database(settings).ping()
         checks["database"] = "ok"
     except Exception as exc:
         checks["database"] = f"unavailable: {type(exc).__name__}"

@@ -27,6 +27,8 @@ class Database:
     # SQLite admits one writer: threads of one process queue here instead of in SQLite's
     # busy handler, whose sleeps grow to tens of milliseconds under contention.
     write_lock: AbstractContextManager[Any] = field(default_factory=nullcontext)
+    # The URL as configured, so looking this database up per call needs no URL parsing.
+    source_url: str = ""
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -102,7 +104,9 @@ def create_database(settings: Settings) -> Database:
 
     sessions = sessionmaker(engine, expire_on_commit=False)
     lock: AbstractContextManager[Any] = threading.RLock() if is_sqlite(url) else nullcontext()
-    return Database(engine=engine, sessions=sessions, pid=os.getpid(), write_lock=lock)
+    return Database(
+        engine=engine, sessions=sessions, pid=os.getpid(), write_lock=lock, source_url=url
+    )
 
 
 _lock = threading.Lock()
@@ -114,7 +118,7 @@ def get_database(settings: Settings) -> Database:
     global _current
     with _lock:
         db = _current
-        if db is None or db.pid != os.getpid() or str(db.engine.url) != _render(settings):
+        if db is None or db.pid != os.getpid() or db.source_url != settings.database_url:
             if db is not None and db.pid == os.getpid():
                 db.dispose()
             _current = db = create_database(settings)
@@ -128,9 +132,3 @@ def reset_database() -> None:
         if _current is not None and _current.pid == os.getpid():
             _current.dispose()
         _current = None
-
-
-def _render(settings: Settings) -> str:
-    from sqlalchemy.engine import make_url
-
-    return str(make_url(settings.database_url))

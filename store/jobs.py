@@ -97,21 +97,16 @@ def _row(new: NewJob, now: datetime) -> dict[str, Any]:
     }
 
 
-def _job_from(new: NewJob, now: datetime) -> Job:
-    return Job(**_row(new, now))
-
-
 def submit_job(db: Database, new: NewJob) -> tuple[Job, bool]:
     """Commit a job row; with an idempotency key, return the earlier job instead (created=False).
 
     Raises IdempotencyConflict when the key was used with another request body.
     """
-    now = utcnow()
-    job = _job_from(new, now)
+    row = _row(new, utcnow())
     try:
         with db.session() as session:
-            session.add(job)
-        return job, True
+            session.execute(insert(_jobs), [row])
+        return Job(**row), True
     except IntegrityError:
         if new.idempotency_key is None:
             raise
