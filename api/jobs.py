@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from contextlib import ExitStack
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
@@ -17,12 +18,13 @@ from api.schemas import JobCreate, JobOut, JobPage
 from config.settings import Settings
 from integrations.base import RetryPolicy
 from integrations.registry import JOB_TYPES, get_job_type
+from store.db import Database
 from store.jobs import IdempotencyConflict, NewJob, get_job, list_jobs, mark_unpublished, submit_job
 from store.lifecycle import CancelResult, cancel_job
 from store.models import Job
 from store.states import TERMINAL_STATES, JobState
 from store.types import utcnow
-from tasks.notify import notify_finished, wait_finished
+from tasks.notify import notify_finished, subscribed, wait_finished
 from tasks.policy import effective_policy
 from tasks.publish import producer_app, publish
 
@@ -98,11 +100,27 @@ def parse_job_id(job_id: str) -> uuid.UUID:
         raise ApiError(404, "not_found", "no such job", {"id": job_id}) from None
 
 
+WAIT_MAX_S = 30.0
+WaitQuery = Annotated[
+    float,
+    Query(
+        ge=0,
+        le=WAIT_MAX_S,
+        description="seconds to hold the answer until the job ends (woken by the worker)",
+    ),
+]
+
+
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
-    responses={200: {"description": "replay of an earlier submit with the same key"}},
+    responses={
+        200: {
+            "description": "replay of an earlier submit with the same key, or (with `wait`) "
+            "the job already finished"
+        }
+    },
 )
 def create_job(
     body: JobCreate,
@@ -113,8 +131,13 @@ def create_job(
     idempotency_key: Annotated[
         str | None, Header(alias="Idempotency-Key", max_length=IDEMPOTENCY_KEY_MAX)
     ] = None,
+    wait: WaitQuery = 0,
 ) -> JobOut:
-    """Accept a job: validate, commit the row, then publish its id (202)."""
+    """Accept a job: validate, commit the row, then publish its id (202).
+
+    With `wait`, submit and wait in one request: the answer is the finished job (200) as soon as
+    it ends, or the job as it stands (202) when `wait` runs out first.
+    """
     new = check_payment_job(db, build_new_job(body, principal, settings, idempotency_key or None))
     try:
         job, created = submit_job(db, new)
@@ -126,18 +149,38 @@ def create_job(
             {"idempotency_key": idempotency_key},
         ) from None
     if not created:
-        response.status_code = status.HTTP_200_OK
         response.headers["Idempotent-Replayed"] = "true"
+        if wait > 0 and job.state not in TERMINAL_STATES:
+            wait_finished(settings, job.id, wait, lambda: _terminal(_load(db, job.id)))
+            return _waited(db, job, response, status.HTTP_200_OK)
+        response.status_code = status.HTTP_200_OK
         return JobOut.of(job)
-    if job.next_attempt_at is None and not publish(
-        producer_app(settings), job.id, job.type, job.queue
-    ):
-        with db.session() as session:
-            mark_unpublished(session, job.id)
-    return JobOut.of(job)
+    with ExitStack() as stack:
+        # Subscribed before the id is published, so even an instant finish is heard.
+        subscription = stack.enter_context(subscribed(settings, job.id)) if wait > 0 else None
+        if job.next_attempt_at is None and not publish(
+            producer_app(settings), job.id, job.type, job.queue
+        ):
+            with db.session() as session:
+                mark_unpublished(session, job.id)
+            return JobOut.of(job)
+        if subscription is None:
+            return JobOut.of(job)
+        subscription.wait(wait)
+    return _waited(db, job, response, status.HTTP_202_ACCEPTED)
 
 
-WAIT_MAX_S = 30.0
+def _load(db: Database, job_id: uuid.UUID, tenant_id: uuid.UUID | None = None) -> Job | None:
+    with db.session() as session:
+        return get_job(session, job_id, tenant_id)
+
+
+def _waited(db: Database, job: Job, response: Response, unfinished_status: int) -> JobOut:
+    """The job after a wait: 200 when it ended, `unfinished_status` while it still runs."""
+    current = _load(db, job.id) or job
+    finished = current.state in TERMINAL_STATES
+    response.status_code = status.HTTP_200_OK if finished else unfinished_status
+    return JobOut.of(current, with_attempts=True)
 
 
 @router.get("/{job_id}", response_model=JobOut)
@@ -146,7 +189,7 @@ def read_job(
     principal: PrincipalDep,
     db: DatabaseDep,
     settings: SettingsDep,
-    wait: Annotated[float, Query(ge=0, le=WAIT_MAX_S, description="long-poll seconds")] = 0,
+    wait: WaitQuery = 0,
 ) -> JobOut:
     """A job with its attempt history; another tenant's job is 404, not 403.
 
@@ -154,17 +197,12 @@ def read_job(
     seconds), woken by the worker's notification rather than by polling.
     """
     parsed = parse_job_id(job_id)
-
-    def load() -> Job | None:
-        with db.session() as session:
-            return get_job(session, parsed, principal.tenant_id)
-
-    job = load()
+    job = _load(db, parsed, principal.tenant_id)
     if job is None:
         raise ApiError(404, "not_found", "no such job", {"id": job_id})
     if wait > 0 and job.state not in TERMINAL_STATES:
-        wait_finished(settings, parsed, wait, lambda: _terminal(load()))
-        job = load() or job
+        wait_finished(settings, parsed, wait, lambda: _terminal(_load(db, parsed)))
+        job = _load(db, parsed) or job
     return JobOut.of(job, with_attempts=True)
 
 

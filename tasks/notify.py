@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import redis
 import structlog
+from redis.client import PubSub
 
 from config.settings import Settings
 
@@ -42,6 +44,39 @@ def notify_finished(settings: Settings, job_id: uuid.UUID, state: str) -> None:
         log.info("notify.failed", job_id=str(job_id), error=type(exc).__name__)
 
 
+class Subscription:
+    """A subscription to one job's end notice, made before the job can possibly end."""
+
+    def __init__(self, pubsub: PubSub) -> None:
+        self._pubsub = pubsub
+
+    def wait(self, timeout_s: float) -> bool:
+        """True once the end is announced; False at the timeout or when Redis goes away."""
+        deadline = time.monotonic() + timeout_s
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                if self._pubsub.get_message(timeout=min(remaining, 1.0)) is not None:
+                    return True
+        except redis.RedisError:
+            return False
+        return False
+
+
+@contextmanager
+def subscribed(settings: Settings, job_id: uuid.UUID) -> Iterator[Subscription | None]:
+    """Listen for `job_id`'s end; None when Redis cannot be reached (answer from the DB)."""
+    try:
+        pubsub = _client(settings).pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
+        pubsub.subscribe(channel(settings, job_id))
+    except redis.RedisError:
+        yield None
+        return
+    try:
+        yield Subscription(pubsub)
+    finally:
+        pubsub.close()
+
+
 def wait_finished(
     settings: Settings, job_id: uuid.UUID, timeout_s: float, finished: Callable[[], bool]
 ) -> None:
@@ -49,19 +84,7 @@ def wait_finished(
 
     Subscribes first and checks the DB second, so an end that happens in between is not missed.
     """
-    try:
-        pubsub = _client(settings).pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-        pubsub.subscribe(channel(settings, job_id))
-    except redis.RedisError:
-        return  # no notifications to be had: answer with what the DB says now
-    try:
-        if finished():
+    with subscribed(settings, job_id) as subscription:
+        if subscription is None or finished():
             return
-        deadline = time.monotonic() + timeout_s
-        while (remaining := deadline - time.monotonic()) > 0:
-            if pubsub.get_message(timeout=min(remaining, 1.0)) is not None:
-                return
-    except redis.RedisError:
-        return
-    finally:
-        pubsub.close()
+        subscription.wait(timeout_s)

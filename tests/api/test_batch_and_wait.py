@@ -116,3 +116,61 @@ def test_wait_beyond_the_maximum_is_422(client: TestClient, tenant_key: IssuedKe
     error_of(
         client.get(f"/v1/jobs/{job_id}?wait=31", headers=auth(tenant_key)), 422, "validation_error"
     )
+
+
+def test_submit_with_wait_answers_200_with_the_finished_job(
+    client: TestClient, settings: Settings, tenant_key: IssuedKey, sandbox: str
+) -> None:
+    # Given a worker that runs whatever is queued, about 0.3 s from now
+    worker_settings = with_sandbox(settings, sandbox)
+
+    def run_queued() -> None:
+        for job_id in queued_job_ids(settings, "data"):
+            execute(uuid.UUID(job_id), worker_settings)
+
+    timer = threading.Timer(0.3, run_queued)
+    timer.start()
+    # When a job is submitted with wait=10
+    began = time.monotonic()
+    response = client.post("/v1/jobs?wait=10", json=rates_job(), headers=auth(tenant_key))
+    took = time.monotonic() - began
+    timer.join()
+    # Then the one request returns the finished job with its attempt, well inside the wait
+    assert response.status_code == 200, response.text
+    job = response.json()
+    assert job["state"] == "succeeded" and job["result"]["base"] == "EUR"
+    assert [a["outcome"] for a in job["attempt_history"]] == ["succeeded"]
+    assert took < 5
+
+
+def test_submit_with_wait_that_runs_out_answers_202_with_the_queued_job(
+    client: TestClient, settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given no worker at all
+    # When a job is submitted with wait=0.5
+    began = time.monotonic()
+    response = client.post("/v1/jobs?wait=0.5", json=rates_job(), headers=auth(tenant_key))
+    # Then after about that long the job comes back accepted and still queued, its id published
+    assert response.status_code == 202
+    assert response.json()["state"] == "queued"
+    assert 0.4 < time.monotonic() - began < 3
+    assert response.json()["id"] in queued_job_ids(settings, "data")
+
+
+def test_repeated_submit_with_wait_answers_the_earlier_job_once_it_ends(
+    client: TestClient, settings: Settings, tenant_key: IssuedKey, sandbox: str
+) -> None:
+    # Given a job submitted with an idempotency key, that a worker finishes about 0.3 s later
+    headers = {**auth(tenant_key), "Idempotency-Key": "wait-replay-1"}
+    job_id = client.post("/v1/jobs", json=rates_job(), headers=headers).json()["id"]
+    worker_settings = with_sandbox(settings, sandbox)
+    timer = threading.Timer(0.3, lambda: execute(uuid.UUID(job_id), worker_settings))
+    timer.start()
+    # When the same request is sent again with wait=10
+    response = client.post("/v1/jobs?wait=10", json=rates_job(), headers=headers)
+    timer.join()
+    # Then it is the same job, marked as a replay, answered once it had finished
+    assert response.status_code == 200
+    assert response.headers["Idempotent-Replayed"] == "true"
+    assert response.json()["id"] == job_id and response.json()["state"] == "succeeded"
+    assert len(job_rows(settings, tenant_key.tenant_id)) == 1
