@@ -3,8 +3,8 @@
 Conveyor: `POST /v1/jobs?wait=10`, submit and wait in one request (the API subscribes to the
 job's end notice before publishing it; the worker's pub/sub notice wakes it), a no-op job,
 worker threads -c 8. (`GET /v1/jobs/{id}?wait=` is the same wait for a job submitted earlier.)
-Raw Celery: `apply_async().get()` through a Redis
-result backend, which only this baseline app has.
+Raw Celery: `apply_async().get()` through a Redis result backend, which only this baseline app
+has.
 """
 
 from __future__ import annotations
