@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from collections.abc import Sequence
 from datetime import timedelta
@@ -24,6 +25,7 @@ from tasks.publish import producer_app, publish_many
 INSERT_CHUNK = 500
 TERMINAL = [state.value for state in TERMINAL_STATES]
 PROBE_TIMEOUT_S = 60.0
+PING_TIMEOUT_S = 0.5
 # Far enough ahead that the submit is not already due, near enough not to wait on it.
 DUE_PROBE_DELAY = timedelta(seconds=0.5)
 
@@ -103,6 +105,24 @@ def prove_consuming(settings: Settings, db: Database, tenant_id: uuid.UUID, work
         f"{worker.name} to finish a probe job",
         timeout=PROBE_TIMEOUT_S,
         watch=[worker],
+    )
+
+
+def prove_listening(settings: Settings, workers: Sequence[Proc]) -> None:
+    """Every worker answers a remote-control ping (a probe job proves only one of several)."""
+    app = producer_app(settings)
+    host = socket.gethostname()
+    wanted = {f"{worker.name}@{host}" for worker in workers}
+
+    def all_answer() -> bool:
+        replies = app.control.ping(destination=sorted(wanted), timeout=PING_TIMEOUT_S)
+        return wanted <= {name for reply in replies for name in reply}
+
+    wait_until(
+        all_answer,
+        f"{', '.join(sorted(wanted))} to answer a ping",
+        timeout=PROBE_TIMEOUT_S,
+        watch=workers,
     )
 
 

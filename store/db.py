@@ -9,7 +9,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
@@ -43,6 +43,13 @@ class Database:
                 raise
             finally:
                 session.close()
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        """A Core connection in one transaction, committed on success: for the hot path's
+        prebuilt statements, which need none of the ORM session's bookkeeping."""
+        with self.write_lock, self.engine.begin() as conn:
+            yield conn
 
     def ping(self) -> None:
         """Raise unless the database answers a trivial query."""

@@ -11,6 +11,7 @@ from typing import Any, cast
 from sqlalchemy import (
     JSON,
     Boolean,
+    Connection,
     Integer,
     Table,
     Uuid,
@@ -64,6 +65,10 @@ class ClaimedJob:
     created_at: datetime
 
 
+# The hot path runs its prebuilt Core statements on a bare connection (Database.connection);
+# other callers pass their ORM session. Both execute the same statements.
+Runner = Connection | Session
+
 _jobs = cast(Table, Job.__table__)
 
 _attempts = cast(Table, Attempt.__table__)
@@ -107,7 +112,7 @@ _CLAIM = (
 
 
 def claim_job(
-    session: Session, job_id: uuid.UUID, owner: str, lease: timedelta, now: datetime
+    session: Runner, job_id: uuid.UUID, owner: str, lease: timedelta, now: datetime
 ) -> ClaimedJob | None:
     """Take a job for this worker with one conditional UPDATE; None when it is not claimable."""
     row = session.execute(
@@ -139,7 +144,7 @@ def claim_job(
 _ADD_ATTEMPT = insert(_attempts)
 
 
-def add_attempt(session: Session, job_id: uuid.UUID, record: AttemptRecord) -> None:
+def add_attempt(session: Runner, job_id: uuid.UUID, record: AttemptRecord) -> None:
     """Write one attempt row in the caller's transaction."""
     session.execute(
         _ADD_ATTEMPT,
@@ -198,7 +203,7 @@ _FINISH = (
 
 
 def finish_job(
-    session: Session,
+    session: Runner,
     job_id: uuid.UUID,
     owner: str,
     *,

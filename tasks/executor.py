@@ -13,7 +13,6 @@ from typing import Any
 
 import structlog
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from integrations.base import Effect, Failed, JobContext, JobType, Outcome, Succeeded
@@ -34,6 +33,7 @@ from store.jobs import job_state
 from store.lifecycle import (
     AttemptRecord,
     ClaimedJob,
+    Runner,
     cancel_requested,
     claim_job,
     finish_job,
@@ -204,8 +204,8 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
     db = get_database(settings)
     owner = _owner()
     started_at = utcnow()
-    with db.session() as session:
-        job = claim_job(session, job_id, owner, timedelta(seconds=settings.lease_s), started_at)
+    with db.connection() as conn:
+        job = claim_job(conn, job_id, owner, timedelta(seconds=settings.lease_s), started_at)
     if job is None:
         with db.session() as session:
             state = job_state(session, job_id)
@@ -291,9 +291,12 @@ def _finish(
         for e in decision.effects
     ]
     try:
+        if not effects:
+            with db.connection() as conn:
+                return _finish_in(conn, job.id, owner, decision, record)
         with db.session() as session:
             landed = _finish_in(session, job.id, owner, decision, record)
-            if landed is not None and effects:
+            if landed is not None:
                 record_effects(session, job.id, job.tenant_id, effects)
             return landed
     except IntegrityError:
@@ -315,7 +318,7 @@ def _finish(
 
 
 def _finish_in(
-    session: Session, job_id: uuid.UUID, owner: str, decision: _Decision, record: AttemptRecord
+    session: Runner, job_id: uuid.UUID, owner: str, decision: _Decision, record: AttemptRecord
 ) -> JobState | None:
     return finish_job(
         session,

@@ -13,7 +13,7 @@ otherwise count against it.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import redis
@@ -45,28 +45,36 @@ def _figures(n: int, seconds: float, cpu_s: float) -> dict[str, float]:
 def conveyor_drain(
     ours: Conveyor,
     conn: redis.Redis,
-    worker: Proc,
+    worker: Proc | Sequence[Proc],
     n: int,
     job: tuple[str, dict[str, Any]],
     timeout: float,
 ) -> Measure:
-    """A run: N jobs of `job` (type, payload) staged, released, and waited for in the DB."""
+    """A run: N jobs of `job` (type, payload) staged, released, and waited for in the DB.
+
+    With several worker processes, CPU per job is the sum over all of them.
+    """
     job_type, payload = job
+    workers = [worker] if isinstance(worker, Proc) else list(worker)
+    names = ", ".join(w.name for w in workers)
+
+    def cpu_s() -> float:
+        return sum(tree_cpu_s(w.pid) for w in workers)
 
     def measure(_run: int) -> dict[str, float]:
         ids = insert_jobs(ours.db, ours.tenant_id, job_type, payload, n)
         publish_ids(ours.settings, ids, job_type, HOLD)
         target = terminal_count(ours.db, ours.tenant_id) + n
-        cpu = tree_cpu_s(worker.pid)
+        cpu = cpu_s()
         started = time.monotonic()
         keyspace.release(conn, ours.site.prefix, HOLD, "data")
         done = wait_until(
             lambda: terminal_count(ours.db, ours.tenant_id) >= target,
-            f"{worker.name} to finish {n} {job_type} jobs",
+            f"{names} to finish {n} {job_type} jobs",
             timeout=timeout,
-            watch=[worker],
+            watch=workers,
         )
-        cpu = tree_cpu_s(worker.pid) - cpu
+        cpu = cpu_s() - cpu
         counts = state_counts(ours.db, ours.tenant_id)
         unfinished = {k: v for k, v in counts.items() if k != "succeeded"}
         if unfinished:

@@ -1,8 +1,9 @@
 """e2e-io: drain N `data.sandbox.fetch_rates` jobs against the sandbox answering in 50 ms.
 
-Conveyor runs one worker with the threads pool at concurrency 32 (DB pool sized to match); raw
-Celery runs its default prefork pool with `-c 2` and a task making the same GET with requests;
-Dramatiq runs its CLI defaults (2 processes x 8 threads). How each is timed: see `drain`.
+Conveyor runs two worker processes, one per core as a deployment on this machine would, each
+with the threads pool at concurrency 32 (DB pool sized to match); raw Celery runs its default
+prefork pool with `-c 2` (two processes) and a task making the same GET with requests; Dramatiq
+runs its CLI defaults (2 processes x 8 threads). How each is timed: see `drain`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from bench.celery_baseline import SYSTEM as RAW
 from bench.celery_baseline import prove_consuming as raw_prove
 from bench.celery_baseline import raw_worker
 from bench.conveyor_stack import sandbox_process, worker_process
-from bench.conveyor_store import prove_consuming
+from bench.conveyor_store import prove_consuming, prove_listening
 from bench.dramatiq_baseline import NOT_INSTALLED, dramatiq_worker
 from bench.dramatiq_baseline import SYSTEM as DRAMATIQ
 from bench.dramatiq_baseline import prove_consuming as dramatiq_prove
@@ -30,6 +31,7 @@ NAME = "e2e-io"
 # Raw Celery prefork -c 2 tops out near 2 / 50 ms = 40 jobs/s: 400 jobs take it ~10 s a run.
 DEFAULT_N = 400
 LATENCY_MS = 50
+PROCESSES = 2
 CONCURRENCY = 32
 RAW_POOL, RAW_CONCURRENCY = "prefork", 2
 SLOWEST_PER_S = 10.0
@@ -53,17 +55,19 @@ def run(opts: Options) -> ScenarioResult:
         raw_prefix = stack.enter_context(key_prefix(conn, "celery"))
         raw = create_app(raw_prefix)
         say(f"{NAME}: starting the workers")
-        worker = stack.enter_context(
-            worker_process(ours.site, opts.workdir, "threads", CONCURRENCY)
-        )
+        workers = [
+            stack.enter_context(worker_process(ours.site, opts.workdir, "threads", CONCURRENCY))
+            for _ in range(PROCESSES)
+        ]
         raw_proc = stack.enter_context(
             raw_worker(raw_prefix, opts.workdir, RAW_POOL, RAW_CONCURRENCY)
         )
-        prove_consuming(ours.settings, ours.db, ours.tenant_id, worker)
+        prove_listening(ours.settings, workers)
+        prove_consuming(ours.settings, ours.db, ours.tenant_id, workers[0])
         raw_prove(raw, conn, raw_prefix, raw_proc)
 
         systems: dict[str, Measure] = {
-            CONVEYOR: conveyor_drain(ours, conn, worker, n, (FETCH_RATES.name, PAYLOAD), timeout),
+            CONVEYOR: conveyor_drain(ours, conn, workers, n, (FETCH_RATES.name, PAYLOAD), timeout),
             RAW: celery_drain(
                 raw,
                 conn,
@@ -95,7 +99,7 @@ def run(opts: Options) -> ScenarioResult:
             "runs": opts.runs,
             "db": opts.db,
             "sandbox_latency_ms": LATENCY_MS,
-            "conveyor": f"threads -c {CONCURRENCY}, DB pool {CONCURRENCY}",
+            "conveyor": f"{PROCESSES} processes x threads -c {CONCURRENCY}, DB pool {CONCURRENCY}",
             "raw_celery": f"{RAW_POOL} -c {RAW_CONCURRENCY}",
             "dramatiq": "CLI defaults (2 processes x 8 threads)",
         },
