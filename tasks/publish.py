@@ -17,6 +17,7 @@ log = structlog.get_logger(__name__)
 
 # Redis commands per pipelined round trip when publishing many (one LPUSH per job).
 PIPELINE_MAX = 1000
+PERSISTENT = 2  # the AMQP delivery mode Celery gives task messages
 
 _lock = threading.Lock()
 _producers: dict[str, Celery] = {}
@@ -34,30 +35,33 @@ def producer_app(settings: Settings) -> Celery:
         return app
 
 
-def _send(
-    app: Celery, job_id: uuid.UUID, task_name: str, queue: str, producer: Producer | None = None
-) -> None:
-    # Straight to the queue's list (a direct queue publishes on the anonymous exchange), with
-    # no per-message queue declaration (workers declare their queues when they start) and the
-    # argument's repr given rather than computed.
+def _send(app: Celery, job_id: uuid.UUID, task_name: str, queue: str, producer: Producer) -> None:
+    # Celery's own protocol-2 message (`as_task_v2`, what `send_task` builds), published on the
+    # anonymous exchange straight to the queue's list: no routing table, no per-message queue
+    # declaration (workers declare their queues when they start), no result bookkeeping.
     args = [str(job_id)]
-    app.send_task(
-        task_name,
-        args=args,
-        queue=queue,
+    task_id = str(uuid.uuid4())
+    headers, properties, body, _ = app.amqp.as_task_v2(
+        task_id, task_name, args, {}, ignore_result=True, argsrepr=repr(args), kwargsrepr="{}"
+    )
+    producer.publish(  # type: ignore[no-untyped-call]
+        body,
+        exchange="",
+        routing_key=queue,
+        serializer="json",
+        headers=headers,
+        delivery_mode=PERSISTENT,
         retry=False,
-        producer=producer,
         declare=[],
-        ignore_result=True,
-        argsrepr=repr(args),
-        kwargsrepr="{}",
+        **properties,
     )
 
 
 def publish(app: Celery, job_id: uuid.UUID, task_name: str, queue: str) -> bool:
     """Send one job id; False when the broker is unreachable (the sweeper re-publishes)."""
     try:
-        _send(app, job_id, task_name, queue)
+        with app.producer_or_acquire() as producer:
+            _send(app, job_id, task_name, queue, producer)
     except Exception as exc:  # kombu and redis raise many types; all mean "not published"
         log.warning("publish.failed", job_id=str(job_id), error=type(exc).__name__)
         return False
