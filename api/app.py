@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import FastAPI
 
 from api import batch, health, jobs, provider_webhooks, replay
@@ -9,7 +12,14 @@ from api.errors import install_error_handlers
 from api.keycache import TtlCache
 from api.limits import BodySizeLimit
 from config.logging import configure_logging
+from config.runtime import freeze_startup_heap
 from config.settings import Settings, get_settings
+
+
+@asynccontextmanager
+async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+    freeze_startup_heap()
+    yield
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -20,6 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Conveyor",
         version="0.1.0",
         description="Submit background jobs; follow them to a terminal state.",
+        lifespan=_lifespan,
     )
     app.state.settings = settings
     app.state.key_cache = TtlCache()

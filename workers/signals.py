@@ -1,12 +1,18 @@
-"""Process signals: fresh DB engine and HTTP session per child, logging set up everywhere."""
+"""Process signals: fresh connections per child, logging everywhere, start-up heap frozen."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery.signals import after_setup_logger, worker_process_init, worker_shutting_down
+from celery.signals import (
+    after_setup_logger,
+    worker_process_init,
+    worker_ready,
+    worker_shutting_down,
+)
 
 from config.logging import configure_logging
+from config.runtime import freeze_startup_heap
 from config.settings import get_settings
 from integrations.http import reset_http_client
 from store.db import reset_database
@@ -17,6 +23,13 @@ def _fresh_connections_after_fork(**_: Any) -> None:
     # A forked child must never reuse the parent's sockets: SQLite handles, PG and HTTP pools.
     reset_database()
     reset_http_client()
+    freeze_startup_heap()
+
+
+@worker_ready.connect  # type: ignore[untyped-decorator]
+def _settled(**_: Any) -> None:
+    # Threads and solo pools run jobs in this process: keep full collections short here too.
+    freeze_startup_heap()
 
 
 @after_setup_logger.connect  # type: ignore[untyped-decorator]
