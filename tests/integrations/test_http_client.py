@@ -78,3 +78,56 @@ def test_recorded_exchanges_never_hold_secrets_or_card_numbers(sandbox: str) -> 
     assert "4242424242424242" not in text and "sk_sandbox_local" not in text
     assert '"cvc": "123"' not in text
     assert "****4242" in exchange.request and exchange.status == 400
+
+
+PROXY_VARIABLES = (
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+)
+
+
+@pytest.fixture
+def no_proxy_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in (*PROXY_VARIABLES, "NO_PROXY", "no_proxy", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_without_proxy_variables_the_environment_is_read_once_not_per_call(
+    no_proxy_env: pytest.MonkeyPatch, sandbox: str
+) -> None:
+    # Given no proxy variables but a CA bundle variable
+    no_proxy_env.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    # When a client is built and makes a call
+    client = HttpClient(connect_timeout=1, read_timeout=5)
+    response = client.request("GET", f"{sandbox}/v1/rates", headers=KEY, params={"base": "EUR"})
+    # Then the call succeeds, the session no longer scans the environment per call, and the
+    # CA bundle is still the one the environment names
+    assert response.status == 200
+    assert client.session.trust_env is False
+    assert client.session.verify == "/etc/ssl/certs/ca-certificates.crt"
+
+
+def test_proxy_variables_are_still_honoured_per_url(
+    no_proxy_env: pytest.MonkeyPatch, sandbox: str
+) -> None:
+    # Given an HTTP proxy that does not answer (set only while the clients are built and used)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+        # When one client calls the sandbox through it, and another has the sandbox in NO_PROXY
+        proxied = HttpClient(connect_timeout=0.5, read_timeout=1)
+        with pytest.raises(TransientError) as through_proxy:
+            proxied.request("GET", f"{sandbox}/v1/rates", headers=KEY, params={"base": "EUR"})
+        env.setenv("NO_PROXY", "127.0.0.1,localhost")
+        bypassing = HttpClient(connect_timeout=0.5, read_timeout=5)
+        response = bypassing.request(
+            "GET", f"{sandbox}/v1/rates", headers=KEY, params={"base": "EUR"}
+        )
+    # Then the first failed at the dead proxy, known unsent (safe to retry, not an unknown
+    # outcome); the second bypassed the proxy and succeeded
+    assert through_proxy.value.code == "connect_error"
+    assert response.status == 200
