@@ -6,6 +6,7 @@ import hashlib
 import json
 import uuid
 from contextlib import ExitStack
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response, status
@@ -19,12 +20,20 @@ from config.settings import Settings
 from integrations.base import RetryPolicy
 from integrations.registry import JOB_TYPES, get_job_type
 from store.db import Database
-from store.jobs import IdempotencyConflict, NewJob, get_job, list_jobs, mark_unpublished, submit_job
+from store.jobs import (
+    IdempotencyConflict,
+    NewJob,
+    ask_to_notify,
+    get_job,
+    list_jobs,
+    mark_unpublished,
+    submit_job,
+)
 from store.lifecycle import CancelResult, cancel_job
 from store.models import Job
 from store.states import TERMINAL_STATES, JobState
 from store.types import utcnow
-from tasks.notify import notify_finished, subscribed, wait_finished
+from tasks.notify import notify_finished, subscribed
 from tasks.policy import effective_policy
 from tasks.publish import producer_app, publish
 
@@ -139,6 +148,8 @@ def create_job(
     it ends, or the job as it stands (202) when `wait` runs out first.
     """
     new = check_payment_job(db, build_new_job(body, principal, settings, idempotency_key or None))
+    if wait > 0:
+        new = replace(new, notify_on_end=True)
     try:
         job, created = submit_job(db, new)
     except IdempotencyConflict:
@@ -151,7 +162,7 @@ def create_job(
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
         if wait > 0 and job.state not in TERMINAL_STATES:
-            wait_finished(settings, job.id, wait, lambda: _terminal(_load(db, job.id)))
+            _wait_for_end(settings, db, job.id, wait)
             return _waited(db, job, response, status.HTTP_200_OK)
         response.status_code = status.HTTP_200_OK
         return JobOut.of(job)
@@ -168,6 +179,21 @@ def create_job(
             return JobOut.of(job)
         subscription.wait(wait)
     return _waited(db, job, response, status.HTTP_202_ACCEPTED)
+
+
+def _wait_for_end(settings: Settings, db: Database, job_id: uuid.UUID, wait: float) -> None:
+    """Return once the job ends (announced by whoever ends it) or after `wait` seconds.
+
+    Subscribed first, then the ender asked to announce, then the state checked: an end that
+    happens anywhere in between is either announced or seen by the check.
+    """
+    with subscribed(settings, job_id) as subscription:
+        if subscription is None:
+            return  # no notices to be had: answer with what the DB says now
+        ask_to_notify(db, job_id)
+        if _terminal(_load(db, job_id)):
+            return
+        subscription.wait(wait)
 
 
 def _load(db: Database, job_id: uuid.UUID, tenant_id: uuid.UUID | None = None) -> Job | None:
@@ -201,7 +227,7 @@ def read_job(
     if job is None:
         raise ApiError(404, "not_found", "no such job", {"id": job_id})
     if wait > 0 and job.state not in TERMINAL_STATES:
-        wait_finished(settings, parsed, wait, lambda: _terminal(_load(db, parsed)))
+        _wait_for_end(settings, db, parsed, wait)
         job = _load(db, parsed) or job
     return JobOut.of(job, with_attempts=True)
 

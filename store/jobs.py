@@ -51,6 +51,7 @@ class NewJob:
     run_at: datetime | None = None
     correlation_id: str | None = None
     retry_policy: dict[str, Any] | None = None
+    notify_on_end: bool = False
 
 
 @dataclass
@@ -92,6 +93,7 @@ def _row(new: NewJob, now: datetime) -> dict[str, Any]:
         "correlation_id": new.correlation_id,
         "retry_policy": new.retry_policy,
         "replays": 0,
+        "notify_on_end": new.notify_on_end,
         "created_at": now,
         "updated_at": now,
     }
@@ -130,6 +132,22 @@ def submit_jobs(db: Database, news: Sequence[NewJob]) -> list[Submitted]:
     return [
         Submitted(r["id"], r["type"], r["queue"], r["state"], r["next_attempt_at"]) for r in rows
     ]
+
+
+def ask_to_notify(db: Database, job_id: uuid.UUID) -> None:
+    """Ask whoever ends the job to announce it (a client is about to wait for it).
+
+    Called after subscribing and before checking the state: the worker's finish reads the flag
+    in the same UPDATE that ends the job, so either it sees the flag and announces, or the job
+    had ended already and the check that follows sees that.
+    """
+    with db.session() as session:
+        session.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.notify_on_end.is_(False))
+            .values(notify_on_end=True)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def get_job(session: Session, job_id: uuid.UUID, tenant_id: uuid.UUID | None = None) -> Job | None:

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     JSON,
@@ -198,8 +198,15 @@ _FINISH = (
             else_=bindparam("p_now", type_=UTCDateTime()),
         ),
     )
-    .returning(_jobs.c.state)
+    .returning(_jobs.c.state, _jobs.c.notify_on_end)
 )
+
+
+class Landed(NamedTuple):
+    """Where a finished attempt left its job, and whether a client waits to hear of it."""
+
+    state: JobState
+    notify: bool
 
 
 def finish_job(
@@ -213,13 +220,14 @@ def finish_job(
     error: dict[str, Any] | None = None,
     next_attempt_at: datetime | None = None,
     count_attempt: bool = True,
-) -> JobState | None:
+) -> Landed | None:
     """Move a running job this worker owns on and write its attempt, atomically.
 
     The UPDATE is conditional on the lease owner, so a duplicate delivery or a worker whose
     lease was reclaimed cannot finish the job a second time (I1). A job that would wait for a
     retry but had a cancel requested meanwhile ends `cancelled` instead. Returns the state the
-    job landed in, or None when this worker no longer owned it.
+    job landed in and whether a client waits to hear of it (read in the same UPDATE), or None
+    when this worker no longer owned it.
     """
     now = record.finished_at
     retrying = state == JobState.RETRYING
@@ -255,7 +263,7 @@ def finish_job(
             .execution_options(synchronize_session=False)
         )
     add_attempt(session, job_id, record)
-    return landed
+    return Landed(landed, bool(row.notify_on_end))
 
 
 def record_duplicate(session: Session, job_id: uuid.UUID, worker: str, now: datetime) -> bool:

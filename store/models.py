@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Float,
     ForeignKey,
     Index,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     Uuid,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -93,6 +95,9 @@ class Job(Base):
     retry_policy: Mapped[dict[str, Any] | None]
     error_class: Mapped[str | None] = mapped_column(String(50))
     replays: Mapped[int] = mapped_column(Integer, default=0)
+    # Someone waits for this job's end (a submit or read with `wait`): the worker that ends it
+    # announces the end on Redis pub/sub; for jobs nobody waits on it skips that round trip.
+    notify_on_end: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]

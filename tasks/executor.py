@@ -33,6 +33,7 @@ from store.jobs import job_state
 from store.lifecycle import (
     AttemptRecord,
     ClaimedJob,
+    Landed,
     Runner,
     cancel_requested,
     claim_job,
@@ -264,10 +265,10 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
     if landed is None:
         log_.warning("job.lease_lost")
         return Execution.LOST_LEASE
-    log_.info("job.attempt_finished", state=landed.value, latency_ms=record.latency_ms)
-    if landed in TERMINAL_STATES:
-        notify_finished(settings, job_id, landed.value)
-    return Execution(landed.value)
+    log_.info("job.attempt_finished", state=landed.state.value, latency_ms=record.latency_ms)
+    if landed.notify and landed.state in TERMINAL_STATES:
+        notify_finished(settings, job_id, landed.state.value)
+    return Execution(landed.state.value)
 
 
 def _finish(
@@ -277,7 +278,7 @@ def _finish(
     decision: _Decision,
     record: AttemptRecord,
     job_type: JobType[Any] | None,
-) -> JobState | None:
+) -> Landed | None:
     """Move the job on and write its ledger effects in one transaction.
 
     A second effect for an operation breaks a unique constraint: the job then goes to
@@ -319,7 +320,7 @@ def _finish(
 
 def _finish_in(
     session: Runner, job_id: uuid.UUID, owner: str, decision: _Decision, record: AttemptRecord
-) -> JobState | None:
+) -> Landed | None:
     return finish_job(
         session,
         job_id,

@@ -1,11 +1,11 @@
-"""Tell waiting clients that a job finished: one Redis pub/sub message per terminal job."""
+"""Tell waiting clients that a job finished: a Redis pub/sub notice per job someone waits for."""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 import redis
@@ -75,16 +75,3 @@ def subscribed(settings: Settings, job_id: uuid.UUID) -> Iterator[Subscription |
         yield Subscription(pubsub)
     finally:
         pubsub.close()
-
-
-def wait_finished(
-    settings: Settings, job_id: uuid.UUID, timeout_s: float, finished: Callable[[], bool]
-) -> None:
-    """Return once `finished()` is true or the job's end is announced, or at the timeout.
-
-    Subscribes first and checks the DB second, so an end that happens in between is not missed.
-    """
-    with subscribed(settings, job_id) as subscription:
-        if subscription is None or finished():
-            return
-        subscription.wait(timeout_s)
