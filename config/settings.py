@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     page_size_max: int = Field(default=200, ge=1)
 
     # Workers
-    worker_concurrency: int = Field(default=4, ge=1)
+    # Provider calls are network-bound: threads keep many in flight (the DB pool, 10 + 10
+    # overflow, and the HTTP pool, at least 32, cover them).
+    worker_concurrency: int = Field(default=16, ge=1)
     worker_pool: str = "threads"
     lease_s: int = Field(default=60, ge=1)
     attempt_deadline_s: float = Field(default=30.0, gt=0)
