@@ -16,21 +16,19 @@ from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.payment_rules import check_payment_job
 from api.schemas import JobCreate, JobOut, JobPage
+from api.waiting import WaitQuery, answer_after_wait, load_job, wait_for_end
 from config.settings import Settings
 from integrations.base import RetryPolicy
 from integrations.registry import JOB_TYPES, get_job_type
-from store.db import Database
 from store.jobs import (
     IdempotencyConflict,
     NewJob,
-    ask_to_notify,
     get_job,
     list_jobs,
     mark_unpublished,
     submit_job,
 )
 from store.lifecycle import CancelResult, cancel_job
-from store.models import Job
 from store.states import TERMINAL_STATES, JobState
 from store.types import utcnow
 from tasks.notify import notify_finished, subscribed
@@ -109,17 +107,6 @@ def parse_job_id(job_id: str) -> uuid.UUID:
         raise ApiError(404, "not_found", "no such job", {"id": job_id}) from None
 
 
-WAIT_MAX_S = 30.0
-WaitQuery = Annotated[
-    float,
-    Query(
-        ge=0,
-        le=WAIT_MAX_S,
-        description="seconds to hold the answer until the job ends (woken by the worker)",
-    ),
-]
-
-
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
@@ -162,8 +149,8 @@ def create_job(
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
         if wait > 0 and job.state not in TERMINAL_STATES:
-            _wait_for_end(settings, db, job.id, wait)
-            return _waited(db, job, response, status.HTTP_200_OK)
+            wait_for_end(settings, db, job.id, wait)
+            return answer_after_wait(db, job, response, status.HTTP_200_OK)
         response.status_code = status.HTTP_200_OK
         return JobOut.of(job)
     with ExitStack() as stack:
@@ -178,35 +165,7 @@ def create_job(
         if subscription is None:
             return JobOut.of(job)
         subscription.wait(wait)
-    return _waited(db, job, response, status.HTTP_202_ACCEPTED)
-
-
-def _wait_for_end(settings: Settings, db: Database, job_id: uuid.UUID, wait: float) -> None:
-    """Return once the job ends (announced by whoever ends it) or after `wait` seconds.
-
-    Subscribed first, then the ender asked to announce, then the state checked: an end that
-    happens anywhere in between is either announced or seen by the check.
-    """
-    with subscribed(settings, job_id) as subscription:
-        if subscription is None:
-            return  # no notices to be had: answer with what the DB says now
-        ask_to_notify(db, job_id)
-        if _terminal(_load(db, job_id)):
-            return
-        subscription.wait(wait)
-
-
-def _load(db: Database, job_id: uuid.UUID, tenant_id: uuid.UUID | None = None) -> Job | None:
-    with db.session() as session:
-        return get_job(session, job_id, tenant_id)
-
-
-def _waited(db: Database, job: Job, response: Response, unfinished_status: int) -> JobOut:
-    """The job after a wait: 200 when it ended, `unfinished_status` while it still runs."""
-    current = _load(db, job.id) or job
-    finished = current.state in TERMINAL_STATES
-    response.status_code = status.HTTP_200_OK if finished else unfinished_status
-    return JobOut.of(current, with_attempts=True)
+    return answer_after_wait(db, job, response, status.HTTP_202_ACCEPTED)
 
 
 @router.get("/{job_id}", response_model=JobOut)
@@ -223,17 +182,13 @@ def read_job(
     seconds), woken by the worker's notification rather than by polling.
     """
     parsed = parse_job_id(job_id)
-    job = _load(db, parsed, principal.tenant_id)
+    job = load_job(db, parsed, principal.tenant_id)
     if job is None:
         raise ApiError(404, "not_found", "no such job", {"id": job_id})
     if wait > 0 and job.state not in TERMINAL_STATES:
-        _wait_for_end(settings, db, parsed, wait)
-        job = _load(db, parsed) or job
+        wait_for_end(settings, db, parsed, wait)
+        job = load_job(db, parsed) or job
     return JobOut.of(job, with_attempts=True)
-
-
-def _terminal(job: Job | None) -> bool:
-    return job is None or job.state in TERMINAL_STATES
 
 
 @router.get("", response_model=JobPage)
