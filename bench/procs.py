@@ -1,4 +1,4 @@
-"""Child processes for a benchmark: free ports, deadlines naming what they await, stop by PID."""
+"""Child processes for benchmarks and tests: free ports, named deadlines, stop by PID."""
 
 from __future__ import annotations
 
@@ -57,9 +57,13 @@ class Proc:
         """The child's process id."""
         return self.popen.pid
 
+    def log(self) -> str:
+        """What the process printed so far."""
+        return self.log_path.read_text(errors="replace")
+
     def log_tail(self) -> str:
         """The last lines the process printed."""
-        return self.log_path.read_text(errors="replace")[-LOG_TAIL_CHARS:]
+        return self.log()[-LOG_TAIL_CHARS:]
 
     def check_alive(self) -> None:
         """Raise, with the end of its log, if the process has exited."""
