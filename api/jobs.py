@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from contextlib import ExitStack
+from contextlib import nullcontext
 from dataclasses import replace
 from typing import Annotated, Any
 
@@ -153,9 +153,8 @@ def create_job(
             return answer_after_wait(db, job, response, status.HTTP_200_OK)
         response.status_code = status.HTTP_200_OK
         return JobOut.of(job)
-    with ExitStack() as stack:
-        # Subscribed before the id is published, so even an instant finish is heard.
-        subscription = stack.enter_context(subscribed(settings, job.id)) if wait > 0 else None
+    # Subscribed before the id is published, so even an instant finish is heard.
+    with subscribed(settings, job.id) if wait > 0 else nullcontext() as subscription:
         if job.next_attempt_at is None and not publish(
             producer_app(settings), job.id, job.type, job.queue
         ):
@@ -174,6 +173,7 @@ def read_job(
     principal: PrincipalDep,
     db: DatabaseDep,
     settings: SettingsDep,
+    response: Response,
     wait: WaitQuery = 0,
 ) -> JobOut:
     """A job with its attempt history; another tenant's job is 404, not 403.
@@ -187,7 +187,7 @@ def read_job(
         raise ApiError(404, "not_found", "no such job", {"id": job_id})
     if wait > 0 and job.state not in TERMINAL_STATES:
         wait_for_end(settings, db, parsed, wait)
-        job = load_job(db, parsed) or job
+        return answer_after_wait(db, job, response, status.HTTP_200_OK)
     return JobOut.of(job, with_attempts=True)
 
 

@@ -35,17 +35,15 @@ def load_job(db: Database, job_id: uuid.UUID, tenant_id: uuid.UUID | None = None
 def wait_for_end(settings: Settings, db: Database, job_id: uuid.UUID, wait: float) -> None:
     """Return once the job ends (announced by whoever ends it) or after `wait` seconds.
 
-    Subscribed first, then the ender asked to announce, then the state checked: an end that
-    happens anywhere in between is either announced or seen by the check.
+    Subscribed first, then the ender asked to announce in the statement that reads the state:
+    an end before that statement is seen in the state, an end after it is announced.
     """
     with subscribed(settings, job_id) as subscription:
         if subscription is None:
             return  # no notices to be had: answer with what the DB says now
-        ask_to_notify(db, job_id)
-        current = load_job(db, job_id)
-        if current is None or current.state in TERMINAL_STATES:
-            return
-        subscription.wait(wait)
+        state = ask_to_notify(db, job_id)
+        if state is not None and state not in TERMINAL_STATES:
+            subscription.wait(wait)
 
 
 def answer_after_wait(db: Database, job: Job, response: Response, unfinished_status: int) -> JobOut:

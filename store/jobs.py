@@ -9,10 +9,9 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import (
-    Table,
     insert,
     select,
     tuple_,
@@ -22,11 +21,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from store.db import Database
-from store.models import Job
+from store.models import JOBS, Job
 from store.states import JobState
 from store.types import utcnow
-
-_jobs = cast(Table, Job.__table__)
 
 # `enqueued_at` of a queued job whose message may never have reached the broker: older than any
 # threshold, so the sweeper's one index range (state, enqueued_at) finds it on its next pass.
@@ -107,7 +104,7 @@ def submit_job(db: Database, new: NewJob) -> tuple[Job, bool]:
     row = _row(new, utcnow())
     try:
         with db.session() as session:
-            session.execute(insert(_jobs), [row])
+            session.execute(insert(JOBS), [row])
         return Job(**row), True
     except IntegrityError:
         if new.idempotency_key is None:
@@ -128,26 +125,27 @@ def submit_jobs(db: Database, news: Sequence[NewJob]) -> list[Submitted]:
     now = utcnow()
     rows = [_row(new, now) for new in news]
     with db.session() as session:
-        session.execute(insert(_jobs), rows)
+        session.execute(insert(JOBS), rows)
     return [
         Submitted(r["id"], r["type"], r["queue"], r["state"], r["next_attempt_at"]) for r in rows
     ]
 
 
-def ask_to_notify(db: Database, job_id: uuid.UUID) -> None:
-    """Ask whoever ends the job to announce it (a client is about to wait for it).
+def ask_to_notify(db: Database, job_id: uuid.UUID) -> str | None:
+    """Ask whoever ends the job to announce it; returns its state as of that moment.
 
-    Called after subscribing and before checking the state: the worker's finish reads the flag
-    in the same UPDATE that ends the job, so either it sees the flag and announces, or the job
-    had ended already and the check that follows sees that.
+    Called after subscribing: the worker's finish reads the flag in the same UPDATE that ends
+    the job, so either it sees the flag and announces, or the job had ended already and the
+    state returned here says so. None when there is no such job.
     """
-    with db.session() as session:
-        session.execute(
-            update(Job)
-            .where(Job.id == job_id, Job.notify_on_end.is_(False))
+    with db.connection() as conn:
+        state: str | None = conn.execute(
+            update(JOBS)
+            .where(JOBS.c.id == job_id)
             .values(notify_on_end=True)
-            .execution_options(synchronize_session=False)
-        )
+            .returning(JOBS.c.state)
+        ).scalar_one_or_none()
+    return state
 
 
 def get_job(session: Session, job_id: uuid.UUID, tenant_id: uuid.UUID | None = None) -> Job | None:

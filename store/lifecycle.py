@@ -6,14 +6,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any, NamedTuple, cast
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     JSON,
     Boolean,
     Connection,
     Integer,
-    Table,
     Uuid,
     and_,
     bindparam,
@@ -26,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
-from store.models import Attempt, Job
+from store.models import ATTEMPTS, JOBS, Attempt, Job
 from store.states import CLAIMABLE_STATES, JobState
 from store.types import UTCDateTime
 
@@ -69,44 +68,41 @@ class ClaimedJob:
 # other callers pass their ORM session. Both execute the same statements.
 Runner = Connection | Session
 
-_jobs = cast(Table, Job.__table__)
-
-_attempts = cast(Table, Attempt.__table__)
 
 _claimable = [s.value for s in CLAIMABLE_STATES]
 
 # The hot path's statements are built once; each call only binds values.
 
 _CLAIM = (
-    update(_jobs)
+    update(JOBS)
     .where(
-        _jobs.c.id == bindparam("p_id", type_=Uuid()),
-        _jobs.c.state.in_(_claimable),
-        _jobs.c.cancel_requested_at.is_(None),
+        JOBS.c.id == bindparam("p_id", type_=Uuid()),
+        JOBS.c.state.in_(_claimable),
+        JOBS.c.cancel_requested_at.is_(None),
         or_(
-            _jobs.c.next_attempt_at.is_(None),
-            _jobs.c.next_attempt_at <= bindparam("p_now", type_=UTCDateTime()),
+            JOBS.c.next_attempt_at.is_(None),
+            JOBS.c.next_attempt_at <= bindparam("p_now", type_=UTCDateTime()),
         ),
     )
     .values(
         state=JobState.RUNNING.value,
         lease_owner=bindparam("p_owner"),
         lease_expires_at=bindparam("p_lease_until", type_=UTCDateTime()),
-        deliveries=_jobs.c.deliveries + 1,
+        deliveries=JOBS.c.deliveries + 1,
         next_attempt_at=None,
         started_at=bindparam("p_started", type_=UTCDateTime()),
         updated_at=bindparam("p_updated", type_=UTCDateTime()),
     )
     .returning(
-        _jobs.c.id,
-        _jobs.c.tenant_id,
-        _jobs.c.type,
-        _jobs.c.payload,
-        _jobs.c.retry_policy,
-        _jobs.c.attempts,
-        _jobs.c.deliveries,
-        _jobs.c.max_attempts,
-        _jobs.c.created_at,
+        JOBS.c.id,
+        JOBS.c.tenant_id,
+        JOBS.c.type,
+        JOBS.c.payload,
+        JOBS.c.retry_policy,
+        JOBS.c.attempts,
+        JOBS.c.deliveries,
+        JOBS.c.max_attempts,
+        JOBS.c.created_at,
     )
 )
 
@@ -141,7 +137,7 @@ def claim_job(
     )
 
 
-_ADD_ATTEMPT = insert(_attempts)
+_ADD_ATTEMPT = insert(ATTEMPTS)
 
 
 def add_attempt(session: Runner, job_id: uuid.UUID, record: AttemptRecord) -> None:
@@ -168,18 +164,18 @@ def add_attempt(session: Runner, job_id: uuid.UUID, record: AttemptRecord) -> No
 
 
 _FINISH = (
-    update(_jobs)
+    update(JOBS)
     .where(
-        _jobs.c.id == bindparam("p_id", type_=Uuid()),
-        _jobs.c.state == JobState.RUNNING.value,
-        _jobs.c.lease_owner == bindparam("p_owner"),
+        JOBS.c.id == bindparam("p_id", type_=Uuid()),
+        JOBS.c.state == JobState.RUNNING.value,
+        JOBS.c.lease_owner == bindparam("p_owner"),
     )
     .values(
         # A job about to wait for a retry whose cancel was requested meanwhile ends cancelled.
         state=case(
             (
                 and_(
-                    bindparam("p_retry", type_=Boolean()), _jobs.c.cancel_requested_at.is_not(None)
+                    bindparam("p_retry", type_=Boolean()), JOBS.c.cancel_requested_at.is_not(None)
                 ),
                 JobState.CANCELLED.value,
             ),
@@ -187,18 +183,18 @@ _FINISH = (
         ),
         lease_owner=None,
         lease_expires_at=None,
-        attempts=_jobs.c.attempts + bindparam("p_inc", type_=Integer()),
+        attempts=JOBS.c.attempts + bindparam("p_inc", type_=Integer()),
         updated_at=bindparam("p_now", type_=UTCDateTime()),
         result=bindparam("p_result", type_=JSON(none_as_null=True)),
         error=bindparam("p_error", type_=JSON(none_as_null=True)),
         error_class=bindparam("p_error_class"),
         next_attempt_at=bindparam("p_next", type_=UTCDateTime()),
         finished_at=case(
-            (bindparam("p_retry", type_=Boolean()), _jobs.c.finished_at),
+            (bindparam("p_retry", type_=Boolean()), JOBS.c.finished_at),
             else_=bindparam("p_now", type_=UTCDateTime()),
         ),
     )
-    .returning(_jobs.c.state, _jobs.c.notify_on_end)
+    .returning(JOBS.c.state, JOBS.c.notify_on_end)
 )
 
 

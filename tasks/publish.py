@@ -18,6 +18,7 @@ log = structlog.get_logger(__name__)
 # Redis commands per pipelined round trip when publishing many (one LPUSH per job).
 PIPELINE_MAX = 1000
 PERSISTENT = 2  # the AMQP delivery mode Celery gives task messages
+LOGGED_IDS = 10  # job ids named in a failed publish's log line
 
 _lock = threading.Lock()
 _producers: dict[str, Celery] = {}
@@ -59,13 +60,7 @@ def _send(app: Celery, job_id: uuid.UUID, task_name: str, queue: str, producer: 
 
 def publish(app: Celery, job_id: uuid.UUID, task_name: str, queue: str) -> bool:
     """Send one job id; False when the broker is unreachable (the sweeper re-publishes)."""
-    try:
-        with app.producer_or_acquire() as producer:
-            _send(app, job_id, task_name, queue, producer)
-    except Exception as exc:  # kombu and redis raise many types; all mean "not published"
-        log.warning("publish.failed", job_id=str(job_id), error=type(exc).__name__)
-        return False
-    return True
+    return not publish_many(app, [(job_id, task_name, queue)])
 
 
 def publish_many(app: Celery, jobs: Sequence[tuple[uuid.UUID, str, str]]) -> list[uuid.UUID]:
@@ -83,6 +78,11 @@ def publish_many(app: Celery, jobs: Sequence[tuple[uuid.UUID, str, str]]) -> lis
             for job_id, task_name, queue in jobs:
                 _send(app, job_id, task_name, queue, producer)
     except Exception as exc:  # no connection, or the broker went away mid-batch
-        log.warning("publish.failed", count=len(jobs), error=type(exc).__name__)
+        log.warning(
+            "publish.failed",
+            count=len(jobs),
+            job_ids=[str(job_id) for job_id, _, _ in jobs[:LOGGED_IDS]],
+            error=type(exc).__name__,
+        )
         return [job_id for job_id, _, _ in jobs]
     return []

@@ -45,17 +45,16 @@ def _figures(n: int, seconds: float, cpu_s: float) -> dict[str, float]:
 def conveyor_drain(
     ours: Conveyor,
     conn: redis.Redis,
-    worker: Proc | Sequence[Proc],
+    workers: Sequence[Proc],
     n: int,
     job: tuple[str, dict[str, Any]],
     timeout: float,
 ) -> Measure:
     """A run: N jobs of `job` (type, payload) staged, released, and waited for in the DB.
 
-    With several worker processes, CPU per job is the sum over all of them.
+    CPU per job is the sum over every worker process.
     """
     job_type, payload = job
-    workers = [worker] if isinstance(worker, Proc) else list(worker)
     names = ", ".join(w.name for w in workers)
 
     def cpu_s() -> float:

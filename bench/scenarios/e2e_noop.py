@@ -46,7 +46,7 @@ def run(opts: Options) -> ScenarioResult:
         prove_consuming(ours.settings, ours.db, ours.tenant_id, worker)
         raw_prove(raw, conn, raw_prefix, raw_proc)
         systems = {
-            CONVEYOR: conveyor_drain(ours, conn, worker, n, (NOOP_NAME, {}), timeout),
+            CONVEYOR: conveyor_drain(ours, conn, [worker], n, (NOOP_NAME, {}), timeout),
             RAW: celery_drain(
                 raw, conn, raw_prefix, raw_proc, n, (NOOP_TASK, lambda key: [key]), timeout
             ),

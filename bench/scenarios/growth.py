@@ -155,8 +155,8 @@ def drain(t: Table, conn: redis.Redis, n: int, index: int) -> dict[str, float]:
     timeout = drain_timeout(n, SLOWEST_PER_S)
     with worker_process(t.ours.site, t.workdir, POOL, CONCURRENCY) as worker:
         prove_consuming(t.ours.settings, t.ours.db, t.ours.tenant_id, worker)
-        conveyor_drain(t.ours, conn, worker, WARMUP_DRAIN, JOB, timeout)(index)
-        drained = conveyor_drain(t.ours, conn, worker, n, JOB, timeout)(index)
+        conveyor_drain(t.ours, conn, [worker], WARMUP_DRAIN, JOB, timeout)(index)
+        drained = conveyor_drain(t.ours, conn, [worker], n, JOB, timeout)(index)
     clear(t, conn)
     return {
         "e2e_throughput": drained["throughput"],
