@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from api.jobs import build_new_job
-from api.payment_rules import check_payment_job
+from api.payment_rules import attach_claim, refused
 from api.schemas import JobCreate
 from store.jobs import mark_unpublished, submit_jobs
+from store.payment_claims import PaymentRefused
 from tasks.publish import producer_app, publish_many
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -47,14 +48,13 @@ def create_batch(
 ) -> BatchAccepted:
     """Validate every job (a 422 names the index of the first bad one), commit, publish."""
     news = [
-        check_payment_job(
-            db,
-            build_new_job(job, principal, settings, None, ("body", "jobs", index)),
-            ("body", "jobs", index),
-        )
+        attach_claim(build_new_job(job, principal, settings, None, ("body", "jobs", index)))
         for index, job in enumerate(body.jobs)
     ]
-    jobs = submit_jobs(db, news)
+    try:
+        jobs = submit_jobs(db, news)
+    except PaymentRefused as exc:
+        raise refused(exc, ("body", "jobs", exc.position)) from None
     due = [(j.id, j.type, j.queue) for j in jobs if j.next_attempt_at is None]
     failed = publish_many(producer_app(settings), due)
     if failed:

@@ -14,7 +14,7 @@ from pydantic import AwareDatetime, ValidationError
 
 from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
-from api.payment_rules import check_payment_job
+from api.payment_rules import attach_claim, refused
 from api.schemas import JobCreate, JobOut, JobPage
 from api.waiting import WaitQuery, answer_after_wait, load_job, wait_for_end
 from config.settings import Settings
@@ -29,6 +29,7 @@ from store.jobs import (
     submit_job,
 )
 from store.lifecycle import CancelResult, cancel_job
+from store.payment_claims import PaymentRefused
 from store.states import TERMINAL_STATES, JobState
 from store.types import utcnow
 from tasks.notify import notify_finished, subscribed
@@ -134,11 +135,13 @@ def create_job(
     With `wait`, submit and wait in one request: the answer is the finished job (200) as soon as
     it ends, or the job as it stands (202) when `wait` runs out first.
     """
-    new = check_payment_job(db, build_new_job(body, principal, settings, idempotency_key or None))
+    new = attach_claim(build_new_job(body, principal, settings, idempotency_key or None))
     if wait > 0:
         new = replace(new, notify_on_end=True)
     try:
         job, created = submit_job(db, new)
+    except PaymentRefused as exc:
+        raise refused(exc) from None
     except IdempotencyConflict:
         raise ApiError(
             409,

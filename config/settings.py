@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "sqlite:///./var/conveyor.db"
 DEFAULT_BROKER_URL = "redis://127.0.0.1:6379/0"
+# How long past its deadline an attempt may still be running: the slack the lease keeps.
+LEASE_MARGIN_S = 1.0
 
 
 class Settings(BaseSettings):
@@ -88,6 +90,10 @@ class Settings(BaseSettings):
         "44782def547aaa06c910c43932b1eb0c71fc68d9d0c057550c48ec2acf6ba056"
     )
     payment_key_margin_s: float = Field(default=3600.0, ge=0)
+    # A job the provider answered pending (`processing`, `received`) is looked up this often
+    # until it settles, and sent to review when it has not settled within the maximum.
+    provider_poll_s: float = Field(default=60.0, gt=0)
+    awaiting_provider_max_s: float = Field(default=172800.0, gt=0)
     reconcile_interval_s: float = Field(default=900.0, gt=0)
 
     # Operations
@@ -97,6 +103,19 @@ class Settings(BaseSettings):
     flower_password: SecretStr = SecretStr("")
     log_level: str = "INFO"
     log_json: bool = True
+
+    @model_validator(mode="after")
+    def _lease_outlives_attempt(self) -> Settings:
+        # The HTTP client ends every attempt within its deadline plus a read's slack, so a lease
+        # longer than both cannot expire under a live attempt: no second worker, no second
+        # request in flight for one job.
+        if self.lease_s < self.attempt_deadline_s + LEASE_MARGIN_S:
+            raise ValueError(
+                f"CONVEYOR_LEASE_S ({self.lease_s}) must be at least CONVEYOR_ATTEMPT_DEADLINE_S "
+                f"({self.attempt_deadline_s:g}) + {LEASE_MARGIN_S:g} s, so that a lease cannot "
+                "expire while its attempt still runs"
+            )
+        return self
 
     @model_validator(mode="after")
     def _derive_sandbox_url(self) -> Settings:

@@ -13,6 +13,18 @@ from pydantic import BaseModel
 from config.settings import Settings
 from integrations.errors import Cancelled
 from integrations.http import HttpClient
+from integrations.outcome import Failed, LedgerEffect, Outcome, Pending, Succeeded
+
+__all__ = [
+    "Failed",
+    "JobContext",
+    "JobType",
+    "LedgerEffect",
+    "Outcome",
+    "Pending",
+    "RetryPolicy",
+    "Succeeded",
+]
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -29,6 +41,11 @@ class JobContext:
     cancel_requested: Callable[[], bool] = field(default=lambda: False)
     # Saves the key of an operation before its first use and returns the saved one after.
     key_store: Callable[[str, str], str] | None = None
+    # An earlier attempt may have taken effect without our hearing of it: an operation that
+    # can look its effect up at the provider does so before it sends anything again.
+    lookup_first: bool = False
+    # The provider's stored webhook payloads for a payment reference, newest first.
+    provider_events: Callable[[str], list[dict[str, Any]]] = field(default=lambda _: [])
 
     def checkpoint(self, step: str) -> None:
         """Stop here if the job was cancelled; call it between steps that have effects."""
@@ -42,39 +59,6 @@ class JobContext:
         """
         derived = f"cv-{self.job_id}-{operation}"
         return self.key_store(operation, derived) if self.key_store else derived
-
-
-@dataclass(frozen=True)
-class Effect:
-    """Something a provider did that must be written down once: a charge, a refund."""
-
-    operation: str
-    provider_reference: str
-    payment_reference: str
-    amount: int
-    currency: str
-
-
-@dataclass(frozen=True)
-class Succeeded:
-    """The provider did what was asked; `result` is stored on the job, `effects` in the ledger."""
-
-    result: dict[str, Any]
-    http_status: int | None = None
-    effects: tuple[Effect, ...] = ()
-
-
-@dataclass(frozen=True)
-class Failed:
-    """A business outcome that is final, such as a card decline; not a crash."""
-
-    code: str
-    message: str
-    http_status: int | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-Outcome = Succeeded | Failed
 
 
 @dataclass(frozen=True)
@@ -96,6 +80,14 @@ class JobType(Generic[P]):
     payload_model: type[P]
     handler: Callable[[P, JobContext], Outcome]
     description: str = ""
+    # Settles a job that awaits its provider (after a `Pending`): given the pending result,
+    # look the effect up and answer again. None: the job type never returns `Pending`.
+    settle: Callable[[P, JobContext, dict[str, Any]], Outcome] | None = None
+    # Its calls move money or otherwise act: a 2xx it cannot interpret is an unknown outcome.
+    effectful: bool = False
+    # After an unknown outcome its provider can find the effect by the idempotency key, so a
+    # manual retry looks first; without it a retry is refused until the outcome is settled.
+    lookup_by_key: bool = False
     # Retry after an unknown outcome only when a repeat cannot double the effect: the call is
     # read-only or carries an idempotency key. Otherwise the job goes to needs_review.
     retry_unknown_outcome: bool = True
@@ -113,6 +105,14 @@ class JobType(Generic[P]):
     def run(self, payload: dict[str, Any], ctx: JobContext) -> Outcome:
         """Validate the stored payload and run the handler."""
         return self.handler(self.payload_model.model_validate(payload), ctx)
+
+    def settle_pending(
+        self, payload: dict[str, Any], ctx: JobContext, pending: dict[str, Any]
+    ) -> Outcome:
+        """Ask again about a `Pending` result; a type without `settle` stays pending."""
+        if self.settle is None:
+            return Pending(pending)
+        return self.settle(self.payload_model.model_validate(payload), ctx, pending)
 
     def payload_schema(self) -> dict[str, Any]:
         """The JSON schema clients validate against."""

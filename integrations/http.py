@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,7 +38,13 @@ class HttpResponse:
     status: int
     headers: Mapping[str, str]
     body: Any
+    text: str
     latency_ms: int
+
+
+def path_segment(value: str) -> str:
+    """`value` escaped as one URL path segment."""
+    return urllib.parse.quote(value, safe="")
 
 
 class _NotSent(TransientError):
@@ -149,7 +156,49 @@ class HttpClient:
             error.headers = dict(response.headers)  # type: ignore[attr-defined]
             error.latency_ms = latency_ms  # type: ignore[attr-defined]
             raise error
-        return HttpResponse(response.status_code, response.headers, body, latency_ms)
+        return HttpResponse(response.status_code, response.headers, body, response.text, latency_ms)
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        form: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> HttpResponse:
+        """TEMPORARY stand-in: any status comes back; only transport errors raise."""
+        started = time.monotonic()
+        sent = f"{method} {redact_text(url)}"
+        hdrs = dict(headers or {})
+        data = None
+        if form is not None:
+            hdrs["Content-Type"] = "application/x-www-form-urlencoded"
+            data = urllib.parse.urlencode(form, doseq=True)
+            sent += "\n" + excerpt(dict(form))
+        elif json is not None:
+            sent += "\n" + excerpt(json)
+        try:
+            response = self._send(method, url, hdrs, params, json, data, deadline)
+        except (requests.RequestException, _NotSent) as exc:
+            failure = _transport_error(exc)
+            record(Exchange(request=sent, response=f"(no response: {failure.code})", status=None))
+            raise failure from exc
+        latency_ms = int((time.monotonic() - started) * 1000)
+        try:
+            body: Any = response.json() if response.content else None
+        except ValueError:
+            body = None
+        record(
+            Exchange(
+                sent,
+                f"{response.status_code}\n{excerpt(body or response.text)}",
+                response.status_code,
+            )
+        )
+        return HttpResponse(response.status_code, response.headers, body, response.text, latency_ms)
 
     @retry(
         retry=retry_if_exception(lambda e: isinstance(e, _NotSent)),

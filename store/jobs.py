@@ -22,6 +22,13 @@ from sqlalchemy.orm import Session, selectinload
 
 from store.db import Database
 from store.models import JOBS, Job
+from store.payment_claims import (
+    PaymentClaim,
+    PaymentRefused,
+    check_claim,
+    hold,
+    lock_payment,
+)
 from store.states import JobState
 from store.types import utcnow
 
@@ -49,6 +56,9 @@ class NewJob:
     correlation_id: str | None = None
     retry_policy: dict[str, Any] | None = None
     notify_on_end: bool = False
+    # A capture, void or refund: checked against the tenant's ledger, and for a refund its
+    # amount reserved, inside the transaction that commits the job (store/payment_claims.py).
+    claim: PaymentClaim | None = None
 
 
 @dataclass
@@ -102,22 +112,77 @@ def submit_job(db: Database, new: NewJob) -> tuple[Job, bool]:
     Raises IdempotencyConflict when the key was used with another request body.
     """
     row = _row(new, utcnow())
+    if new.claim is not None and new.idempotency_key is not None:
+        # A replayed refund must find its job, not be re-checked against what it refunded.
+        with db.session() as session:
+            earlier = _by_key(session, new.tenant_id, new.idempotency_key)
+        if earlier is not None:
+            return _replayed(earlier, new), False
     try:
         with db.session() as session:
+            claimed = _claim_payments(session, [(new, row)])
             session.execute(insert(JOBS), [row])
+            _hold(session, claimed)
         return Job(**row), True
     except IntegrityError:
         if new.idempotency_key is None:
             raise
     with db.session() as session:
-        existing = session.scalars(
-            select(Job).where(
-                Job.tenant_id == new.tenant_id, Job.idempotency_key == new.idempotency_key
-            )
-        ).one()
+        existing = _by_key(session, new.tenant_id, new.idempotency_key)
+    assert existing is not None
+    return _replayed(existing, new), False
+
+
+def _by_key(session: Session, tenant_id: uuid.UUID, key: str) -> Job | None:
+    return session.scalars(
+        select(Job).where(Job.tenant_id == tenant_id, Job.idempotency_key == key)
+    ).one_or_none()
+
+
+def _replayed(existing: Job, new: NewJob) -> Job:
+    """The earlier job for the same key and body; IdempotencyConflict for another body."""
     if existing.request_hash != new.request_hash:
         raise IdempotencyConflict(new.idempotency_key)
-    return existing, False
+    return existing
+
+
+def _claim_payments(
+    session: Session, pairs: Sequence[tuple[NewJob, dict[str, Any]]]
+) -> list[tuple[NewJob, dict[str, Any], int, str]]:
+    """Check every payment claim of a submit, in order; fill in amounts; PaymentRefused if not.
+
+    Returns (job, row, amount, currency) of the refunds, whose holds are written once the job
+    rows exist. Locks come in one sorted order, so two batches cannot deadlock.
+    """
+    claims = [
+        (i, new, row, new.claim) for i, (new, row) in enumerate(pairs) if new.claim is not None
+    ]
+    if not claims:
+        return []
+    places = sorted({(c.provider, c.payment_reference) for _, _, _, c in claims})
+    for provider, reference in places:
+        lock_payment(session, claims[0][1].tenant_id, provider, reference)
+    held_here: dict[tuple[str, str], int] = {}
+    refunds: list[tuple[NewJob, dict[str, Any], int, str]] = []
+    for position, new, row, claim in claims:
+        place = (claim.provider, claim.payment_reference)
+        try:
+            amount, currency = check_claim(session, new.tenant_id, claim, held_here.get(place, 0))
+        except PaymentRefused as refused:
+            refused.position = position
+            raise
+        if claim.operation == "refund":
+            assert amount is not None and currency is not None
+            held_here[place] = held_here.get(place, 0) + amount
+            row["payload"] = {**row["payload"], "amount": amount, "currency": currency}
+            refunds.append((new, row, amount, currency))
+    return refunds
+
+
+def _hold(session: Session, refunds: list[tuple[NewJob, dict[str, Any], int, str]]) -> None:
+    for new, row, amount, currency in refunds:
+        assert new.claim is not None
+        hold(session, row["id"], new.tenant_id, new.claim, amount, currency)
 
 
 def submit_jobs(db: Database, news: Sequence[NewJob]) -> list[Submitted]:
@@ -125,7 +190,9 @@ def submit_jobs(db: Database, news: Sequence[NewJob]) -> list[Submitted]:
     now = utcnow()
     rows = [_row(new, now) for new in news]
     with db.session() as session:
+        claimed = _claim_payments(session, list(zip(news, rows, strict=True)))
         session.execute(insert(JOBS), rows)
+        _hold(session, claimed)
     return [
         Submitted(r["id"], r["type"], r["queue"], r["state"], r["next_attempt_at"]) for r in rows
     ]

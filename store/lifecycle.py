@@ -25,8 +25,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from store.errors import JobError
 from store.models import ATTEMPTS, JOBS, Attempt, Job
-from store.states import CLAIMABLE_STATES, JobState
+from store.states import CLAIMABLE_STATES, AttemptOutcome, ErrorClass, JobState
 from store.types import UTCDateTime
 
 
@@ -38,10 +39,10 @@ class AttemptRecord:
     worker: str
     started_at: datetime
     finished_at: datetime
-    outcome: str
+    outcome: AttemptOutcome
     http_status: int | None = None
     latency_ms: int = 0
-    error_class: str | None = None
+    error_class: ErrorClass | None = None
     error_message: str | None = None
     next_attempt_at: datetime | None = None
     retry_after_s: float | None = None
@@ -62,6 +63,7 @@ class ClaimedJob:
     deliveries: int
     max_attempts: int
     created_at: datetime
+    result: dict[str, Any] | None = None  # a pending result being settled, else None
 
 
 # The hot path runs its prebuilt Core statements on a bare connection (Database.connection);
@@ -103,6 +105,7 @@ _CLAIM = (
         JOBS.c.deliveries,
         JOBS.c.max_attempts,
         JOBS.c.created_at,
+        JOBS.c.result,
     )
 )
 
@@ -134,6 +137,7 @@ def claim_job(
         deliveries=row.deliveries,
         max_attempts=row.max_attempts,
         created_at=row.created_at,
+        result=row.result,
     )
 
 
@@ -150,10 +154,10 @@ def add_attempt(session: Runner, job_id: uuid.UUID, record: AttemptRecord) -> No
             "worker": record.worker,
             "started_at": record.started_at,
             "finished_at": record.finished_at,
-            "outcome": record.outcome,
+            "outcome": record.outcome.value,
             "http_status": record.http_status,
             "latency_ms": record.latency_ms,
-            "error_class": record.error_class,
+            "error_class": record.error_class.value if record.error_class else None,
             "error_message": record.error_message,
             "next_attempt_at": record.next_attempt_at,
             "retry_after_s": record.retry_after_s,
@@ -213,7 +217,7 @@ def finish_job(
     state: JobState,
     record: AttemptRecord,
     result: dict[str, Any] | None = None,
-    error: dict[str, Any] | None = None,
+    error: JobError | None = None,
     next_attempt_at: datetime | None = None,
     count_attempt: bool = True,
 ) -> Landed | None:
@@ -237,8 +241,8 @@ def finish_job(
             "p_inc": 1 if count_attempt else 0,
             "p_now": now,
             "p_result": result,
-            "p_error": error,
-            "p_error_class": (error or {}).get("class"),
+            "p_error": error.to_json() if error is not None else None,
+            "p_error_class": error.error_class.value if error is not None else None,
             "p_next": next_attempt_at,
         },
     ).one_or_none()
@@ -246,16 +250,21 @@ def finish_job(
         return None
     landed = JobState(row.state)
     if landed == JobState.CANCELLED:
-        cancelled = {
-            "class": "cancelled",
-            "code": "cancelled",
-            "message": "cancel requested while running: stopped instead of retrying",
-            "last_error": error,
-        }
+        cancelled = JobError(
+            ErrorClass.CANCELLED,
+            "cancelled",
+            "cancel requested while running: stopped instead of retrying",
+            details={"last_error": error.to_json() if error is not None else None},
+        )
         session.execute(
             update(Job)
             .where(Job.id == job_id)
-            .values(finished_at=now, next_attempt_at=None, error=cancelled, error_class="cancelled")
+            .values(
+                finished_at=now,
+                next_attempt_at=None,
+                error=cancelled.to_json(),
+                error_class=ErrorClass.CANCELLED.value,
+            )
             .execution_options(synchronize_session=False)
         )
     add_attempt(session, job_id, record)
@@ -275,8 +284,8 @@ def record_duplicate(session: Session, job_id: uuid.UUID, worker: str, now: date
             worker=worker,
             started_at=now,
             finished_at=now,
-            outcome="duplicate",
-            error_class="duplicate_delivery",
+            outcome=AttemptOutcome.DUPLICATE,
+            error_class=ErrorClass.DUPLICATE_DELIVERY,
             error_message="delivered while not claimable; left alone",
         ),
     )
@@ -336,7 +345,10 @@ def had_unknown_outcome(session: Session, job_id: uuid.UUID) -> bool:
     return (
         session.scalar(
             select(Attempt.id)
-            .where(Attempt.job_id == job_id, Attempt.error_class == "unknown_outcome")
+            .where(
+                Attempt.job_id == job_id,
+                Attempt.error_class == ErrorClass.UNKNOWN_OUTCOME.value,
+            )
             .limit(1)
         )
         is not None

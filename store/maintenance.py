@@ -13,10 +13,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session
 
+from store.errors import JobError
 from store.jobs import NEVER_PUBLISHED
 from store.lifecycle import AttemptRecord, add_attempt
 from store.models import Job
-from store.states import JobState
+from store.states import WAITING_STATES, AttemptOutcome, ErrorClass, JobState
 
 
 def due_job_ids(session: Session, now: datetime, limit: int) -> list[tuple[uuid.UUID, str, str]]:
@@ -24,7 +25,7 @@ def due_job_ids(session: Session, now: datetime, limit: int) -> list[tuple[uuid.
     stmt = (
         select(Job.id, Job.type, Job.queue)
         .where(
-            Job.state.in_([JobState.QUEUED.value, JobState.RETRYING.value]),
+            Job.state.in_([s.value for s in WAITING_STATES]),
             Job.next_attempt_at.is_not(None),
             Job.next_attempt_at <= now,
         )
@@ -42,7 +43,7 @@ def mark_enqueued(session: Session, job_ids: Sequence[uuid.UUID], now: datetime)
             update(Job)
             .where(
                 Job.id == job_id,
-                Job.state.in_([JobState.QUEUED.value, JobState.RETRYING.value]),
+                Job.state.in_([s.value for s in WAITING_STATES]),
                 Job.next_attempt_at.is_not(None),
                 Job.next_attempt_at <= now,
             )
@@ -113,6 +114,7 @@ def reclaim_lease(
     new_state = JobState.DEAD if dead else JobState.QUEUED
     if job.cancel_requested_at is not None:
         new_state, dead = JobState.CANCELLED, True
+    error: JobError | None = None
     values: dict[str, Any] = {
         "state": new_state.value,
         "lease_owner": None,
@@ -122,22 +124,21 @@ def reclaim_lease(
     }
     if new_state == JobState.CANCELLED:
         values["finished_at"] = now
-        values["error"] = {
-            "class": "cancelled",
-            "code": "cancelled",
-            "message": "cancel requested; the worker running it was lost",
-        }
+        error = JobError(
+            ErrorClass.CANCELLED, "cancelled", "cancel requested; the worker running it was lost"
+        )
     elif dead:
         values["finished_at"] = now
-        values["error"] = {
-            "class": "worker_lost",
-            "code": "worker_lost",
-            "message": f"the worker running it was lost {job.deliveries} times",
-        }
+        error = JobError(
+            ErrorClass.WORKER_LOST,
+            "worker_lost",
+            f"the worker running it was lost {job.deliveries} times",
+        )
     else:
         values["enqueued_at"] = NEVER_PUBLISHED  # the same sweep publishes it
-    if "error" in values:
-        values["error_class"] = values["error"]["class"]
+    if error is not None:
+        values["error"] = error.to_json()
+        values["error_class"] = error.error_class.value
     result = session.execute(
         update(Job)
         .where(
@@ -158,8 +159,8 @@ def reclaim_lease(
             worker=job.lease_owner or "",
             started_at=job.started_at or now,
             finished_at=now,
-            outcome="lost",
-            error_class="worker_lost",
+            outcome=AttemptOutcome.LOST,
+            error_class=ErrorClass.WORKER_LOST,
             error_message="lease expired before the attempt finished",
         ),
     )

@@ -188,6 +188,26 @@ class LedgerEntry(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+class PaymentHold(Base):
+    """The amount a refund job reserves on its payment from submit until it lands or ends."""
+
+    __tablename__ = "payment_holds"
+    __table_args__ = (
+        Index("ix_payment_holds_payment", "tenant_id", "provider", "payment_reference"),
+    )
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    provider: Mapped[str] = mapped_column(String(50))
+    payment_reference: Mapped[str] = mapped_column(String(255))
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    released_at: Mapped[datetime | None]
+
+
 class ProviderEvent(Base):
     """An inbound provider webhook, kept once per provider event id."""
 

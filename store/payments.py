@@ -3,27 +3,40 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.db import Database
-from store.models import LedgerEntry, PaymentKey
+from store.models import LedgerEntry, PaymentHold, PaymentKey
+from store.types import utcnow
+
+CAPTURE_OPERATIONS = ("charge", "capture")
+REFUND_OPERATIONS = ("refund",)
 
 
-@dataclass(frozen=True)
-class Effect:
-    """One effect a provider reported, to be written to the ledger with the job's end."""
+class EffectRow(Protocol):
+    """What the ledger needs of an effect (`integrations.outcome.LedgerEffect` is one)."""
 
-    provider: str
-    operation: str
-    provider_reference: str
-    payment_reference: str
-    amount: int
-    currency: str
+    @property
+    def operation(self) -> str: ...
+    @property
+    def provider_reference(self) -> str: ...
+    @property
+    def payment_reference(self) -> str: ...
+    @property
+    def amount(self) -> int: ...
+    @property
+    def currency(self) -> str: ...
+
+
+class LedgerInvariantBroken(Exception):
+    """Writing an effect would make the ledger say more was refunded than captured."""
 
 
 def remember_key(
@@ -61,16 +74,25 @@ def job_keys(session: Session, job_id: uuid.UUID) -> dict[str, str]:
 
 
 def record_effects(
-    session: Session, job_id: uuid.UUID, tenant_id: uuid.UUID, effects: list[Effect]
+    session: Session,
+    job_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    provider: str,
+    effects: Iterable[EffectRow],
 ) -> None:
-    """Add ledger rows in the caller's transaction; a second effect for one operation fails it."""
+    """Add ledger rows in the caller's transaction and release the job's refund hold.
+
+    A second effect for one operation breaks a unique constraint (IntegrityError); a refund
+    that would take a payment's refunds past its captures raises LedgerInvariantBroken. Either
+    rolls the caller's transaction back.
+    """
     for effect in effects:
         session.add(
             LedgerEntry(
                 id=uuid.uuid4(),
                 job_id=job_id,
                 tenant_id=tenant_id,
-                provider=effect.provider,
+                provider=provider,
                 operation=effect.operation,
                 provider_reference=effect.provider_reference,
                 payment_reference=effect.payment_reference,
@@ -78,7 +100,14 @@ def record_effects(
                 currency=effect.currency,
             )
         )
-    session.flush()
+        session.flush()
+        if effect.operation in REFUND_OPERATIONS:
+            seen = balance(session, tenant_id, provider, effect.payment_reference)
+            if seen is None or seen.refunded > seen.captured:
+                raise LedgerInvariantBroken(
+                    f"refunds of {effect.payment_reference} would exceed its captures"
+                )
+    release_hold(session, job_id)
 
 
 @dataclass(frozen=True)
@@ -108,8 +137,8 @@ def balance(
     ).all()
     if not rows:
         return None
-    captured = sum(r.amount for r in rows if r.operation in ("charge", "capture"))
-    refunded = sum(r.amount for r in rows if r.operation == "refund")
+    captured = sum(r.amount for r in rows if r.operation in CAPTURE_OPERATIONS)
+    refunded = sum(r.amount for r in rows if r.operation in REFUND_OPERATIONS)
     return Balance(currency=rows[0].currency, captured=captured, refunded=refunded)
 
 
@@ -122,4 +151,29 @@ def job_for_key(session: Session, idempotency_key: str) -> uuid.UUID | None:
     """The job that owns a payment key."""
     return session.scalar(
         select(PaymentKey.job_id).where(PaymentKey.idempotency_key == idempotency_key).limit(1)
+    )
+
+
+def held_for_refunds(
+    session: Session, tenant_id: uuid.UUID, provider: str, payment_reference: str
+) -> int:
+    """Minor units reserved by refund jobs of this payment that have not landed or let go."""
+    held = session.scalar(
+        select(func.coalesce(func.sum(PaymentHold.amount), 0)).where(
+            PaymentHold.tenant_id == tenant_id,
+            PaymentHold.provider == provider,
+            PaymentHold.payment_reference == payment_reference,
+            PaymentHold.released_at.is_(None),
+        )
+    )
+    return int(held or 0)
+
+
+def release_hold(session: Session, job_id: uuid.UUID) -> None:
+    """Let go of a job's refund hold: its refund landed in the ledger, or will never happen."""
+    session.execute(
+        update(PaymentHold)
+        .where(PaymentHold.job_id == job_id, PaymentHold.released_at.is_(None))
+        .values(released_at=utcnow())
+        .execution_options(synchronize_session=False)
     )

@@ -88,3 +88,20 @@ def ledger_for_payment(
         .order_by(LedgerEntry.created_at)
     )
     return list(session.scalars(stmt))
+
+
+EVENTS_PER_PAYMENT = 50
+
+
+def event_payloads(session: Session, provider: str, payment_reference: str) -> list[dict[str, Any]]:
+    """The provider's stored webhook payloads for one payment, newest first (at most 50)."""
+    stmt = (
+        select(ProviderEvent.payload)
+        .where(
+            ProviderEvent.provider == provider,
+            ProviderEvent.payment_reference == payment_reference,
+        )
+        .order_by(ProviderEvent.received_at.desc())
+        .limit(EVENTS_PER_PAYMENT)
+    )
+    return [dict(payload) for payload in session.scalars(stmt)]

@@ -9,9 +9,10 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from store.errors import JobError
 from store.lifecycle import AttemptRecord, add_attempt
 from store.models import Job, LedgerEntry
-from store.states import JobState
+from store.states import AttemptOutcome, JobState
 
 
 def jobs_under_review(session: Session, limit: int) -> list[Job]:
@@ -43,7 +44,7 @@ def settle(
     now: datetime,
     *,
     result: dict[str, Any] | None = None,
-    error: dict[str, Any] | None = None,
+    error: JobError | None = None,
     note: str,
 ) -> bool:
     """Move a job from needs_review to `state` (once: a second run finds nothing to do)."""
@@ -54,8 +55,8 @@ def settle(
         .values(
             state=state.value,
             result=result,
-            error=error,
-            error_class=(error or {}).get("class"),
+            error=error.to_json() if error is not None else None,
+            error_class=error.error_class.value if error is not None else None,
             finished_at=now,
             updated_at=now,
         )
@@ -71,7 +72,7 @@ def settle(
             worker="reconciliation",
             started_at=now,
             finished_at=now,
-            outcome="reconciled",
+            outcome=AttemptOutcome.RECONCILED,
             error_message=note,
         ),
     )

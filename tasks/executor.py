@@ -1,4 +1,12 @@
-"""Run one job: claim it, pass its provider's guard, call it, record the attempt, move it on."""
+"""Run one job: claim it, pass its provider's guard, call it, record the attempt, move it on.
+
+The route from "a provider answered" to "a row says what happened" (docs/design.md §4): the
+HTTP client raises only transport errors; the provider's `classify` reads its answers; the
+handler returns a typed outcome (or raises an `IntegrationError`, classified where it was
+raised); `_attempted` turns an exception into a `Fault` without judging it again; the pure
+`decide` picks the next state; `_finish` writes it, the attempt row and the ledger effects in
+one transaction.
+"""
 
 from __future__ import annotations
 
@@ -6,29 +14,25 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 import structlog
-from sqlalchemy.exc import IntegrityError
+from redis.exceptions import RedisError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from config.settings import Settings
-from integrations.base import Effect, Failed, JobContext, JobType, Outcome, Succeeded
-from integrations.errors import (
-    Cancelled,
-    Deferred,
-    IntegrationError,
-    PermanentError,
-    RateLimited,
-    UnknownOutcome,
-)
+from integrations.base import JobContext, JobType
+from integrations.errors import Cancelled, Deferred, IntegrationError
 from integrations.exchanges import Exchange, recording
 from integrations.guard import get_guard
 from integrations.http import get_http_client
+from integrations.redact import redact_text
 from integrations.registry import get_job_type
 from store.db import Database, get_database
+from store.errors import JobError
 from store.jobs import job_state
 from store.lifecycle import (
     AttemptRecord,
@@ -41,16 +45,35 @@ from store.lifecycle import (
     had_unknown_outcome,
     record_duplicate,
 )
-from store.payments import Effect as StoredEffect
-from store.payments import first_key_at, record_effects, remember_key
-from store.states import TERMINAL_STATES, AttemptOutcome, JobState
+from store.payments import (
+    LedgerInvariantBroken,
+    first_key_at,
+    record_effects,
+    release_hold,
+    remember_key,
+)
+from store.provider_events import event_payloads
+from store.states import TERMINAL_STATES, AttemptOutcome, ErrorClass, JobState
 from store.types import utcnow
-from tasks.backoff import compute_backoff
+from tasks.decide import (
+    PENDING_SINCE,
+    Attempted,
+    AttemptFacts,
+    Decision,
+    Fault,
+    KeyAge,
+    NotAttempted,
+    Stopped,
+    decide,
+)
 from tasks.notify import notify_finished
-from tasks.policy import EffectivePolicy, stored_policy
+from tasks.policy import stored_policy
 
 log = structlog.get_logger(__name__)
 HOST = socket.gethostname()
+MESSAGE_MAX = 500
+# A job whose refund never happened lets go of the amount it reserved at submit.
+RELEASING_STATES = frozenset({JobState.FAILED, JobState.DEAD, JobState.CANCELLED})
 
 
 class Execution(StrEnum):
@@ -59,6 +82,7 @@ class Execution(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     RETRYING = "retrying"
+    AWAITING_PROVIDER = "awaiting_provider"
     DEAD = "dead"
     CANCELLED = "cancelled"
     NEEDS_REVIEW = "needs_review"
@@ -66,95 +90,87 @@ class Execution(StrEnum):
     LOST_LEASE = "lost_lease"
 
 
-@dataclass(frozen=True)
-class _Decision:
-    state: JobState
-    outcome: AttemptOutcome
-    result: dict[str, Any] | None = None
-    error: dict[str, Any] | None = None
-    http_status: int | None = None
-    next_attempt_at: datetime | None = None
-    retry_after_s: float | None = None
-    counts: bool = True  # a deferral is not an attempt
-    effects: tuple[Effect, ...] = ()
-
-
 def _owner() -> str:
     # A fresh token per claim, so a lease reclaimed and re-taken is never confused with ours.
     return f"{HOST}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
 
 
-def _error_body(exc: BaseException) -> dict[str, Any]:
-    if isinstance(exc, IntegrationError):
-        return {
-            "class": exc.error_class,
-            "code": exc.code,
-            "message": exc.message,
-            "http_status": exc.http_status,
-        }
-    return {"class": "internal", "code": type(exc).__name__, "message": str(exc)[:500]}
-
-
-def _decide_on_outcome(outcome: Outcome) -> _Decision:
-    if isinstance(outcome, Succeeded):
-        return _Decision(
-            JobState.SUCCEEDED,
-            AttemptOutcome.SUCCEEDED,
-            outcome.result,
-            None,
-            outcome.http_status,
-            effects=outcome.effects,
-        )
-    assert isinstance(outcome, Failed)
-    error = {"class": "declined", "code": outcome.code, "message": outcome.message}
-    error.update(outcome.details)
-    return _Decision(JobState.FAILED, AttemptOutcome.FAILED, None, error, outcome.http_status)
-
-
-def _decide_on_error(
-    exc: BaseException,
-    job: ClaimedJob,
-    policy: EffectivePolicy,
-    retry_unknown: bool,
-    now: datetime,
-) -> _Decision:
+def _attempted(
+    exc: BaseException, job_type: JobType[Any] | None, exchanges: list[Exchange]
+) -> Attempted:
+    """The typed outcome of an attempt that raised; the class is the raiser's, not judged again."""
     if isinstance(exc, Deferred):
-        error = {"class": "deferred", "code": "deferred", "message": str(exc)}
-        wait = timedelta(seconds=exc.wait_s)
-        if now + wait - _age_from(job) > timedelta(seconds=policy.max_age_s):
-            error["reason"] = "max_age_exceeded"
-            return _Decision(JobState.DEAD, AttemptOutcome.DEFERRED, None, error, None)
-        return _Decision(
-            JobState.RETRYING, AttemptOutcome.DEFERRED, None, error, None, now + wait, None, False
-        )
-    error = _error_body(exc)
-    status = exc.http_status if isinstance(exc, IntegrationError) else None
+        return NotAttempted(exc.reason, exc.wait_s)
     if isinstance(exc, Cancelled):
-        error = {"class": "cancelled", "code": "cancelled", "message": str(exc)}
-        return _Decision(JobState.CANCELLED, AttemptOutcome.CANCELLED, None, error, None)
-    if isinstance(exc, PermanentError):
-        return _Decision(JobState.FAILED, AttemptOutcome.FAILED, None, error, status)
-    # A saved 5xx replayed under the key: every retry would only replay it; reconcile instead.
-    replayed = isinstance(exc, UnknownOutcome) and exc.code == "replayed_server_error"
-    if isinstance(exc, UnknownOutcome) and (not retry_unknown or replayed):
-        return _Decision(JobState.NEEDS_REVIEW, AttemptOutcome.UNKNOWN, None, error, status)
-    retry_after = exc.retry_after if isinstance(exc, IntegrationError) else None
-    attempt = job.attempts + 1
-    if attempt >= job.max_attempts:
-        error["reason"] = "retries_exhausted"
-        return _Decision(
-            JobState.DEAD, AttemptOutcome.FAILED, None, error, status, None, retry_after
+        return Stopped(exc.step)
+    if isinstance(exc, IntegrationError):
+        return Fault(
+            JobError(
+                ErrorClass(exc.error_class),
+                exc.code or exc.error_class,
+                redact_text(exc.message)[:MESSAGE_MAX],
+                exc.http_status,
+                exc.retry_after,
+            )
         )
-    delay = compute_backoff(attempt, base=policy.base_s, cap=policy.cap_s, retry_after=retry_after)
-    next_at = now + timedelta(seconds=delay)
-    if next_at - _age_from(job) > timedelta(seconds=policy.max_age_s):
-        error["reason"] = "max_age_exceeded"
-        return _Decision(
-            JobState.DEAD, AttemptOutcome.FAILED, None, error, status, None, retry_after
+    message = redact_text(str(exc))[:MESSAGE_MAX]
+    if isinstance(exc, SQLAlchemyError | RedisError):
+        # Our database or Redis failed under a live worker: not the provider, not a lost worker.
+        return Fault(JobError(ErrorClass.INFRASTRUCTURE, type(exc).__name__, message))
+    answered = [e.status for e in exchanges if e.status is not None and 200 <= e.status < 300]
+    if job_type is not None and job_type.effectful and answered:
+        # The provider said yes and we could not read it: money may have moved (I2).
+        return Fault(
+            JobError(
+                ErrorClass.UNKNOWN_OUTCOME,
+                "unreadable_answer",
+                f"the provider answered {answered[-1]} and the answer could not be read: "
+                f"{type(exc).__name__}: {message}",
+                answered[-1],
+            )
         )
-    return _Decision(
-        JobState.RETRYING, AttemptOutcome.RETRY, None, error, status, next_at, retry_after
-    )
+    return Fault(JobError(ErrorClass.INTERNAL, type(exc).__name__, message))
+
+
+def _breaker_verdict(outcome: Attempted) -> bool | None:
+    """True: the provider answered sanely; False: it looks down; None: says nothing about it."""
+    if not isinstance(outcome, Fault):
+        return None if isinstance(outcome, NotAttempted | Stopped) else True
+    error_class = outcome.error.error_class
+    if error_class in (ErrorClass.TRANSIENT, ErrorClass.UNKNOWN_OUTCOME):
+        # Our own deadline running out before anything was sent is not the provider's fault.
+        return None if outcome.error.code == "deadline" else False
+    if error_class is ErrorClass.PERMANENT:
+        return True
+    return None
+
+
+def _run(
+    job_type: JobType[Any], job: ClaimedJob, settings: Settings, ctx: JobContext
+) -> tuple[Attempted, list[Exchange]]:
+    guard = get_guard(settings)
+    try:
+        guard.admit(job_type.provider, job.tenant_id)
+    except Deferred as exc:
+        return NotAttempted(exc.reason, exc.wait_s), []
+    with recording() as exchanges:
+        try:
+            if _pending(job) is not None:
+                outcome: Attempted = job_type.settle_pending(job.payload, ctx, job.result or {})
+            else:
+                outcome = job_type.run(job.payload, ctx)
+        except Exception as exc:
+            outcome = _attempted(exc, job_type, exchanges)
+    verdict = _breaker_verdict(outcome)
+    if verdict is not None:
+        guard.record(job_type.provider, verdict)
+    return outcome, exchanges
+
+
+def _pending(job: ClaimedJob) -> datetime | None:
+    """When the provider first answered pending, for a job that awaits it; else None."""
+    since = (job.result or {}).get(PENDING_SINCE)
+    return datetime.fromisoformat(since) if isinstance(since, str) else None
 
 
 def _age_from(job: ClaimedJob) -> datetime:
@@ -163,41 +179,47 @@ def _age_from(job: ClaimedJob) -> datetime:
     return datetime.fromisoformat(replayed) if replayed else job.created_at
 
 
-def _breaker_verdict(exc: BaseException | None) -> bool | None:
-    """True: the provider answered sanely; False: it looks down; None: says nothing about it."""
-    if exc is None or isinstance(exc, PermanentError):
-        return True
-    if isinstance(exc, RateLimited | Deferred | Cancelled):
+def _key_age(
+    db: Database, job_type: JobType[Any], job: ClaimedJob, settings: Settings, now: datetime
+) -> KeyAge | None:
+    """How old the job's provider keys are; loaded only where a failure makes it matter."""
+    if job_type.key_retention is None:
         return None
-    if isinstance(exc, IntegrationError):
-        return False
-    return None
+    with db.session() as session:
+        first = first_key_at(session, job.id)
+        unknown_before = had_unknown_outcome(session, job.id)
+    if first is None:
+        return None
+    return KeyAge(
+        age=now - first,
+        retention=job_type.key_retention,
+        margin=timedelta(seconds=settings.payment_key_margin_s),
+        unknown_before=unknown_before,
+    )
 
 
-def _run(
-    job_type: JobType[Any], job: ClaimedJob, settings: Settings, ctx: JobContext
-) -> tuple[Outcome | None, BaseException | None]:
-    guard = get_guard(settings)
-    try:
-        guard.admit(job_type.provider, job.tenant_id)
-    except Deferred as exc:
-        return None, exc
-    try:
-        outcome: Outcome | None = job_type.run(job.payload, ctx)
-        error: BaseException | None = None
-    except Exception as exc:
-        outcome, error = None, exc
-    verdict = _breaker_verdict(error)
-    if verdict is not None:
-        guard.record(job_type.provider, verdict)
-    return outcome, error
-
-
-def _excerpts(exchanges: list[Exchange]) -> tuple[str | None, str | None]:
-    if not exchanges:
-        return None, None
-    last = exchanges[-1]
-    return last.request, last.response
+def _context(
+    db: Database, job: ClaimedJob, job_type: JobType[Any], settings: Settings, clock: float
+) -> JobContext:
+    provider = job_type.provider
+    job_id = job.id
+    lookup_first = False
+    if job_type.lookup_by_key and job.attempts > 0:
+        # Within the key's retention a resend is answered from the provider's saved response;
+        # past it (a manual retry or replay of an old job) the key may be forgotten: look first.
+        key_age = _key_age(db, job_type, job, settings, utcnow())
+        lookup_first = key_age is not None and key_age.unknown_before and key_age.past_retention
+    return JobContext(
+        job_id=job_id,
+        attempt=job.attempts + 1,
+        settings=settings,
+        http=get_http_client(settings),
+        deadline=clock + settings.attempt_deadline_s,
+        cancel_requested=lambda: _cancel_requested(settings, job_id),
+        key_store=lambda op, key: remember_key(db, job_id, op, provider, key)[0],
+        lookup_first=lookup_first,
+        provider_events=lambda reference: _events(db, provider, reference),
+    )
 
 
 def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
@@ -218,48 +240,53 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
     policy = stored_policy(settings, job.retry_policy)
     job_type = get_job_type(job.type)
     clock = time.monotonic()
-    with recording() as exchanges:
-        if job_type is None:
-            outcome: Outcome | None = None
-            error: BaseException | None = PermanentError(
-                f"unknown job type {job.type!r}", code="unknown_job_type"
-            )
-        else:
-            provider = job_type.provider
-            ctx = JobContext(
-                job_id=job.id,
-                attempt=job.attempts + 1,
-                settings=settings,
-                http=get_http_client(settings),
-                deadline=clock + settings.attempt_deadline_s,
-                cancel_requested=lambda: _cancel_requested(settings, job_id),
-                key_store=lambda op, key: remember_key(db, job_id, op, provider, key)[0],
-            )
-            outcome, error = _run(job_type, job, settings, ctx)
-    if error is None and outcome is not None:
-        decision = _decide_on_outcome(outcome)
+    exchanges: list[Exchange] = []
+    if job_type is None:
+        outcome: Attempted = Fault(
+            JobError(ErrorClass.PERMANENT, "unknown_job_type", f"unknown job type {job.type!r}")
+        )
     else:
-        assert error is not None
-        retry_unknown = job_type.retry_unknown_outcome if job_type is not None else False
-        decision = _decide_on_error(error, job, policy, retry_unknown, utcnow())
-        if decision.state == JobState.RETRYING and job_type is not None:
-            decision = _beyond_key_retention(decision, job_type, job, error, settings)
-        log_.warning("job.attempt_error", error=decision.error, next_state=decision.state.value)
-    request_excerpt, response_excerpt = _excerpts(exchanges)
+        try:
+            ctx = _context(db, job, job_type, settings, clock)
+            outcome, exchanges = _run(job_type, job, settings, ctx)
+        except (SQLAlchemyError, RedisError) as exc:
+            outcome = _attempted(exc, job_type, exchanges)
+    now = utcnow()
+    facts = AttemptFacts(
+        number=job.attempts + 1,
+        max_attempts=job.max_attempts,
+        age_from=_age_from(job),
+        retry_unknown=job_type.retry_unknown_outcome if job_type is not None else False,
+        pending_since=_pending(job),
+        poll_s=settings.provider_poll_s,
+        awaiting_max_s=settings.awaiting_provider_max_s,
+    )
+    key_age = None
+    if isinstance(outcome, Fault) and job_type is not None:
+        key_age = _key_age(db, job_type, job, settings, now)
+    decision = decide(outcome, facts, policy, key_age, now)
+    if decision.error is not None and decision.state is not JobState.SUCCEEDED:
+        log_.warning(
+            "job.attempt_error",
+            error_class=decision.error.error_class.value,
+            code=decision.error.code,
+            next_state=decision.state.value,
+        )
+    last = exchanges[-1] if exchanges else None
     record = AttemptRecord(
         number=job.attempts + 1 if decision.counts else job.attempts,
         worker=owner,
         started_at=started_at,
         finished_at=utcnow(),
-        outcome=decision.outcome.value,
-        http_status=decision.http_status or (exchanges[-1].status if exchanges else None),
+        outcome=decision.outcome,
+        http_status=decision.http_status or (last.status if last else None),
         latency_ms=int((time.monotonic() - clock) * 1000),
-        error_class=(decision.error or {}).get("class"),
-        error_message=(decision.error or {}).get("message"),
+        error_class=decision.error.error_class if decision.error else None,
+        error_message=decision.error.message if decision.error else None,
         next_attempt_at=decision.next_attempt_at,
         retry_after_s=decision.retry_after_s,
-        request_excerpt=request_excerpt,
-        response_excerpt=response_excerpt,
+        request_excerpt=last.request if last else None,
+        response_excerpt=last.response if last else None,
     )
     landed = _finish(db, job, owner, decision, record, job_type)
     if landed is None:
@@ -275,42 +302,41 @@ def _finish(
     db: Database,
     job: ClaimedJob,
     owner: str,
-    decision: _Decision,
+    decision: Decision,
     record: AttemptRecord,
     job_type: JobType[Any] | None,
 ) -> Landed | None:
     """Move the job on and write its ledger effects in one transaction.
 
-    A second effect for an operation breaks a unique constraint: the job then goes to
-    needs_review, loudly, instead of the duplicate being recorded silently.
+    A second effect for an operation breaks a unique constraint, and a refund past the
+    captured amount breaks the ledger's invariant: the job then goes to needs_review, loudly,
+    instead of the effect being recorded silently.
     """
     provider = job_type.provider if job_type is not None else ""
-    effects = [
-        StoredEffect(
-            provider, e.operation, e.provider_reference, e.payment_reference, e.amount, e.currency
-        )
-        for e in decision.effects
-    ]
+    releases = decision.state in RELEASING_STATES and job.type.endswith(".refund")
     try:
-        if not effects:
+        if not decision.effects and not releases:
             with db.connection() as conn:
                 return _finish_in(conn, job.id, owner, decision, record)
         with db.session() as session:
             landed = _finish_in(session, job.id, owner, decision, record)
             if landed is not None:
-                record_effects(session, job.id, job.tenant_id, effects)
+                record_effects(session, job.id, job.tenant_id, provider, decision.effects)
+                if releases:
+                    release_hold(session, job.id)
             return landed
-    except IntegrityError:
-        log.error("job.duplicate_effect", job_id=str(job.id), effects=len(effects))
+    except (IntegrityError, LedgerInvariantBroken) as exc:
+        log.error("job.duplicate_effect", job_id=str(job.id), error=type(exc).__name__)
     review = replace(
         decision,
         state=JobState.NEEDS_REVIEW,
-        error={
-            "class": "duplicate_effect",
-            "code": "duplicate_effect",
-            "message": "the provider reported an effect the ledger already holds",
-            "result": decision.result,
-        },
+        outcome=AttemptOutcome.UNKNOWN,
+        error=JobError(
+            ErrorClass.DUPLICATE_EFFECT,
+            "duplicate_effect",
+            "the provider reported an effect the ledger already holds, or one it cannot hold",
+            details={"result": decision.result},
+        ),
         result=None,
         effects=(),
     )
@@ -319,7 +345,7 @@ def _finish(
 
 
 def _finish_in(
-    session: Runner, job_id: uuid.UUID, owner: str, decision: _Decision, record: AttemptRecord
+    session: Runner, job_id: uuid.UUID, owner: str, decision: Decision, record: AttemptRecord
 ) -> Landed | None:
     return finish_job(
         session,
@@ -334,36 +360,11 @@ def _finish_in(
     )
 
 
-def _beyond_key_retention(
-    decision: _Decision,
-    job_type: JobType[Any],
-    job: ClaimedJob,
-    error: BaseException,
-    settings: Settings,
-) -> _Decision:
-    """Past the provider's key retention, an outcome we never learned is not retried blindly."""
-    if job_type.key_retention is None:
-        return decision
-    db = get_database(settings)
-    with db.session() as session:
-        first = first_key_at(session, job.id)
-        unknown_before = had_unknown_outcome(session, job.id)
-    if first is None or not (isinstance(error, UnknownOutcome) or unknown_before):
-        return decision
-    margin = timedelta(seconds=settings.payment_key_margin_s)
-    if utcnow() - first < job_type.key_retention - margin:
-        return decision
-    error_body = dict(decision.error or {})
-    error_body["reason"] = "key_retention_passed"
-    return replace(
-        decision,
-        state=JobState.NEEDS_REVIEW,
-        outcome=AttemptOutcome.UNKNOWN,
-        error=error_body,
-        next_attempt_at=None,
-    )
-
-
 def _cancel_requested(settings: Settings, job_id: uuid.UUID) -> bool:
     with get_database(settings).session() as session:
         return cancel_requested(session, job_id)
+
+
+def _events(db: Database, provider: str, reference: str) -> list[dict[str, Any]]:
+    with db.session() as session:
+        return event_payloads(session, provider, reference)

@@ -17,13 +17,15 @@ from sqlalchemy.exc import IntegrityError
 from config.settings import Settings
 from integrations.errors import IntegrationError
 from integrations.http import get_http_client
+from integrations.outcome import LedgerEffect
 from integrations.payments.base import PaymentProvider, PaymentResult, PaymentStatus
-from integrations.payments.providers import provider_for
+from integrations.payments.providers import PAYMENT_PROVIDERS, provider_for
 from store.db import get_database
+from store.errors import JobError
 from store.models import Job
-from store.payments import Effect, job_keys, record_effects
+from store.payments import job_keys, record_effects
 from store.reconcile import jobs_under_review, recent_ledger, settle
-from store.states import JobState
+from store.states import ErrorClass, JobState
 from store.types import utcnow
 
 log = structlog.get_logger(__name__)
@@ -52,15 +54,17 @@ def _adopt(settings: Settings, job: Job, found: PaymentResult, operation: str) -
     now = utcnow()
     if found.declined:
         decline = found.decline
-        error = {"class": "declined", "code": decline.code if decline else "declined"}
+        error = JobError(
+            ErrorClass.DECLINED,
+            decline.code if decline else "declined",
+            decline.message if decline else "declined by the provider",
+        )
         with db.session() as session:
             settle(session, job.id, JobState.FAILED, now, error=error, note="provider: declined")
         return Finding("adopted_decline", str(job.id), {"reference": found.reference})
     result = {"status": found.status.value, "reference": found.reference, "amount": found.amount}
     amount = found.amount_captured if operation == "charge" else 0
-    effect = Effect(
-        job.type.split(".")[1], operation, found.reference, found.reference, amount, found.currency
-    )
+    effect = LedgerEffect(operation, found.reference, found.reference, amount, found.currency)
     try:
         with db.session() as session:
             if settle(
@@ -71,7 +75,7 @@ def _adopt(settings: Settings, job: Job, found: PaymentResult, operation: str) -
                 result=result,
                 note="provider: the payment exists",
             ):
-                record_effects(session, job.id, job.tenant_id, [effect])
+                record_effects(session, job.id, job.tenant_id, _operation(job)[0], [effect])
     except IntegrityError:
         return Finding("duplicate", str(job.id), {"reference": found.reference})
     return Finding("adopted_charge", str(job.id), {"reference": found.reference})
@@ -85,13 +89,13 @@ def _review(settings: Settings, provider: PaymentProvider, job: Job) -> Finding:
         return Finding("unresolved", str(job.id), {"reason": "no key or not a charge"})
     found = provider.find_by_key(key)
     if found is None:
-        if provider.name != "stripe":
+        if not PAYMENT_PROVIDERS[provider.name].lookup_by_key:
             return Finding("unresolved", str(job.id), {"reason": f"{provider.name} cannot search"})
-        error = {
-            "class": "not_charged",
-            "code": "not_charged",
-            "message": "the provider holds no payment under this job's key",
-        }
+        error = JobError(
+            ErrorClass.NOT_CHARGED,
+            "not_charged",
+            "the provider holds no payment under this job's key",
+        )
         with get_database(settings).session() as session:
             settle(
                 session,
@@ -151,7 +155,7 @@ def reconcile(settings: Settings) -> list[Finding]:
     """Settle what is safe, report what is not; returns every finding."""
     http = get_http_client(settings)
     providers: dict[str, PaymentProvider] = {}
-    for name in ("stripe", "adyen"):
+    for name in PAYMENT_PROVIDERS:
         providers[name] = provider_for(name, settings, http)
     findings: list[Finding] = []
     with get_database(settings).session() as session:
@@ -181,7 +185,7 @@ def reconcile_job(settings: Settings, job_id: uuid.UUID) -> Finding | None:
     if job is None or job.state != JobState.NEEDS_REVIEW.value:
         return None
     provider_name = _operation(job)[0]
-    if provider_name not in ("stripe", "adyen"):
+    if provider_name not in PAYMENT_PROVIDERS:
         return None
     provider = provider_for(provider_name, settings, get_http_client(settings))
     try:

@@ -14,30 +14,24 @@ endpoint to look a payment up. Against the sandbox, which has one
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from integrations.errors import (
-    IntegrationError,
-    PermanentError,
-    RateLimited,
-    TransientError,
-    UnknownOutcome,
-)
-from integrations.http import HttpClient
+from integrations.errors import PermanentError, TransientError, UnknownOutcome
+from integrations.http import HttpClient, HttpResponse, path_segment
 from integrations.payments.base import (
     CaptureRequest,
     ChargeRequest,
     Decline,
     PaymentResult,
     PaymentStatus,
+    PendingPayment,
     RefundRequest,
     VoidRequest,
 )
-from integrations.payments.classify import HeaderProbe, body_of, restated
-from integrations.status import TRANSIENT_STATUSES
+from integrations.status import error_for_status
 
 API_VERSION = "v71"
 MAX_KEY_LENGTH = 64
@@ -45,9 +39,14 @@ MAX_REFERENCE_LENGTH = 80
 KEY_METADATA = "conveyor_key"
 # 704: "request already processed or in progress"; 703 is treated alike (retry later).
 IN_PROGRESS_CODES = frozenset({"703", "704"})
+# The webhook eventCode that reports each modification's outcome.
+MODIFICATION_EVENTS = {"capture": "CAPTURE", "refund": "REFUND", "void": "CANCELLATION"}
+# https://docs.adyen.com/online-payments/build-your-integration/payment-result-codes
 PENDING_RESULT_CODES = frozenset(
-    {"Pending", "Received", "PresentToShopper", "RedirectShopper", "IdentifyShopper"}
-    | {"ChallengeShopper", "AuthenticationNotRequired", "AuthenticationFinished"}
+    {"Pending", "Received", "AuthenticationNotRequired", "AuthenticationFinished"}
+)
+ACTION_RESULT_CODES = frozenset(
+    {"PresentToShopper", "RedirectShopper", "IdentifyShopper", "ChallengeShopper"}
 )
 
 
@@ -57,34 +56,75 @@ def transient_hint(headers: Mapping[str, str]) -> bool | None:
     return None if value is None else value.strip().lower() == "true"
 
 
-def classify(error: IntegrationError, *, transient: bool | None = None) -> IntegrationError:
-    """The error to raise for a failed Adyen call, from `errorCode` and `transient-error`.
+def classify(response: HttpResponse) -> dict[str, Any]:
+    """What an Adyen answer means: the object on 2xx, or raise the error it stands for.
 
-    `transient` is the `transient-error` header, which wins over the status. 704 ("request
-    already processed or in progress") with it true is a request with this key still in flight:
-    retry later, same key. 704 without it cannot be helped by retrying (the sandbox answers so
-    for a key reused with another body).
+    The one place Adyen's answers are read (https://docs.adyen.com/development-resources/
+    error-codes): the `transient-error` header wins over the status; `errorCode` 704 ("request
+    already processed or in progress") with it true is a request with this key still in flight
+    (retry later, same key), without it a key reused for another request (permanent); 703 is
+    treated as in flight. Other statuses follow the shared default.
     """
-    if error.http_status is None:
-        return error  # no answer at all: the HTTP client already knows what that means
-    body = body_of(error)
+    body = response.body
+    if 200 <= response.status < 300:
+        if not isinstance(body, dict):
+            raise UnknownOutcome(
+                f"Adyen answered {response.status} with a body that is not an object",
+                http_status=response.status,
+                code="unreadable_answer",
+            )
+        return body
     body = body if isinstance(body, dict) else {}
     code = str(body.get("errorCode") or "adyen_error")
-    message = str(body.get("message") or error.message)
+    message = str(body.get("message") or f"HTTP {response.status}")
+    status = response.status
+    transient = transient_hint(response.headers)
     in_flight = transient is True or (transient is None and code == "703")
     if code in IN_PROGRESS_CODES and in_flight:
-        return restated(error, TransientError, code="idempotency_key_in_use", message=message)
+        raise TransientError(message, http_status=status, code="idempotency_key_in_use")
     if code == "704":
         reused = f"Idempotency-Key reused for another request: {message}"
-        return restated(error, PermanentError, code="idempotency_key_reused", message=reused)
-    if error.http_status == 429:
-        return restated(error, RateLimited, code=code, message=message)
-    if transient is not None:
-        chosen: type[IntegrationError] = TransientError if transient else PermanentError
-        return restated(error, chosen, code=code, message=message)
-    if error.http_status in TRANSIENT_STATUSES:
-        return restated(error, TransientError, code=code, message=message)
-    return restated(error, PermanentError, code=code, message=message)
+        raise PermanentError(reused, http_status=status, code="idempotency_key_reused")
+    error = error_for_status(status, response.headers, message, code, should_retry=transient)
+    if error is None:
+        raise UnknownOutcome(message, http_status=status, code="unexpected_status")
+    raise error
+
+
+def event_result(pending: PendingPayment, item: Mapping[str, Any]) -> PaymentResult | None:
+    """What an Adyen notification item says of a pending modification; None: not about it.
+
+    Adyen reports a modification's outcome by webhook: `eventCode` CAPTURE, REFUND or
+    CANCELLATION, `pspReference` the modification, `success` "true" or "false".
+    """
+    if pending.operation not in MODIFICATION_EVENTS:
+        return None
+    if item.get("eventCode") != MODIFICATION_EVENTS[pending.operation]:
+        return None
+    if pending.operation_reference and item.get("pspReference") != pending.operation_reference:
+        return None
+    amount = _value(item.get("amount")) or (pending.amount or 0)
+    currency = _currency(item.get("amount")) or (pending.currency or "")
+    if str(item.get("success")).lower() != "true":
+        decline = Decline("modification_refused", str(item.get("reason") or "refused by Adyen"))
+        return PaymentResult(
+            PaymentStatus.DECLINED, pending.reference, amount, currency, decline=decline
+        )
+    status = {
+        "capture": PaymentStatus.CAPTURED,
+        "refund": PaymentStatus.REFUNDED,
+        "void": PaymentStatus.VOIDED,
+    }[pending.operation]
+    return PaymentResult(
+        status,
+        pending.reference,
+        amount,
+        currency,
+        amount_captured=amount if pending.operation == "capture" else 0,
+        amount_refunded=amount if pending.operation == "refund" else 0,
+        operation_reference=pending.operation_reference,
+        operation_amount=amount,
+    )
 
 
 def adyen_key(idempotency_key: str) -> str:
@@ -165,7 +205,7 @@ class AdyenPayments:
     def retrieve(self, reference: str) -> PaymentResult | None:
         """The sandbox's payment lookup; None for an unknown payment, and always on real Adyen."""
         try:
-            found = self._send("GET", f"/payments/{reference}", None, None)
+            found = self._send("GET", f"/payments/{path_segment(reference)}", None, None)
         except PermanentError as exc:
             if exc.http_status in (404, 405):
                 return None
@@ -199,8 +239,12 @@ class AdyenPayments:
             "Refused": PaymentStatus.DECLINED,
             "Cancelled": PaymentStatus.VOIDED,
         }.get(str(result_code))
+        if status is None and result_code in ACTION_RESULT_CODES:
+            status = PaymentStatus.ACTION_REQUIRED
         if status is None and result_code not in PENDING_RESULT_CODES:
-            raise UnknownOutcome(f"Adyen answered resultCode {result_code!r}", code="adyen_result")
+            raise UnknownOutcome(
+                f"Adyen answered resultCode {result_code!r}", code="unreadable_answer"
+            )
         status = status or PaymentStatus.PENDING
         amount = _value(answer.get("amount")) or request.amount
         return PaymentResult(
@@ -223,24 +267,48 @@ class AdyenPayments:
         }
         if amount is not None:
             body["amount"] = {"value": amount[0], "currency": amount[1].upper()}
-        answer = self._send("POST", f"/payments/{reference}/{kind}", body, key)
-        operation = str(answer.get("pspReference") or "")
-        try:
-            now = self.retrieve(reference)
-        except IntegrationError:
-            now = None  # the modification was received; its outcome will come by webhook
-        if now is not None:
-            return replace(now, operation_reference=operation)
-        value, currency = amount if amount is not None else (0, "")
+        path = f"/payments/{path_segment(reference)}/{kind}"
+        answer = self._send("POST", path, body, key)
+        if answer.get("status") != "received":
+            raise ValueError(f"Adyen answered a modification with {answer.get('status')!r}")
+        value = _value(answer.get("amount")) or (amount[0] if amount is not None else 0)
+        currency = _currency(answer.get("amount")) or (amount[1].lower() if amount else "")
+        # `received` is not done: the outcome comes by webhook (or, in the sandbox, a look-up).
         return PaymentResult(
             status=PaymentStatus.PENDING,
             reference=reference,
             amount=value,
-            currency=currency.lower(),
-            amount_captured=value if kind == "captures" else 0,
-            amount_refunded=value if kind == "refunds" else 0,
-            operation_reference=operation,
+            currency=currency,
+            operation_reference=str(answer.get("pspReference") or "") or None,
+            operation_amount=value if amount is not None else None,
             raw=answer,
+        )
+
+    def settle(
+        self, pending: PendingPayment, events: Sequence[Mapping[str, Any]]
+    ) -> PaymentResult | None:
+        """A pending payment or modification from its webhook, or (sandbox only) a look-up."""
+        for item in events:
+            found = event_result(pending, item)
+            if found is not None:
+                return found
+        now = self.retrieve(pending.reference)
+        if now is None:
+            return None
+        if pending.operation not in MODIFICATION_EVENTS:
+            return now
+        settled = {
+            "capture": now.amount_captured > 0,
+            "refund": now.amount_refunded > 0,
+            "void": now.status is PaymentStatus.VOIDED,
+        }[pending.operation]
+        if not settled:
+            return None
+        return replace(
+            now,
+            operation_reference=pending.operation_reference,
+            operation_amount=pending.amount,
+            currency=pending.currency or now.currency,
         )
 
     def _amount(
@@ -265,25 +333,14 @@ class AdyenPayments:
         headers = {"X-API-Key": self.api_key}
         if key is not None:
             headers["Idempotency-Key"] = adyen_key(key)
-        probe = HeaderProbe(transient_hint)
-        try:
-            response = self.http.request(
-                method,
-                f"{self.base_url}/{API_VERSION}{path}",
-                headers=headers,
-                json=body,
-                deadline=self.deadline,
-                retry_hint=probe,
-            )
-        except IntegrationError as exc:
-            verdict = classify(exc, transient=transient_hint(probe.headers))
-            if verdict is exc:
-                raise
-            raise verdict from exc
-        answer = response.body
-        if not isinstance(answer, dict):
-            raise UnknownOutcome(f"Adyen answered {method} {path} with a non-object body")
-        return answer
+        response = self.http.send(
+            method,
+            f"{self.base_url}/{API_VERSION}{path}",
+            headers=headers,
+            json=body,
+            deadline=self.deadline,
+        )
+        return classify(response)
 
 
 def _reference(key: str) -> str:

@@ -7,10 +7,11 @@ key on every request of the operation and never makes one up.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -25,7 +26,8 @@ class PaymentStatus(StrEnum):
     PARTIALLY_REFUNDED = "partially_refunded"
     REFUNDED = "refunded"
     VOIDED = "voided"  # authorization cancelled
-    PENDING = "pending"  # the provider has not decided yet
+    PENDING = "pending"  # the provider accepted and has not settled yet
+    ACTION_REQUIRED = "action_required"  # the customer must act (3-D Secure, a redirect)
     DECLINED = "declined"
 
 
@@ -88,6 +90,9 @@ class PaymentResult:
     amount_captured: int = 0
     amount_refunded: int = 0
     operation_reference: str | None = None  # e.g. the refund's own id
+    # What this operation moved, in minor units, as the provider reports it (a refund's own
+    # amount); None: read it from the payment's totals.
+    operation_amount: int | None = None
     decline: Decline | None = None
     idempotency_key: str | None = None  # as the provider remembers it, when it can tell
     raw: dict[str, object] = field(default_factory=dict)
@@ -132,3 +137,45 @@ class PaymentProvider(Protocol):
     def find_by_key(self, idempotency_key: str) -> PaymentResult | None:
         """The payment created under this key (searched by metadata), if the provider has one."""
         ...
+
+    def settle(
+        self, pending: PendingPayment, events: Sequence[Mapping[str, Any]]
+    ) -> PaymentResult | None:
+        """Where an operation the provider answered pending stands now; None: still unknown.
+
+        `events` are the provider's webhook payloads stored for the payment, newest first.
+        """
+        ...
+
+
+@dataclass(frozen=True)
+class PendingPayment:
+    """An operation the provider accepted without settling: what a later look-up needs."""
+
+    operation: str
+    reference: str  # the payment
+    operation_reference: str | None = None  # the modification or refund, when it has an id
+    amount: int | None = None  # what the operation asked to move, as the provider echoed it
+    currency: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The form kept in the job's result while it awaits the provider."""
+        return {
+            "status": PaymentStatus.PENDING.value,
+            "operation": self.operation,
+            "reference": self.reference,
+            "operation_reference": self.operation_reference,
+            "amount": self.amount,
+            "currency": self.currency,
+        }
+
+    @classmethod
+    def from_json(cls, value: Mapping[str, Any]) -> PendingPayment:
+        """Read back what `to_json` wrote."""
+        return cls(
+            operation=str(value["operation"]),
+            reference=str(value["reference"]),
+            operation_reference=value.get("operation_reference"),
+            amount=value.get("amount"),
+            currency=value.get("currency"),
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from integrations.base import Effect, Failed, JobContext, JobType, Outcome, Succeeded
+from integrations.base import Failed, JobContext, JobType, LedgerEffect, Outcome, Succeeded
 from integrations.errors import PermanentError
 from integrations.http import HttpClient
 from integrations.payments.base import ChargeRequest, Decline, PaymentResult, PaymentStatus
@@ -83,7 +83,9 @@ def charge(payload: ChargeRequest, ctx: JobContext) -> Outcome:
             http_status=402,
             details={"decline_code": result.decline.decline_code},
         )
-    effect = Effect("charge", result.reference, result.reference, result.amount, result.currency)
+    effect = LedgerEffect(
+        "charge", result.reference, result.reference, result.amount, result.currency
+    )
     return Succeeded(
         result={
             "reference": result.reference,
@@ -103,4 +105,5 @@ CHARGE = JobType(
     handler=charge,
     description="Charge a payment method once through the sandbox PSP.",
     key_retention=timedelta(hours=24),
+    effectful=True,
 )

@@ -8,29 +8,23 @@ may not be found yet.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from integrations.errors import (
-    IntegrationError,
-    PermanentError,
-    RateLimited,
-    TransientError,
-    UnknownOutcome,
-)
-from integrations.http import HttpClient
+from integrations.errors import PermanentError, TransientError, UnknownOutcome
+from integrations.http import HttpClient, HttpResponse, path_segment
 from integrations.payments.base import (
     CaptureRequest,
     ChargeRequest,
     Decline,
     PaymentResult,
     PaymentStatus,
+    PendingPayment,
     RefundRequest,
     VoidRequest,
 )
-from integrations.payments.classify import HeaderProbe, body_of, restated
-from integrations.status import stripe_should_retry
+from integrations.status import error_for_status, stripe_should_retry
 
 KEY_METADATA = "conveyor_key"
 
@@ -44,39 +38,48 @@ class _Declined(Exception):
         self.intent = intent
 
 
-def classify(
-    error: IntegrationError, *, should_retry: bool | None = None, replayed: bool = False
-) -> Decline | IntegrationError:
-    """What a failed Stripe call means: a decline (a result), or the error to raise.
+def classify(response: HttpResponse) -> dict[str, Any] | Decline:
+    """What a Stripe answer means: the object on 2xx, a decline (a result), or raise the error.
 
-    `should_retry` is the `Stripe-Should-Retry` header (it wins over the type, as in Stripe's
-    SDKs) and `replayed` is `Idempotent-Replayed: true`: a replayed 500 will be replayed on every
-    retry with this key, and Stripe says a 500's outcome is indeterminate, so it is an
-    UnknownOutcome for reconciliation rather than a transient blip.
+    The one place Stripe's answers are read (https://docs.stripe.com/error-handling):
+    `Stripe-Should-Retry` wins over the status, as in Stripe's SDKs; a 402 or `card_error` is a
+    decline; `Idempotent-Replayed: true` on a 5xx means every retry with this key gets the same
+    saved 500, whose outcome Stripe calls indeterminate, so it is an UnknownOutcome for
+    reconciliation rather than a transient blip; `idempotency_error` is a key still in flight
+    (409, retry) or reused with other parameters (400, permanent). Other statuses follow the
+    shared default (`integrations.status.error_for_status`).
     """
-    if error.http_status is None:
-        return error  # no answer at all: the HTTP client already knows what that means
-    err = _error_object(body_of(error))
+    body = response.body
+    if 200 <= response.status < 300:
+        if not isinstance(body, dict):
+            raise UnknownOutcome(
+                f"Stripe answered {response.status} with a body that is not an object",
+                http_status=response.status,
+                code="unreadable_answer",
+            )
+        return body
+    err = _error_object(body)
     kind, code = str(err.get("type") or ""), err.get("code")
-    message = str(err.get("message") or error.message)
-    if kind == "card_error" or error.http_status == 402:
+    message = str(err.get("message") or f"HTTP {response.status}")
+    status = response.status
+    should_retry = stripe_should_retry(response.headers)
+    replayed = (response.headers.get("Idempotent-Replayed") or "").lower() == "true"
+    if kind == "card_error" or status == 402:
         return Decline(str(code or "card_declined"), message, err.get("decline_code"))
-    if replayed and error.http_status >= 500:
-        return restated(error, UnknownOutcome, code="replayed_server_error", message=message)
+    if replayed and status >= 500:
+        raise UnknownOutcome(message, http_status=status, code="replayed_server_error")
     if kind == "idempotency_error":
-        if error.http_status == 409 or should_retry:
-            return restated(error, TransientError, code="idempotency_key_in_use", message=message)
+        if status == 409 or should_retry:
+            raise TransientError(message, http_status=status, code="idempotency_key_in_use")
         reused = f"Idempotency-Key reused with other parameters: {message}"
-        return restated(error, PermanentError, code="idempotency_key_reused", message=reused)
+        raise PermanentError(reused, http_status=status, code="idempotency_key_reused")
     code = str(code or kind or "stripe_error")
-    if kind == "rate_limit_error" or error.http_status == 429:
-        return restated(error, RateLimited, code=code, message=message)
-    if should_retry is not None:
-        chosen: type[IntegrationError] = TransientError if should_retry else PermanentError
-        return restated(error, chosen, code=code, message=message)
-    if kind == "api_error" or error.http_status >= 500 or error.http_status in (408, 409):
-        return restated(error, TransientError, code=code, message=message)
-    return restated(error, PermanentError, code=code, message=message)
+    if kind == "rate_limit_error":
+        status = 429
+    error = error_for_status(status, response.headers, message, code, should_retry=should_retry)
+    if error is None:  # a 1xx or 3xx: nothing Stripe answers on purpose
+        raise UnknownOutcome(message, http_status=status, code="unexpected_status")
+    raise error
 
 
 def form_encode(params: Mapping[str, Any]) -> dict[str, str | list[str]]:
@@ -103,7 +106,7 @@ def intent_result(
     refunded = _amount_refunded(intent)
     error = intent.get("last_payment_error")
     decline = None
-    status = PaymentStatus.PENDING  # processing, requires_action, requires_confirmation
+    status = PaymentStatus.PENDING  # processing
     match intent.get("status"):
         case "succeeded" if refunded and refunded >= received:
             status = PaymentStatus.REFUNDED
@@ -115,13 +118,20 @@ def intent_result(
             status = PaymentStatus.AUTHORIZED
         case "canceled":
             status = PaymentStatus.VOIDED
-        case "requires_payment_method" if isinstance(error, Mapping):
+        case "requires_payment_method":
             status = PaymentStatus.DECLINED
+            known = error if isinstance(error, Mapping) else {}
             decline = Decline(
-                str(error.get("code") or "card_declined"),
-                str(error.get("message") or "declined"),
-                error.get("decline_code"),
+                str(known.get("code") or "requires_payment_method"),
+                str(known.get("message") or "the payment method was not accepted"),
+                known.get("decline_code"),
             )
+        case "requires_action" | "requires_confirmation":
+            status = PaymentStatus.ACTION_REQUIRED
+        case "processing":
+            status = PaymentStatus.PENDING
+        case other:
+            raise ValueError(f"unknown PaymentIntent status {other!r}")
     metadata = intent.get("metadata")
     return PaymentResult(
         status=status,
@@ -169,7 +179,7 @@ class StripePayments:
     def capture(self, request: CaptureRequest, idempotency_key: str) -> PaymentResult:
         """Capture an authorization, in full or `amount` (the rest is released)."""
         form = {"amount_to_capture": request.amount}
-        path = f"/v1/payment_intents/{request.reference}/capture"
+        path = f"/v1/payment_intents/{path_segment(request.reference)}/capture"
         return self._intent_call(path, form, idempotency_key, request.reference)
 
     def refund(self, request: RefundRequest, idempotency_key: str) -> PaymentResult:
@@ -185,17 +195,18 @@ class StripePayments:
             refund = self._post("/v1/refunds", form, idempotency_key)
         except _Declined as declined:
             return _declined_result(declined, request.reference, 0, request.currency or "")
-        return intent_result(refund["payment_intent"], operation_reference=str(refund["id"]))
+        return refund_result(refund, request.reference)
 
     def void(self, request: VoidRequest, idempotency_key: str) -> PaymentResult:
         """Cancel an uncaptured PaymentIntent."""
-        path = f"/v1/payment_intents/{request.reference}/cancel"
+        path = f"/v1/payment_intents/{path_segment(request.reference)}/cancel"
         return self._intent_call(path, {}, idempotency_key, request.reference)
 
     def retrieve(self, reference: str) -> PaymentResult | None:
         """GET the PaymentIntent; None when Stripe does not know it (404)."""
+        path = f"/v1/payment_intents/{path_segment(reference)}"
         try:
-            intent = self._get(f"/v1/payment_intents/{reference}", {"expand[]": "latest_charge"})
+            intent = self._get(path, {"expand[]": "latest_charge"})
         except PermanentError as exc:
             if exc.http_status == 404:
                 return None
@@ -256,32 +267,64 @@ class StripePayments:
         }
         if key is not None:
             headers["Idempotency-Key"] = key
-        probe = HeaderProbe(stripe_should_retry)
-        try:
-            response = self.http.request(
-                method,
-                self.base_url + path,
-                headers=headers,
-                params=params,
-                data=data,
-                deadline=self.deadline,
-                retry_hint=probe,
-            )
-        except IntegrationError as exc:
-            verdict = classify(
-                exc,
-                should_retry=stripe_should_retry(probe.headers),
-                replayed=(probe.header("Idempotent-Replayed") or "").lower() == "true",
-            )
-            if isinstance(verdict, Decline):
-                raise _Declined(verdict, _error_object(body_of(exc)).get("payment_intent")) from exc
-            if verdict is exc:
-                raise
-            raise verdict from exc
-        body = response.body
-        if not isinstance(body, dict):
-            raise UnknownOutcome(f"Stripe answered {method} {path} with a non-object body")
-        return body
+        response = self.http.send(
+            method,
+            self.base_url + path,
+            headers=headers,
+            params=params,
+            form=data if method == "POST" else None,
+            deadline=self.deadline,
+        )
+        answer = classify(response)
+        if isinstance(answer, Decline):
+            raise _Declined(answer, _error_object(response.body).get("payment_intent"))
+        return answer
+
+    def settle(
+        self, pending: PendingPayment, events: Sequence[Mapping[str, Any]]
+    ) -> PaymentResult | None:
+        """Look the payment (or the refund) up: Stripe can always say where it stands."""
+        if pending.operation == "refund" and pending.operation_reference:
+            path = f"/v1/refunds/{path_segment(pending.operation_reference)}"
+            params = {"expand[]": "payment_intent"}
+            return refund_result(self._get(path, params), pending.reference)
+        return self.retrieve(pending.reference)
+
+
+def refund_result(refund: Mapping[str, Any], reference: str) -> PaymentResult:
+    """A Stripe Refund as a `PaymentResult` whose status is the refund's own.
+
+    `succeeded` moved money back (the refund's own amount and currency go to the ledger);
+    `pending` and `requires_action` have not settled; `failed` and `canceled` never will.
+    """
+    status = {
+        "succeeded": PaymentStatus.REFUNDED,
+        "pending": PaymentStatus.PENDING,
+        "requires_action": PaymentStatus.PENDING,
+        "failed": PaymentStatus.DECLINED,
+        "canceled": PaymentStatus.DECLINED,
+    }.get(str(refund.get("status")))
+    if status is None:
+        raise ValueError(f"unknown refund status {refund.get('status')!r}")
+    intent = refund.get("payment_intent")
+    if isinstance(intent, Mapping):
+        reference = str(intent["id"])
+    decline = None
+    if status is PaymentStatus.DECLINED:
+        reason = str(refund.get("failure_reason") or refund.get("status"))
+        decline = Decline("refund_failed", f"the refund did not go through: {reason}")
+    amount = int(refund["amount"])
+    return PaymentResult(
+        status=status,
+        reference=reference,
+        amount=amount,
+        currency=str(refund["currency"]).lower(),
+        amount_refunded=amount,
+        operation_reference=str(refund["id"]),
+        operation_amount=amount,
+        decline=decline,
+        raw=dict(refund),
+    )
 
 
 def _declined_result(

@@ -13,17 +13,29 @@ from integrations.errors import (
     TransientError,
     UnknownOutcome,
 )
+from integrations.http import HttpResponse
 from integrations.payments import adyen, stripe
 from integrations.payments.base import Decline
-from integrations.status import error_for_status
 
 
-def http_error(status: int, body: Any, should_retry: bool | None = None) -> IntegrationError:
-    """The error our HTTP client raises for this answer, body attached."""
-    error = error_for_status(status, {}, "reason", None, should_retry=should_retry)
-    assert error is not None
-    error.body = body  # type: ignore[attr-defined]
-    return error
+def answer(
+    status: int, body: Any, should_retry: bool | None = None, **headers: str
+) -> HttpResponse:
+    """A provider's answer as our HTTP client returns it (any status)."""
+    sent = dict(headers)
+    if should_retry is not None:
+        sent["Stripe-Should-Retry"] = "true" if should_retry else "false"
+        sent["transient-error"] = "true" if should_retry else "false"
+    text = body if isinstance(body, str) else ""
+    return HttpResponse(status, sent, None if isinstance(body, str) else body, text, 5)
+
+
+def verdict_of(classify: Any, response: HttpResponse) -> Any:
+    """What `classify` returns, or the error it raises."""
+    try:
+        return classify(response)
+    except IntegrationError as exc:
+        return exc
 
 
 def stripe_error(type_: str, code: str | None = None, **extra: Any) -> Any:
@@ -69,8 +81,11 @@ def test_stripe_classify(
     expected: type[Any],
     code: str,
 ) -> None:
-    # When
-    verdict = stripe.classify(http_error(status, body, hint), should_retry=hint, replayed=replayed)
+    # Given the answer Stripe gave
+    headers = {"Idempotent-Replayed": "true"} if replayed else {}
+
+    # When it is classified
+    verdict = verdict_of(stripe.classify, answer(status, body, hint, **headers))
 
     # Then: the class and code, with the status kept for errors
     assert type(verdict) is expected
@@ -79,15 +94,31 @@ def test_stripe_classify(
         assert verdict.http_status == status
 
 
-def test_stripe_classify_keeps_retry_after_and_passes_transport_errors_through() -> None:
-    limited = http_error(429, stripe_error("rate_limit_error"))
-    limited.retry_after = 3.0
-    lost = UnknownOutcome("connection lost after the request was sent", code="reset")
+def test_stripe_classify_keeps_retry_after() -> None:
+    # Given a 429 with Retry-After
+    limited = answer(429, stripe_error("rate_limit_error"), None, **{"Retry-After": "3"})
 
-    verdict = stripe.classify(limited)
-
+    # When / Then
+    verdict = verdict_of(stripe.classify, limited)
     assert isinstance(verdict, RateLimited) and verdict.retry_after == 3.0
-    assert stripe.classify(lost) is lost
+
+
+@pytest.mark.parametrize("body", [None, [], "<html>ok</html>", 5])
+@pytest.mark.parametrize("classify", [stripe.classify, adyen.classify])
+def test_a_2xx_that_is_not_an_object_is_an_unknown_outcome(classify: Any, body: Any) -> None:
+    # Given a provider that said 200 with a body nobody can read
+    verdict = verdict_of(classify, answer(200, body))
+
+    # Then money may have moved: unknown outcome, never a blind retry
+    assert isinstance(verdict, UnknownOutcome)
+    assert verdict.code == "unreadable_answer"
+
+
+def test_stripe_classify_returns_the_object_of_a_2xx() -> None:
+    assert stripe.classify(answer(200, {"id": "pi_1", "object": "payment_intent"})) == {
+        "id": "pi_1",
+        "object": "payment_intent",
+    }
 
 
 @pytest.mark.parametrize(
@@ -109,7 +140,7 @@ def test_stripe_classify_keeps_retry_after_and_passes_transport_errors_through()
 def test_adyen_classify(
     status: int, body: Any, transient: bool | None, expected: type[Any], code: str
 ) -> None:
-    verdict = adyen.classify(http_error(status, body, transient), transient=transient)
+    verdict = verdict_of(adyen.classify, answer(status, body, transient))
 
     assert type(verdict) is expected
     assert verdict.code == code

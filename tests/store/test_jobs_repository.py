@@ -12,7 +12,7 @@ from store.db import get_database
 from store.jobs import IdempotencyConflict, NewJob, get_job, list_jobs, submit_job
 from store.keys import IssuedKey
 from store.lifecycle import AttemptRecord, claim_job, finish_job
-from store.states import JobState
+from store.states import AttemptOutcome, JobState
 from store.types import utcnow
 
 LEASE = timedelta(seconds=30)
@@ -33,7 +33,11 @@ def new_job(tenant_id: uuid.UUID, key: str | None = None, body: str = "a") -> Ne
 def record(number: int = 1, worker: str = "w") -> AttemptRecord:
     now = utcnow()
     return AttemptRecord(
-        number=number, worker=worker, started_at=now, finished_at=now, outcome="succeeded"
+        number=number,
+        worker=worker,
+        started_at=now,
+        finished_at=now,
+        outcome=AttemptOutcome.SUCCEEDED,
     )
 
 

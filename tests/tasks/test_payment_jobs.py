@@ -32,6 +32,8 @@ from tests.tasks.factories import (
     with_sandbox,
 )
 
+# Well-formed references of payments no tenant made through Conveyor.
+FOREIGN = {"stripe": "pi_nope", "adyen": "NOPENOPENOPENOPE"}
 TOKENS = {
     "stripe": ("pm_card_visa", "pm_card_chargeDeclined"),
     "adyen": ("stored_card_visa", "refused_card"),
@@ -64,10 +66,11 @@ def charge(provider: str, amount: int = 1999, declined: bool = False) -> dict[st
 
 
 def run(s: Settings, job_id: uuid.UUID, tries: int = 6) -> Execution:
-    """Run a job until it stops retrying (waits pulled to now), as the scheduler would."""
+    """Run a job until it stops retrying or awaiting its provider (waits pulled to now), as the
+    scheduler would."""
     outcome = execute(job_id, s)
     for _ in range(tries):
-        if outcome is not Execution.RETRYING:
+        if outcome not in (Execution.RETRYING, Execution.AWAITING_PROVIDER):
             break
         make_due(s, job_id)
         outcome = execute(job_id, s)
@@ -186,7 +189,7 @@ def test_partial_then_full_refund_and_a_refund_above_captured_is_refused_at_subm
     # And a refund of a payment this tenant never made is refused too
     unknown = client.post(
         "/v1/jobs",
-        json={"type": f"payments.{provider}.refund", "payload": {"reference": "pi_nope"}},
+        json={"type": f"payments.{provider}.refund", "payload": {"reference": FOREIGN[provider]}},
         headers=headers,
     )
     assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "unknown_payment"

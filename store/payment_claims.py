@@ -1,0 +1,131 @@
+"""What a capture, void or refund claims of a payment, checked inside the submitting transaction.
+
+A tenant may only act on payments its own ledger holds (docs/design.md §4), and a refund
+reserves the amount it refunds (a `payment_holds` row) in the same transaction that commits
+its job, so two refunds submitted at once cannot both pass against one balance: the second
+waits for the first's lock and then sees its hold.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from store.models import LedgerEntry, PaymentHold
+from store.payments import balance, held_for_refunds
+
+
+@dataclass(frozen=True)
+class PaymentClaim:
+    """A payment operation's claim on an earlier payment of the same tenant.
+
+    `amount` (minor units) and `currency` as submitted; None means "all that is left" for a
+    refund and "the authorised amount" for a capture.
+    """
+
+    provider: str
+    operation: str  # capture | void | refund
+    payment_reference: str
+    amount: int | None = None
+    currency: str | None = None
+
+
+@dataclass
+class PaymentRefused(Exception):
+    """The claim fails: `code` for the API's error, `param` the payload field at fault."""
+
+    code: str
+    message: str
+    param: str
+    details: dict[str, Any] = field(default_factory=dict)
+    position: int = 0  # which job of a batch
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def lock_payment(session: Session, tenant_id: uuid.UUID, provider: str, reference: str) -> None:
+    """Serialise claims on one payment until the caller's transaction ends.
+
+    PostgreSQL: a transaction-scoped advisory lock on a hash of the payment. SQLite: a write
+    statement, which takes the database's single write lock (waiting out another writer
+    within the busy timeout) before anything is read.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        digest = hashlib.sha256(f"{tenant_id}:{provider}:{reference}".encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
+    else:
+        session.execute(update(PaymentHold).where(PaymentHold.job_id.is_(None)).values(amount=0))
+
+
+def check_claim(
+    session: Session, tenant_id: uuid.UUID, claim: PaymentClaim, held_here: int = 0
+) -> tuple[int | None, str | None]:
+    """The (amount, currency) the claim stands for, or PaymentRefused.
+
+    `held_here` is what earlier refunds of the same batch already reserved on this payment.
+    """
+    owned = session.scalar(
+        select(LedgerEntry.id)
+        .where(
+            LedgerEntry.tenant_id == tenant_id,
+            LedgerEntry.provider == claim.provider,
+            LedgerEntry.payment_reference == claim.payment_reference,
+        )
+        .limit(1)
+    )
+    if owned is None:
+        raise PaymentRefused(
+            "unknown_payment",
+            f"no {claim.provider} payment with this reference in this tenant's ledger",
+            "reference",
+        )
+    if claim.operation != "refund":
+        return claim.amount, claim.currency
+    seen = balance(session, tenant_id, claim.provider, claim.payment_reference)
+    assert seen is not None and seen.currency is not None
+    if claim.currency is not None and claim.currency != seen.currency:
+        raise PaymentRefused(
+            "currency_mismatch",
+            f"the payment is in {seen.currency}, not {claim.currency}",
+            "currency",
+            {"currency": seen.currency},
+        )
+    held = held_for_refunds(session, tenant_id, claim.provider, claim.payment_reference)
+    refundable = seen.refundable - held - held_here
+    amount = claim.amount if claim.amount is not None else refundable
+    if amount <= 0 or amount > refundable:
+        raise PaymentRefused(
+            "refund_exceeds_captured",
+            f"refund of {amount} exceeds the refundable {max(refundable, 0)} {seen.currency}",
+            "amount",
+            {"refundable": max(refundable, 0), "currency": seen.currency},
+        )
+    return amount, seen.currency
+
+
+def hold(
+    session: Session,
+    job_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    claim: PaymentClaim,
+    amount: int,
+    currency: str,
+) -> None:
+    """Reserve a refund's amount until its job lands in the ledger or ends without effect."""
+    session.add(
+        PaymentHold(
+            job_id=job_id,
+            tenant_id=tenant_id,
+            provider=claim.provider,
+            payment_reference=claim.payment_reference,
+            amount=amount,
+            currency=currency,
+        )
+    )
