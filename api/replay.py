@@ -7,11 +7,12 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
 
 from api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.jobs import parse_job_id
+from api.payment_rules import forgotten_outcome, outcome_unknown
 from api.schemas import JobOut
 from config.settings import Settings
 from store.db import Database
@@ -49,7 +50,10 @@ class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     filter: ReplayFilterIn = Field(default_factory=ReplayFilterIn)
-    dry_run: bool = False
+    dry_run: StrictBool = False
+    # Also replay payments whose outcome is unknown and whose key the provider may have
+    # forgotten; without it they are left out and listed in `withheld`.
+    force: StrictBool = False
     limit: int = Field(default=100, ge=1, le=REPLAY_LIMIT_MAX)
 
 
@@ -60,6 +64,10 @@ class ReplayResult(BaseModel):
     matched: int
     replayed: int
     job_ids: list[str]
+    withheld: list[str] = Field(
+        default_factory=list,
+        description="payments left out: their outcome is unknown (409 outcome_unknown rule)",
+    )
 
 
 class AuditEventOut(BaseModel):
@@ -100,10 +108,15 @@ def replay_many(
             dry_run=True, matched=len(matches), replayed=0, job_ids=[str(m[0]) for m in matches]
         )
     replayed = []
+    withheld: list[uuid.UUID] = []
     now = utcnow()
     extra = stored_policy(settings, None).max_attempts
     with db.session() as session:
         for job_id, _, _ in matches:
+            job = get_job(session, job_id, principal.tenant_id)
+            if job is not None and not body.force and forgotten_outcome(session, job, settings):
+                withheld.append(job_id)
+                continue
             if replay_job(session, job_id, principal.tenant_id, extra, now):
                 replayed.append(job_id)
         audit(
@@ -115,6 +128,8 @@ def replay_many(
                 "filter": body.filter.model_dump(mode="json"),
                 "matched": len(matches),
                 "replayed": [str(i) for i in replayed],
+                "withheld": [str(i) for i in withheld],
+                "force": body.force,
             },
         )
     types = {job_id: (job_type, queue) for job_id, job_type, queue in matches}
@@ -124,19 +139,39 @@ def replay_many(
         matched=len(matches),
         replayed=len(replayed),
         job_ids=[str(i) for i in replayed],
+        withheld=[str(i) for i in withheld],
     )
+
+
+class RetryRequest(BaseModel):
+    """Optional body of a retry: `force` re-sends a payment whose outcome is unknown."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    force: StrictBool = False
 
 
 @router.post("/v1/jobs/{job_id}/retry", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED)
 def retry_one(
-    job_id: str, principal: PrincipalDep, db: DatabaseDep, settings: SettingsDep
+    job_id: str,
+    principal: PrincipalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    body: RetryRequest | None = None,
 ) -> JobOut:
-    """Re-queue one dead, failed or needs_review job with its original id and keys."""
+    """Re-queue one dead, failed or needs_review job with its original id and keys.
+
+    A payment whose outcome is unknown and whose provider may have forgotten its key, with no
+    way to look the payment up, is refused (409 `outcome_unknown`) unless `force` is true.
+    """
+    force = body.force if body is not None else False
     parsed = parse_job_id(job_id)
     with db.session() as session:
         job = get_job(session, parsed, principal.tenant_id)
         if job is None:
             raise ApiError(404, "not_found", "no such job", {"id": job_id})
+        if not force and forgotten_outcome(session, job, settings):
+            raise outcome_unknown(job_id)
         extra = stored_policy(settings, job.retry_policy).max_attempts
         if not replay_job(session, parsed, principal.tenant_id, extra, utcnow()):
             raise ApiError(
@@ -145,7 +180,8 @@ def retry_one(
                 f"a {job.state} job cannot be retried; only dead, failed and needs_review",
                 {"id": job_id, "state": job.state},
             )
-        audit(session, principal.tenant_id, principal.actor, "job.retry", {}, job_id=parsed)
+        details = {"force": True} if force else {}
+        audit(session, principal.tenant_id, principal.actor, "job.retry", details, job_id=parsed)
     _publish_all(db, settings, [(parsed, job.type, job.queue)])
     with db.session() as session:
         fresh = get_job(session, parsed, principal.tenant_id)

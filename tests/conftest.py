@@ -22,6 +22,7 @@ from store.models import (
     AuditEvent,
     Job,
     LedgerEntry,
+    PaymentHold,
     PaymentKey,
     ProviderEvent,
     Tenant,
@@ -97,6 +98,7 @@ def settings(database_url: str, broker_prefix: str) -> Iterator[Settings]:
     with get_database(s).session() as session:
         for model in (
             LedgerEntry,
+            PaymentHold,
             PaymentKey,
             ProviderEvent,
             AuditEvent,

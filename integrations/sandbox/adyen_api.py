@@ -42,6 +42,8 @@ STATUSES = {
     Stage.AUTHORIZED: "Authorised",
     Stage.CAPTURED: "Captured",
     Stage.CANCELED: "Cancelled",
+    Stage.PROCESSING: "Received",
+    Stage.REQUIRES_ACTION: "RedirectShopper",
 }
 IN_PROGRESS = "request already processed or in progress"
 

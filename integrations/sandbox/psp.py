@@ -7,6 +7,7 @@ Each API names things its own way (a PaymentIntent `requires_capture`, an Adyen 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -20,6 +21,12 @@ class Stage(StrEnum):
     AUTHORIZED = "authorized"  # funds held
     CAPTURED = "captured"  # money moved; refunds allowed
     CANCELED = "canceled"
+    PROCESSING = "processing"  # accepted, not settled yet: settles by itself after a moment
+    REQUIRES_ACTION = "requires_action"  # waits for the customer (3-D Secure); never settles here
+
+
+# How long a `processing` payment takes to settle on its own.
+PROCESSING_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class Payment:
     description: str | None = None
     reference: str | None = None  # the merchant's reference (Adyen)
     refusal: Refusal | None = None
+    settles_at: float | None = None  # monotonic time a PROCESSING payment settles
 
     @property
     def refundable(self) -> int:
@@ -99,14 +107,27 @@ class PaymentBook:
             ]
 
     def confirm(
-        self, payment_id: str, refusal: Refusal | None, payment_method: str | None = None
+        self,
+        payment_id: str,
+        refusal: Refusal | None,
+        payment_method: str | None = None,
+        waits: Stage | None = None,
     ) -> Payment:
-        """Authorize (and capture, unless manual) an open payment, or record its decline."""
+        """Authorize (and capture, unless manual) an open payment, or record its decline.
+
+        `waits` (PROCESSING or REQUIRES_ACTION) leaves it unsettled instead: a processing
+        payment settles by itself after PROCESSING_S, one requiring action never does here.
+        """
         with self._lock:
             payment = self._get(payment_id)
             if payment.stage not in (Stage.OPEN, Stage.DECLINED):
                 raise BookError("state", f"payment {payment_id} is {payment.stage}")
             method = payment_method or payment.payment_method
+            if waits is not None and refusal is None:
+                settles = time.monotonic() + PROCESSING_S if waits is Stage.PROCESSING else None
+                return self._put(
+                    replace(payment, stage=waits, payment_method=method, settles_at=settles)
+                )
             if refusal is not None:
                 stage, captured = Stage.DECLINED, 0
             elif payment.manual_capture:
@@ -176,6 +197,13 @@ class PaymentBook:
         payment = self._payments.get(payment_id)
         if payment is None:
             raise BookError("missing", f"no such payment: {payment_id}")
+        if payment.settles_at is not None and time.monotonic() >= payment.settles_at:
+            stage, captured = (
+                (Stage.AUTHORIZED, 0)
+                if payment.manual_capture
+                else (Stage.CAPTURED, payment.amount)
+            )
+            payment = self._put(replace(payment, stage=stage, captured=captured, settles_at=None))
         return payment
 
     def _put(self, payment: Payment) -> Payment:

@@ -32,6 +32,12 @@ DECLINES = {
     "pm_card_visa_chargeDeclined": "generic_decline",
     "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds",
 }
+# Stripe's test payment methods that leave a PaymentIntent unsettled.
+WAITING = {
+    "pm_card_processing": Stage.PROCESSING,
+    "pm_card_authenticationRequired": Stage.REQUIRES_ACTION,
+    "pm_card_threeDSecure2Required": Stage.REQUIRES_ACTION,
+}
 CREATE_PARAMS = frozenset(
     {
         "amount",
@@ -275,7 +281,8 @@ def _confirm(book: PaymentBook, intent_id: str, method: str | None) -> Outcome:
             "payment_intent_unexpected_state", "This PaymentIntent has no payment method."
         )
     refusal = _refusal(chosen)
-    payment = _worded(intent_id, None, lambda: book.confirm(intent_id, refusal, chosen))
+    waits = WAITING.get(chosen)
+    payment = _worded(intent_id, None, lambda: book.confirm(intent_id, refusal, chosen, waits))
     if refusal is not None:
         body = card_error(refusal)
         body["error"]["payment_intent"] = render_intent(payment)

@@ -14,6 +14,8 @@ STATUSES = {
     Stage.AUTHORIZED: "requires_capture",
     Stage.CAPTURED: "succeeded",
     Stage.CANCELED: "canceled",
+    Stage.PROCESSING: "processing",
+    Stage.REQUIRES_ACTION: "requires_action",
 }
 
 
