@@ -1,4 +1,5 @@
-"""HTTP status and headers → error class: the one place the DESIGN §4 table lives."""
+"""HTTP status and headers → error class: the shared default under each provider's `classify`
+(docs/design.md §4)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Dependencies point one way (DESIGN §2): each package imports only the ones below it."""
+"""Dependencies point one way (docs/design.md §2): each package imports only the ones below it."""
 
 from __future__ import annotations
 
@@ -15,10 +15,29 @@ ALLOWED = {
     "store": {"config"},
     "integrations": {"config"},
     "tasks": {"config", "store", "integrations"},
-    "workers": {"config", "store", "integrations", "tasks"},
-    # The API validates payloads against the job-type registry and publishes through tasks.
-    "api": {"config", "store", "integrations", "tasks"},
+    "workers": {"config", "store", "tasks"},
+    "api": {"config", "store", "tasks", "integrations"},
 }
+# Of `integrations`, the API may use only these modules (README's layering table): the job-type
+# registry (payload schemas), webhook signature checks and redaction.
+API_INTEGRATIONS = {
+    "integrations.registry",
+    "integrations.base",
+    "integrations.payments.signing",
+    "integrations.redact",
+}
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module of ours a module imports, by its full dotted name."""
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+    return {name for name in found if name.split(".")[0] in OURS}
 
 
 def imported_packages(path: Path) -> set[str]:
@@ -43,4 +62,17 @@ def test_package_imports_only_what_lies_below_it(package: str) -> None:
         if bad:
             offenders[str(path.relative_to(ROOT))] = sorted(bad)
     # Then none reaches up or sideways
+    assert offenders == {}
+
+
+def test_the_api_uses_only_the_registry_signing_and_redaction_of_integrations() -> None:
+    # Given every module of the API
+    offenders = {}
+    for path in sorted((ROOT / "api").rglob("*.py")):
+        # When its imports of integrations are read
+        used = {m for m in imported_modules(path) if m.startswith("integrations")}
+        bad = used - API_INTEGRATIONS
+        if bad:
+            offenders[str(path.relative_to(ROOT))] = sorted(bad)
+    # Then only the allowed modules appear
     assert offenders == {}

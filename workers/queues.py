@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from integrations.registry import JOB_TYPES
+from tasks.catalog import job_queues
 from tasks.entry import PUBLISH_DUE_TASK, RECONCILE_TASK, SWEEP_TASK
 from tasks.provider_events import APPLY_EVENT_TASK
 
@@ -12,7 +12,7 @@ from tasks.provider_events import APPLY_EVENT_TASK
 def task_routes() -> dict[str, dict[str, Any]]:
     """Every task name mapped to its family's queue."""
     routes: dict[str, dict[str, Any]] = {
-        name: {"queue": jt.queue} for name, jt in JOB_TYPES.items()
+        name: {"queue": queue} for name, queue in job_queues().items()
     }
     routes[PUBLISH_DUE_TASK] = {"queue": "maintenance"}
     routes[SWEEP_TASK] = {"queue": "maintenance"}

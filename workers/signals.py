@@ -14,15 +14,15 @@ from celery.signals import (
 from config.logging import configure_logging
 from config.runtime import freeze_startup_heap
 from config.settings import get_settings
-from integrations.http import reset_http_client
 from store.db import reset_database
+from tasks.catalog import reset_process_clients
 
 
 @worker_process_init.connect  # type: ignore[untyped-decorator]
 def _fresh_connections_after_fork(**_: Any) -> None:
     # A forked child must never reuse the parent's sockets: SQLite handles, PG and HTTP pools.
     reset_database()
-    reset_http_client()
+    reset_process_clients()
     freeze_startup_heap()
 
 
@@ -39,4 +39,4 @@ def _structlog(**_: Any) -> None:
 
 @worker_shutting_down.connect  # type: ignore[untyped-decorator]
 def _close(**_: Any) -> None:
-    reset_http_client()
+    reset_process_clients()

@@ -1,4 +1,4 @@
-"""DESIGN §3's invariants I1-I6, checked on every job of a test at its end."""
+"""docs/design.md §3's invariants I1-I6, checked on every job of a test at its end."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Status and headers → error class: every row of DESIGN §4's table, both Retry-After forms."""
+"""Status and headers → error class: every row of docs/design.md §4's table, both Retry-After
+forms."""
 
 from __future__ import annotations
 
