@@ -6,7 +6,7 @@ from typing import Any
 
 from kombu import Exchange, Queue  # type: ignore[attr-defined]
 
-from config.settings import Settings
+from config.settings import LEASE_MARGIN_S, Settings
 from config.transport import TRANSPORT
 
 QUEUES = ("payments", "data", "webhooks", "maintenance")
@@ -81,8 +81,12 @@ def check_delivery_settings(settings: Settings) -> None:
         raise UnsafeDeliveryConfig(
             f"lease {settings.lease_s}s must be below the visibility timeout {visibility}s"
         )
-    if settings.attempt_deadline_s >= settings.lease_s:
+    # The HTTP client ends an attempt within its deadline plus a read's slack, so a lease longer
+    # than both cannot expire under a live attempt: no second worker and no second request in
+    # flight for one job (docs/design.md §3).
+    if settings.attempt_deadline_s + LEASE_MARGIN_S > settings.lease_s:
         raise UnsafeDeliveryConfig(
-            f"attempt deadline {settings.attempt_deadline_s}s must be below the lease "
-            f"{settings.lease_s}s, or a slow attempt is reclaimed while it still runs"
+            f"attempt deadline {settings.attempt_deadline_s:g}s + {LEASE_MARGIN_S:g}s must not "
+            f"exceed the lease {settings.lease_s}s, or a slow attempt is reclaimed while it "
+            "still runs"
         )

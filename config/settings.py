@@ -105,19 +105,6 @@ class Settings(BaseSettings):
     log_json: bool = True
 
     @model_validator(mode="after")
-    def _lease_outlives_attempt(self) -> Settings:
-        # The HTTP client ends every attempt within its deadline plus a read's slack, so a lease
-        # longer than both cannot expire under a live attempt: no second worker, no second
-        # request in flight for one job.
-        if self.lease_s < self.attempt_deadline_s + LEASE_MARGIN_S:
-            raise ValueError(
-                f"CONVEYOR_LEASE_S ({self.lease_s}) must be at least CONVEYOR_ATTEMPT_DEADLINE_S "
-                f"({self.attempt_deadline_s:g}) + {LEASE_MARGIN_S:g} s, so that a lease cannot "
-                "expire while its attempt still runs"
-            )
-        return self
-
-    @model_validator(mode="after")
     def _derive_sandbox_url(self) -> Settings:
         if not self.sandbox_url:
             self.sandbox_url = f"http://{self.sandbox_host}:{self.sandbox_port}"

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from config.celery import celery_config
+from config.celery import UnsafeDeliveryConfig, celery_config, check_delivery_settings
 from config.settings import Settings
 from tests.support.procs import ROOT
 
@@ -62,3 +62,21 @@ def test_every_setting_is_documented_in_the_readme() -> None:
     ]
     # Then none is missing
     assert missing == []
+
+
+@pytest.mark.parametrize(
+    ("lease_s", "deadline_s", "refused"),
+    [(3, 2.0, False), (60, 30.0, False), (3, 2.5, True), (10, 10.0, True), (5, 9.0, True)],
+)
+def test_a_lease_that_could_expire_under_a_live_attempt_is_refused(
+    lease_s: int, deadline_s: float, refused: bool
+) -> None:
+    # Given a lease and an attempt deadline
+    settings = Settings(lease_s=lease_s, attempt_deadline_s=deadline_s, visibility_timeout_s=3600)
+
+    # When the worker checks them at start-up / Then only a lease with a second to spare passes
+    if refused:
+        with pytest.raises(UnsafeDeliveryConfig, match="must not exceed the lease"):
+            check_delivery_settings(settings)
+    else:
+        check_delivery_settings(settings)
