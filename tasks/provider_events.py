@@ -13,6 +13,7 @@ from typing import Any
 import structlog
 
 from config.settings import Settings
+from store.awaiting import wake_awaiting
 from store.db import get_database
 from store.payments import job_for_key
 from store.provider_events import get_event, ledger_for_payment, mark_processed
@@ -49,6 +50,12 @@ def apply_event(settings: Settings, event_id: uuid.UUID) -> str:
         # The conditional UPDATE, not the read above, decides: two deliveries cannot both apply.
         if not mark_processed(session, event_id, utcnow()):
             return Applied.ALREADY_PROCESSED.value
+        # A job awaiting this payment settles at once rather than at its next poll.
+        woken = (
+            wake_awaiting(session, event.provider, event.payment_reference, utcnow())
+            if event.payment_reference
+            else []
+        )
         context = {
             "provider": event.provider,
             "event_type": event.event_type,
@@ -63,6 +70,8 @@ def apply_event(settings: Settings, event_id: uuid.UUID) -> str:
         if finding is not None:
             log.info("provider_event.reconciled", job_id=str(keyed), kind=finding.kind)
     # Logged after the commit, so a line never claims an event that was rolled back.
+    for woken_id in woken:
+        log.info("provider_event.woke_awaiting_job", job_id=str(woken_id), **context)
     if not job_ids:
         log.info("provider_event.applied", job_id=None, **context)
         return Applied.UNLINKED.value

@@ -30,6 +30,7 @@ from store.provider_events import record_event
 from store.states import JobState
 from store.types import utcnow
 from tasks.executor import Execution, execute
+from tasks.provider_events import apply_event
 from tests.tasks.factories import load, make_due, make_job, sandbox_stats, with_sandbox
 
 OPERATIONS = ("capture", "void", "refund")
@@ -404,3 +405,31 @@ def test_an_adyen_retry_past_key_retention_is_refused_unless_forced_and_audited(
             select(AuditEvent.details).where(AuditEvent.job_id == job_id)
         ).all()
     assert {"force": True} in details
+
+
+def test_the_providers_webhook_makes_an_awaiting_jobs_poll_due_at_once(
+    s: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given a charge awaiting Stripe, its next poll a minute away
+    payload = {"amount": 1200, "currency": "eur", "payment_method": "pm_card_processing"}
+    job_id = make_job(s, tenant_key.tenant_id, "payments.stripe.charge", payload)
+    assert execute(job_id, s) is Execution.AWAITING_PROVIDER
+    job = load(s, job_id)
+    assert job.result is not None and job.next_attempt_at is not None
+    assert job.next_attempt_at > utcnow() + timedelta(seconds=30)
+
+    # When Stripe's payment_intent.succeeded for that PaymentIntent is applied
+    reference = str(job.result["reference"])
+    event = {
+        "id": "evt_1",
+        "type": "payment_intent.succeeded",
+        "data": {"object": {"id": reference}},
+    }
+    event_row = record_event(
+        get_database(s), "stripe", "evt_1", "payment_intent.succeeded", reference, event
+    )
+    assert event_row is not None
+    apply_event(s, event_row)
+
+    # Then its poll is due now, and the due-job publisher will queue it within a second
+    assert load(s, job_id).next_attempt_at <= utcnow()  # type: ignore[operator]
