@@ -5,11 +5,13 @@ the log processor in `config.logging`, the API's error rendering and screening, 
 `integrations.redact`, which re-exports it and adds excerpts and header redaction.
 
 What counts as a card number (PCI DSS: the PAN is 13-19 digits; ISO/IEC 7812 check digit):
-a run of 13-19 digits, optionally grouped by single spaces or dashes, that passes the Luhn
-check and does not sit inside a key or id token. A token is a run of letters, digits, `_` and
-`-`; one that holds a letter or `_` (UUIDs, idempotency keys such as
-`cv-8030b5ce-…-4111111111111111-charge`, `pi_…`, `ch_…`) or has the shape of a UUID is an
-identifier, never masked: ops search providers' dashboards by it.
+a run of 13-19 digits, optionally grouped by single spaces or dashes, led by a card brand's
+digit (see `_pan_shaped`), that passes the Luhn check and does not sit inside a key or id
+token. A token is a run of letters, digits, `_` and `-` (never a space); one that holds a
+letter or `_` (idempotency keys such as `cv-8030b5ce-…-4111111111111111-charge`, `pi_…`,
+`ch_…`) or has the shape of a UUID is an identifier, never masked: ops search providers'
+dashboards by it. A number written with spaces is never inside one token, so
+`x4242 4242 4242 4242` is still a card number.
 """
 
 from __future__ import annotations
@@ -91,16 +93,26 @@ def _is_identifier(token: str) -> bool:
     return any(ch.isalpha() or ch == "_" for ch in token) or UUID_SHAPE.fullmatch(token) is not None
 
 
+def _pan_shaped(digits: str) -> bool:
+    """13-19 digits led by a payment card's major industry identifier (ISO/IEC 7812-1).
+
+    2-6 are the card brands (Mastercard 2/5, Amex/Diners/JCB 3, Visa 4, Discover/UnionPay 6);
+    1 is UATP's 15 digits. Epoch timestamps in ms (13 digits) and µs (16) start with 1, and one
+    in ten passes Luhn by chance: they are not card numbers.
+    """
+    if len(digits) not in PAN_LENGTHS:
+        return False
+    return digits[0] in "23456" or (digits[0] == "1" and len(digits) == 15)
+
+
+def _inside_identifier(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] lies within one key or id token (identifiers hold no spaces)."""
+    return " " not in text[start:end] and _is_identifier(_enclosing_token(text, start, end))
+
+
 def _pan_spans(text: str) -> Iterator[tuple[int, int, str]]:
     """(start, end, digits) of each PAN candidate in text, left to right."""
     for run in DIGIT_RUN.finditer(text):
-        # The run's outer ends decide: inside a key or id token it is part of an identifier.
-        left = _enclosing_token(text, run.start(), run.start())
-        right = _enclosing_token(text, run.end(), run.end())
-        if _is_identifier(left) or _is_identifier(right):
-            continue
-        if " " not in run.group() and _is_identifier(_enclosing_token(text, *run.span())):
-            continue
         groups = [
             (run.start() + m.start(), run.start() + m.end())
             for m in DIGIT_GROUP.finditer(run.group())
@@ -112,8 +124,9 @@ def _pan_spans(text: str) -> Iterator[tuple[int, int, str]]:
             for last in range(min(len(groups), first + max(PAN_LENGTHS)) - 1, first - 1, -1):
                 start, end = groups[first][0], groups[last][1]
                 digits = re.sub(r"[ -]", "", text[start:end])
-                if len(digits) in PAN_LENGTHS and luhn_valid(digits):
-                    yield start, end, digits
+                if _pan_shaped(digits) and luhn_valid(digits):
+                    if not _inside_identifier(text, start, end):
+                        yield start, end, digits
                     first = last + 1
                     break
             else:
@@ -136,10 +149,12 @@ def mask_pans(text: str) -> str:
 
 
 def find_secrets(text: str) -> list[str]:
-    """API keys, webhook secrets and bearer/basic credentials found in text."""
-    found = [m.group() for m in API_KEY_TOKEN.finditer(text)]
-    found += [m.group() for m in BEARER_TOKEN.finditer(text)]
-    return found + [m.group() for m in BASIC_TOKEN.finditer(text)]
+    """API keys and webhook secrets (`sk_live_…`, `rk_…`, `whsec_…`) found in text.
+
+    Bearer and Basic credentials are masked by `redact_text` but not reported here: "Bearer"
+    and "Basic" are also plain words, too common to refuse a client's text on.
+    """
+    return [m.group() for m in API_KEY_TOKEN.finditer(text)]
 
 
 def find_cvcs(text: str) -> list[str]:

@@ -33,8 +33,8 @@ def card_payload(**card: Any) -> dict[str, Any]:
 
 
 def luhn_number(rng: random.Random, length: int = 16) -> str:
-    """A random digit string of `length` whose last digit makes it pass the Luhn check."""
-    body = [rng.randrange(10) for _ in range(length - 1)]
+    """A random card-like number: a brand's leading digit (2-6), Luhn-valid."""
+    body = [rng.randrange(2, 7)] + [rng.randrange(10) for _ in range(length - 2)]
     total = 0
     for position, digit in enumerate(reversed(body)):
         doubled = digit * 2 if position % 2 == 0 else digit
@@ -50,6 +50,7 @@ def luhn_number(rng: random.Random, length: int = 16) -> str:
         ("5555-5555-5555-4444", "[PAN ****4444]"),
         ("amex 378282246310005.", "amex [PAN ****0005]."),
         ("qty 1 4242 4242 4242 4242", "qty 1 [PAN ****4242]"),
+        ("glued x4242 4242 4242 4242", "glued x[PAN ****4242]"),
     ],
 )
 def test_luhn_valid_card_numbers_keep_only_the_last_four(text, expected):
@@ -65,6 +66,7 @@ def test_luhn_valid_card_numbers_keep_only_the_last_four(text, expected):
         f"order {NON_LUHN_16} shipped",
         "at 2024-01-15 12:00:00 took 1700000000",
         "20 digits 12345678901234567890 stay",
+        "epoch ms 1795997973080 and µs 1700000000123407",
         "short 4242 4242",
     ],
 )
