@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from config.redaction import redact_text, redact_value
+
 log = structlog.get_logger(__name__)
 
 STATUS_CODES = {
@@ -50,7 +52,9 @@ def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
     """The one shape every error body has."""
-    body = {"error": {"code": code, "message": message, "details": details}}
+    # Redacted here, once for every error: an echoed input never carries a PAN or a key back.
+    clean = {"code": code, "message": redact_text(message), "details": redact_value(details)}
+    body = {"error": clean}
     return JSONResponse(status_code=status, content=body, headers=headers)
 
 

@@ -16,6 +16,7 @@ from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.payment_rules import attach_claim, refused
 from api.schemas import JobCreate, JobOut, JobPage
+from api.screening import screen, screen_header
 from api.waiting import WaitQuery, answer_after_wait, load_job, wait_for_end
 from config.settings import Settings
 from integrations.base import RetryPolicy
@@ -82,6 +83,7 @@ def build_new_job(
 ) -> NewJob:
     """Validate a submit (422 pointing at `loc` when wrong) and turn it into a row to insert."""
     payload = _validated_payload(body, loc)
+    screen(body.model_dump(mode="json"), loc)
     job_type = get_job_type(body.type)
     assert job_type is not None
     override = RetryPolicy(**body.retry.model_dump()) if body.retry else None
@@ -135,6 +137,7 @@ def create_job(
     With `wait`, submit and wait in one request: the answer is the finished job (200) as soon as
     it ends, or the job as it stands (202) when `wait` runs out first.
     """
+    screen_header("Idempotency-Key", idempotency_key)
     new = attach_claim(build_new_job(body, principal, settings, idempotency_key or None))
     if wait > 0:
         new = replace(new, notify_on_end=True)

@@ -17,6 +17,7 @@ from fastapi.responses import PlainTextResponse
 
 from api.deps import DatabaseDep, SettingsDep
 from api.errors import ApiError
+from config.redaction import redact_value
 from config.settings import Settings
 from integrations.payments.signing import SignatureError, verify_adyen_item, verify_stripe
 from store.db import Database
@@ -87,7 +88,10 @@ def _store_and_publish(
     payload: dict[str, Any],
 ) -> bool:
     """Commit the event, then publish its row id; False when it was a replay."""
-    row_id = record_event(db, provider, event_id, event_type, payment_reference, payload)
+    # Stored redacted (card numbers, CVCs, secrets): applying an event needs ids, not those.
+    row_id = record_event(
+        db, provider, event_id, event_type, payment_reference, redact_value(payload)
+    )
     if row_id is None:
         log.info("provider_event.duplicate", provider=provider, provider_event_id=event_id)
         return False

@@ -14,6 +14,7 @@ from api.errors import ApiError
 from api.jobs import parse_job_id
 from api.payment_rules import forgotten_outcome, outcome_unknown
 from api.schemas import JobOut
+from api.screening import screen
 from config.settings import Settings
 from store.db import Database
 from store.jobs import get_job, mark_unpublished
@@ -94,6 +95,7 @@ def replay_many(
             "only dead, failed and needs_review jobs can be replayed",
             {"loc": ["body", "filter", "states"], "states": bad},
         )
+    screen(body.filter.model_dump(mode="json"), ("body", "filter"))  # stored in the audit row
     flt = ReplayFilter(
         states=frozenset(body.filter.states),
         type=body.filter.type,

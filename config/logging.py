@@ -1,4 +1,4 @@
-"""structlog wired through the stdlib so Celery, uvicorn and our code log alike."""
+"""structlog wired through the stdlib so Celery, uvicorn and our code log alike, redacted."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 
 import structlog
 
+from config.redaction import redact_event
 from config.settings import Settings
 
 _configured = False
@@ -47,6 +48,9 @@ def configure_logging(settings: Settings) -> None:
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
                 structlog.processors.format_exc_info,
+                # Last before rendering, after tracebacks became text: every line, ours or a
+                # library's, loses card numbers, CVCs and keys (config.redaction).
+                redact_event,
                 renderer,
             ],
         )

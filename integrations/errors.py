@@ -2,9 +2,15 @@
 
 IntegrationError
 ├── TransientError          nothing took effect, or retrying is harmless: retry later
-│   └── RateLimited         the provider asked us to slow down (carries retry_after)
+│   ├── RateLimited         the provider asked us to slow down (carries retry_after)
+│   ├── NotSent             the request never left (connect, DNS, proxy, TLS handshake failed)
+│   └── DeadlinePassed      our own attempt deadline ran out before sending: not the provider's
+│                           fault (provider_fault = False), so no breaker counts it
 ├── UnknownOutcome          the request may have taken effect: retry only with an idempotency key
 └── PermanentError          the request is wrong and will stay wrong: fail, never retry
+
+Which transport exception becomes which of these (sent or not) is one table:
+`integrations.transport_errors.TRANSPORT_RULES`.
 
 Deferred                    not attempted at all (breaker open, over a rate limit): come back later
 Cancelled                   not a provider error: the job was cancelled at a checkpoint
@@ -17,6 +23,8 @@ class IntegrationError(Exception):
     """A provider call did not produce a usable answer."""
 
     error_class = "integration_error"
+    # Whether the failure says something about the provider's health (breakers count it).
+    provider_fault = True
 
     def __init__(
         self,
@@ -43,6 +51,20 @@ class RateLimited(TransientError):
     """The provider throttled us; wait at least `retry_after` seconds."""
 
     error_class = "rate_limited"
+
+
+class NotSent(TransientError):
+    """The request never left this host; retrying cannot cause a second effect."""
+
+
+class DeadlinePassed(TransientError):
+    """The attempt's own deadline ran out before the request was sent; the provider saw nothing.
+
+    Not a provider failure (for instance a slow database ate the time): `provider_fault` is
+    False, so circuit breakers and retry budgets must not count it.
+    """
+
+    provider_fault = False
 
 
 class UnknownOutcome(IntegrationError):

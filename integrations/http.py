@@ -1,4 +1,9 @@
-"""The one HTTP client every provider uses: timeouts, a deadline, error mapping, fork safety."""
+"""The one HTTP client every provider uses: timeouts, a total deadline, the exchange record.
+
+`HttpClient.send` returns the provider's answer whatever its status and raises only transport
+errors, each from the one table in `integrations.transport_errors`; classifying a status is the
+provider's business (its `classify`). `request` is the older status-mapping wrapper.
+"""
 
 from __future__ import annotations
 
@@ -9,31 +14,34 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 
 import requests
 import structlog
 from requests.adapters import HTTPAdapter
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_random
-from urllib3.exceptions import ConnectTimeoutError, MaxRetryError, NewConnectionError
-from urllib3.exceptions import ProxyError as Urllib3ProxyError
+from tenacity import RetryCallState, retry, retry_if_exception_type, wait_random
+from urllib3 import PoolManager
 
 from config.settings import Settings
-from integrations.errors import IntegrationError, TransientError, UnknownOutcome
+from integrations.errors import DeadlinePassed, IntegrationError, NotSent
 from integrations.exchanges import Exchange, record
 from integrations.redact import excerpt, redact_text
 from integrations.status import RetryHint, error_for_status
+from integrations.transport_errors import error_for_transport, error_while_reading
+from integrations.watchdog import WATCHED_POOLS, Watch, Watchdog, current_watch
 
 log = structlog.get_logger(__name__)
 
 # Sub-second blips are retried inside the call; anything longer goes back to the job scheduler.
 CONNECT_TRIES = 3
 CONNECT_RETRY_WAIT_S = (0.05, 0.25)
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
 @dataclass(frozen=True)
 class HttpResponse:
-    """A provider's answer, already known to be a success."""
+    """A provider's answer, any status: `body` is the parsed JSON (None when not JSON)."""
 
     status: int
     headers: Mapping[str, str]
@@ -43,23 +51,12 @@ class HttpResponse:
 
 
 def path_segment(value: str) -> str:
-    """`value` escaped as one URL path segment."""
+    """`value` escaped as one URL path segment: `/`, `?`, `#`, `..` cannot reach the URL's shape.
+
+    RFC 3986 §3.3: a segment may not hold "/" or "?"; everything outside the unreserved set
+    is percent-encoded, so `x/../../refunds?a=1` stays one segment naming nothing.
+    """
     return urllib.parse.quote(value, safe="")
-
-
-class _NotSent(TransientError):
-    """The connection failed before the request left; always safe to retry."""
-
-
-def _was_sent(exc: requests.ConnectionError) -> bool:
-    if isinstance(exc, requests.ConnectTimeout):
-        return False
-    reason = exc.args[0] if exc.args else None
-    if isinstance(reason, MaxRetryError):
-        reason = reason.reason
-    if isinstance(reason, Urllib3ProxyError):  # no connection to the proxy: nothing went out
-        reason = reason.original_error
-    return not isinstance(reason, NewConnectionError | ConnectTimeoutError)
 
 
 def _error_message(body: Any, fallback: str) -> tuple[str, str | None]:
@@ -71,14 +68,35 @@ def _error_message(body: Any, fallback: str) -> tuple[str, str | None]:
     return fallback, None
 
 
-def _transport_error(exc: Exception) -> IntegrationError:
-    if isinstance(exc, _NotSent):
-        return TransientError(exc.message, code="connect_error")
-    if isinstance(exc, requests.ReadTimeout):
-        return UnknownOutcome("read timeout after the request was sent", code="timeout")
-    if isinstance(exc, requests.ConnectionError):
-        return UnknownOutcome("connection lost after the request was sent", code="reset")
-    return TransientError(f"request failed: {type(exc).__name__}", code="request_error")
+def _stop_connect_retries(state: RetryCallState) -> bool:
+    """Stop after CONNECT_TRIES, or when another wait would run into the call's deadline."""
+    if state.attempt_number >= CONNECT_TRIES:
+        return True
+    deadline = state.kwargs.get("deadline")
+    return deadline is not None and time.monotonic() + CONNECT_RETRY_WAIT_S[1] >= deadline
+
+
+def _parse_body(response: requests.Response) -> tuple[Any, str]:
+    text = response.text if response.content else ""
+    if not text:
+        return None, text
+    try:
+        return response.json(), text
+    except ValueError:
+        return None, text
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """An adapter whose pools (direct and through proxies) use watched connections."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = WATCHED_POOLS
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> PoolManager:
+        manager: PoolManager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        manager.pool_classes_by_scheme = WATCHED_POOLS
+        return manager
 
 
 CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
@@ -104,16 +122,61 @@ def _read_environment_once(session: requests.Session) -> None:
 
 
 class HttpClient:
-    """A requests.Session with (connect, read) timeouts on every call and our error taxonomy."""
+    """A requests.Session: (connect, read) timeouts, a total deadline, the exchange record."""
 
     def __init__(self, connect_timeout: float, read_timeout: float, pool_size: int = 32) -> None:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
+        adapter = _WatchedAdapter(pool_connections=pool_size, pool_maxsize=pool_size, max_retries=0)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
+        self._watchdog = Watchdog()
         _read_environment_once(self.session)
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        form: Mapping[str, Any] | None = None,
+        deadline: float | None = None,
+    ) -> HttpResponse:
+        """Send one request and return the provider's answer, whatever its status.
+
+        `form` (even `{}`) is sent urlencoded (doseq) with `Content-Type:
+        application/x-www-form-urlencoded`; `json` as JSON. `deadline` is a `time.monotonic()`
+        instant the whole call (connect, send, wait, read the body) ends by, give or take the
+        watchdog's wake-up. Raises only transport errors, per `TRANSPORT_RULES`: `NotSent` (safe
+        to retry; retried here a few times while the deadline allows), `DeadlinePassed`
+        (nothing sent: our deadline ran out first), `UnknownOutcome` (sent, answer lost or cut),
+        `PermanentError` (`invalid_url`). Every call is recorded, redacted, as an `Exchange`.
+        """
+        started = time.monotonic()
+        sent = f"{method} {redact_text(url)}"
+        if params:
+            sent += f" {excerpt(dict(params), 500)}"
+        if json is not None or form is not None:
+            sent += "\n" + excerpt(json if json is not None else dict(form or {}))
+        all_headers = dict(headers or {})
+        data: str | None = None
+        if form is not None:
+            all_headers["Content-Type"] = FORM_CONTENT_TYPE
+            data = urllib.parse.urlencode(form, doseq=True)
+        try:
+            response, body, text = self._send(
+                method, url, all_headers, params, json, data, deadline=deadline
+            )
+        except IntegrationError as failure:
+            record(Exchange(request=sent, response=f"(no response: {failure.code})", status=None))
+            raise
+        latency_ms = int((time.monotonic() - started) * 1000)
+        shown = body if body is not None else text
+        record(Exchange(sent, f"{response.status_code}\n{excerpt(shown)}", response.status_code))
+        return HttpResponse(response.status_code, response.headers, body, text, latency_ms)
 
     def request(
         self,
@@ -127,82 +190,31 @@ class HttpClient:
         deadline: float | None = None,
         retry_hint: RetryHint | None = None,
     ) -> HttpResponse:
-        """Send one request; return the success or raise an IntegrationError subclass."""
-        started = time.monotonic()
-        sent = f"{method} {redact_text(url)}"
-        if params:
-            sent += f" {excerpt(dict(params), 500)}"
-        if json is not None or data is not None:
-            sent += "\n" + excerpt(json if json is not None else dict(data or {}))
-        try:
-            response = self._send(method, url, headers, params, json, data, deadline)
-        except (requests.RequestException, _NotSent) as exc:
-            failure = _transport_error(exc)
-            record(Exchange(request=sent, response=f"(no response: {failure.code})", status=None))
-            raise failure from exc
-        latency_ms = int((time.monotonic() - started) * 1000)
-        try:
-            body: Any = response.json() if response.content else None
-        except ValueError:
-            body = response.text
-        record(Exchange(sent, f"{response.status_code}\n{excerpt(body)}", response.status_code))
+        """`send`, then the generic status mapping: a success, or an IntegrationError subclass.
+
+        Kept for the adapters that still classify this way; new code calls `send`.
+        """
+        response = self.send(
+            method, url, headers=headers, params=params, json=json, form=data, deadline=deadline
+        )
+        body = response.body if response.body is not None or not response.text else response.text
         hint = retry_hint(response.headers) if retry_hint is not None else None
-        message, code = _error_message(body, response.reason)
+        message, code = _error_message(body, _reason_phrase(response.status))
         error: IntegrationError | None = error_for_status(
-            response.status_code, response.headers, message, code, should_retry=hint
+            response.status, response.headers, message, code, should_retry=hint
         )
         if error is not None:
             error.body = body  # type: ignore[attr-defined]
             error.headers = dict(response.headers)  # type: ignore[attr-defined]
-            error.latency_ms = latency_ms  # type: ignore[attr-defined]
+            error.latency_ms = response.latency_ms  # type: ignore[attr-defined]
             raise error
-        return HttpResponse(response.status_code, response.headers, body, response.text, latency_ms)
-
-    def send(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, Any] | None = None,
-        json: Any = None,
-        form: Mapping[str, Any] | None = None,
-        deadline: float | None = None,
-    ) -> HttpResponse:
-        """TEMPORARY stand-in: any status comes back; only transport errors raise."""
-        started = time.monotonic()
-        sent = f"{method} {redact_text(url)}"
-        hdrs = dict(headers or {})
-        data = None
-        if form is not None:
-            hdrs["Content-Type"] = "application/x-www-form-urlencoded"
-            data = urllib.parse.urlencode(form, doseq=True)
-            sent += "\n" + excerpt(dict(form))
-        elif json is not None:
-            sent += "\n" + excerpt(json)
-        try:
-            response = self._send(method, url, hdrs, params, json, data, deadline)
-        except (requests.RequestException, _NotSent) as exc:
-            failure = _transport_error(exc)
-            record(Exchange(request=sent, response=f"(no response: {failure.code})", status=None))
-            raise failure from exc
-        latency_ms = int((time.monotonic() - started) * 1000)
-        try:
-            body: Any = response.json() if response.content else None
-        except ValueError:
-            body = None
-        record(
-            Exchange(
-                sent,
-                f"{response.status_code}\n{excerpt(body or response.text)}",
-                response.status_code,
-            )
+        return HttpResponse(
+            response.status, response.headers, body, response.text, response.latency_ms
         )
-        return HttpResponse(response.status_code, response.headers, body, response.text, latency_ms)
 
     @retry(
-        retry=retry_if_exception(lambda e: isinstance(e, _NotSent)),
-        stop=stop_after_attempt(CONNECT_TRIES),
+        retry=retry_if_exception_type(NotSent),
+        stop=_stop_connect_retries,
         wait=wait_random(*CONNECT_RETRY_WAIT_S),
         reraise=True,
     )
@@ -210,37 +222,82 @@ class HttpClient:
         self,
         method: str,
         url: str,
-        headers: Mapping[str, str] | None,
-        params: Mapping[str, str] | None,
+        headers: dict[str, str],
+        params: Mapping[str, Any] | None,
         json: Any,
-        data: Mapping[str, Any] | None,
+        data: str | None,
+        *,
         deadline: float | None,
-    ) -> requests.Response:
-        read_timeout = self.read_timeout
+    ) -> tuple[requests.Response, Any, str]:
+        connect_timeout, read_timeout = self.connect_timeout, self.read_timeout
+        watch: Watch | None = None
         if deadline is not None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TransientError("attempt deadline passed before sending", code="deadline")
-            read_timeout = min(read_timeout, remaining)
+                raise DeadlinePassed("attempt deadline passed before sending", code="deadline")
+            connect_timeout, read_timeout = (
+                min(connect_timeout, remaining),
+                min(read_timeout, remaining),
+            )
+            watch = self._watchdog.watch(deadline)
+        token = current_watch.set(watch)
         try:
-            return self.session.request(
+            return self._exchange(
+                method, url, headers, params, json, data, (connect_timeout, read_timeout), watch
+            )
+        finally:
+            current_watch.reset(token)
+            if watch is not None:
+                watch.finish()
+
+    def _exchange(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        params: Mapping[str, Any] | None,
+        json: Any,
+        data: str | None,
+        timeout: tuple[float, float],
+        watch: Watch | None,
+    ) -> tuple[requests.Response, Any, str]:
+        # stream=True: the body is read below, under the same watch, so a drip cannot outlive
+        # the deadline (a read timeout alone bounds each read, not their sum).
+        try:
+            response = self.session.request(
                 method,
                 url,
-                headers=dict(headers or {}),
+                headers=headers,
                 params=params,
                 json=json,
                 data=data,
-                timeout=(self.connect_timeout, read_timeout),
+                timeout=timeout,
+                stream=True,
             )
-        except requests.ConnectionError as exc:
-            if not _was_sent(exc):
-                log.info("http.connect_failed", url=url, error=type(exc).__name__)
-                raise _NotSent(f"could not connect to {url}") from exc
-            raise
+        except requests.RequestException as exc:
+            if watch is not None and watch.cut:
+                raise error_while_reading(exc, deadline_cut=True) from exc
+            failure = error_for_transport(exc, redact_text(url))
+            if isinstance(failure, NotSent):
+                log.info("http.not_sent", url=url, error=type(exc).__name__, code=failure.code)
+            raise failure from exc
+        try:
+            body, text = _parse_body(response)
+        except (requests.RequestException, OSError) as exc:
+            response.close()
+            raise error_while_reading(exc, deadline_cut=watch is not None and watch.cut) from exc
+        return response, body, text
 
     def close(self) -> None:
         """Close pooled connections."""
         self.session.close()
+
+
+def _reason_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return f"HTTP {status}"
 
 
 _lock = threading.Lock()

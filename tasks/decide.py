@@ -27,9 +27,14 @@ PENDING_SINCE = "pending_since"
 
 @dataclass(frozen=True)
 class Fault:
-    """The attempt raised: its error, classified once where it was raised."""
+    """The attempt raised: its error, classified once where it was raised.
+
+    `provider_fault` is False for failures that say nothing of the provider's health (our own
+    deadline ran out before sending): circuit breakers do not count them.
+    """
 
     error: JobError
+    provider_fault: bool = True
 
 
 @dataclass(frozen=True)

@@ -106,12 +106,13 @@ def _attempted(
     if isinstance(exc, IntegrationError):
         return Fault(
             JobError(
-                ErrorClass(exc.error_class),
+                _error_class(exc.error_class),
                 exc.code or exc.error_class,
                 redact_text(exc.message)[:MESSAGE_MAX],
                 exc.http_status,
                 exc.retry_after,
-            )
+            ),
+            provider_fault=exc.provider_fault,
         )
     message = redact_text(str(exc))[:MESSAGE_MAX]
     if isinstance(exc, SQLAlchemyError | RedisError):
@@ -132,14 +133,22 @@ def _attempted(
     return Fault(JobError(ErrorClass.INTERNAL, type(exc).__name__, message))
 
 
+def _error_class(name: str) -> ErrorClass:
+    try:
+        return ErrorClass(name)
+    except ValueError:
+        return ErrorClass.INTERNAL
+
+
 def _breaker_verdict(outcome: Attempted) -> bool | None:
     """True: the provider answered sanely; False: it looks down; None: says nothing about it."""
     if not isinstance(outcome, Fault):
         return None if isinstance(outcome, NotAttempted | Stopped) else True
+    if not outcome.provider_fault:
+        return None  # e.g. our own deadline ran out before anything was sent
     error_class = outcome.error.error_class
     if error_class in (ErrorClass.TRANSIENT, ErrorClass.UNKNOWN_OUTCOME):
-        # Our own deadline running out before anything was sent is not the provider's fault.
-        return None if outcome.error.code == "deadline" else False
+        return False
     if error_class is ErrorClass.PERMANENT:
         return True
     return None

@@ -8,14 +8,22 @@ from typing import Any, Literal, cast
 Reset = Literal["before", "after"]
 
 MAX_DELAY_MS = 300_000
-SPEC_FIELDS = frozenset({"status", "retry_after", "delay_ms", "reset", "should_retry"})
-# Compact header names → spec fields: `429;retry_after=2`, `delay=5000`, `should_retry=false`.
+MAX_DRIP_MS = 60_000
+SPEC_FIELDS = frozenset(
+    {"status", "retry_after", "delay_ms", "reset", "should_retry", "drip_ms", "odd_body"}
+)
+# What an "odd body" fault answers in place of a 2xx body: valid JSON of a shape no adapter reads.
+ODD_BODY: dict[str, object] = {"id": 5, "object": []}
+# Compact header names → spec fields: `429;retry_after=2`, `delay=5000`, `should_retry=false`,
+# `drip=2000` (the body one byte every 2 s), `odd-body` (a 2xx answered with ODD_BODY).
 HEADER_FIELDS = {
     "status": "status",
     "retry_after": "retry_after",
     "delay": "delay_ms",
     "delay_ms": "delay_ms",
     "should_retry": "should_retry",
+    "drip": "drip_ms",
+    "drip_ms": "drip_ms",
 }
 HEADER_BOOLEANS = {"true": True, "false": False}
 
@@ -29,6 +37,10 @@ class Fault:
     delay_ms: int = 0
     reset: Reset | None = None
     should_retry: bool | None = None  # sent as Stripe-Should-Retry when set
+    # Slow drip: the answer's headers at once, then its body one byte every `drip_ms`.
+    drip_ms: int = 0
+    # The endpoint does its work, but a 2xx answer's body is replaced with ODD_BODY.
+    odd_body: bool = False
 
 
 def fault_from_json(spec: object) -> Fault:
@@ -51,17 +63,33 @@ def fault_from_json(spec: object) -> Fault:
         raise ValueError("should_retry is true or false")
     if status is None and (retry_after is not None or should_retry is not None):
         raise ValueError("retry_after and should_retry need a status")
-    return Fault(status, retry_after, delay_ms, cast("Reset | None", reset), should_retry)
+    drip_ms = int_or_none(spec, "drip_ms", 0, MAX_DRIP_MS) or 0
+    odd_body = spec.get("odd_body", False)
+    if not isinstance(odd_body, bool):
+        raise ValueError("odd_body is true or false")
+    if (drip_ms or odd_body) and reset is not None:
+        raise ValueError("a reset sends no body to drip or replace")
+    return Fault(
+        status,
+        retry_after,
+        delay_ms,
+        cast("Reset | None", reset),
+        should_retry,
+        drip_ms=drip_ms,
+        odd_body=odd_body,
+    )
 
 
 def fault_from_header(text: str) -> Fault:
-    """A fault from its header form: `429;retry_after=2`, `503;should_retry=false`, `delay=5000`."""
+    """A fault from its header form: `429;retry_after=2`, `delay=5000`, `drip=2000`, `odd-body`."""
     spec: dict[str, Any] = {}
     for token in filter(None, (part.strip() for part in text.split(";"))):
         if token.isdigit():
             spec["status"] = int(token)
         elif token in ("reset-before", "reset-after"):
             spec["reset"] = token.removeprefix("reset-")
+        elif token == "odd-body":  # noqa: S105  (a fault name, not a password)
+            spec["odd_body"] = True
         elif "=" in token:
             field, value = _header_field(token)
             spec[field] = value

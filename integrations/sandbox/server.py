@@ -21,7 +21,13 @@ from urllib.parse import parse_qs, urlsplit
 
 from integrations.sandbox import admin, adyen_api, charges, stripe_api
 from integrations.sandbox.errors import ApiError, Dialect, error_body, fault_error, invalid_request
-from integrations.sandbox.faults import MAX_DELAY_MS, Fault, fault_from_header, is_delay
+from integrations.sandbox.faults import (
+    MAX_DELAY_MS,
+    ODD_BODY,
+    Fault,
+    fault_from_header,
+    is_delay,
+)
 from integrations.sandbox.rates import UnknownCurrencyError, rates_for
 from integrations.sandbox.routing import Route, match
 from integrations.sandbox.state import Claim, SandboxState, SavedResponse
@@ -134,7 +140,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
         except Exception as exc:
             reply = _error_reply(exc, f"{self.command} {self.path}")
         # "after": the effect is done and recorded, but its answer is lost on the way back.
-        return DROP if fault.reset == "after" else reply
+        if fault.reset == "after":
+            return DROP
+        if fault.odd_body and 200 <= reply.status < 300:
+            reply = replace(reply, body=dict(ODD_BODY))
+        return replace(reply, drip_ms=fault.drip_ms) if fault.drip_ms else reply
 
     def get_healthz(self, request: Request) -> Reply:
         """Liveness; never counted, never faulted."""
@@ -251,7 +261,21 @@ class SandboxHandler(BaseHTTPRequestHandler):
         for name, value in reply.headers.items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(payload)
+        if reply.drip_ms:
+            self._drip(payload, reply.drip_ms / 1000)
+        else:
+            self.wfile.write(payload)
+
+    def _drip(self, payload: bytes, every_s: float) -> None:
+        """Send the body one byte at a time; stop when the client has gone."""
+        self.close_connection = True
+        try:
+            for index in range(len(payload)):
+                self.wfile.write(payload[index : index + 1])
+                self.wfile.flush()
+                time.sleep(every_s)
+        except OSError:
+            return
 
     def _drop(self) -> None:
         """Close without a response, so the client sees a reset or a remote disconnect."""

@@ -38,6 +38,7 @@ class Reply:
     body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False
+    drip_ms: int = 0  # send the body one byte every drip_ms (a slow-drip fault)
 
 
 DROP = Reply(drop=True)

@@ -7,9 +7,10 @@ import time
 import pytest
 import requests
 
-from integrations.errors import PermanentError, TransientError, UnknownOutcome
+from integrations.errors import NotSent, PermanentError, TransientError, UnknownOutcome
 from integrations.exchanges import recording
-from integrations.http import CONNECT_TRIES, HttpClient
+from integrations.http import CONNECT_TRIES, HttpClient, path_segment
+from tests.integrations.raw_server import raw_server, response
 from tests.support.procs import free_port
 
 KEY = {"Authorization": "Bearer sk_sandbox_local"}
@@ -129,5 +130,109 @@ def test_proxy_variables_are_still_honoured_per_url(
         )
     # Then the first failed at the dead proxy, known unsent (safe to retry, not an unknown
     # outcome); the second bypassed the proxy and succeeded
-    assert through_proxy.value.code == "connect_error"
+    assert through_proxy.value.code == "proxy_error"
+    assert isinstance(through_proxy.value, NotSent)
     assert response.status == 200
+
+
+# --- send(): the raw answer, any status --------------------------------------------------------
+
+
+def test_send_returns_error_statuses_as_answers_not_exceptions(sandbox: str) -> None:
+    # Given a provider answering 503
+    client = HttpClient(connect_timeout=1, read_timeout=2)
+    # When a call is made with send()
+    with recording() as exchanges:
+        answer = client.send(
+            "GET", f"{sandbox}/v1/rates", headers={**KEY, "X-Sandbox-Fault": "503"}
+        )
+    # Then the answer comes back as it is, parsed, and the exchange is recorded
+    assert answer.status == 503
+    assert answer.body["error"]["code"] == "sandbox_fault"
+    assert answer.text.startswith("{") and answer.latency_ms >= 0
+    assert exchanges[0].status == 503
+
+
+def test_send_keeps_a_body_that_is_not_json_as_text() -> None:
+    # Given a provider answering plain text
+    with raw_server(response(502, b"Bad gateway", "Content-Type: text/plain")) as server:
+        # When a call is made
+        answer = HttpClient(1, 2).send("GET", server.url)
+    # Then body is None and text holds what came
+    assert (answer.status, answer.body, answer.text) == (502, None, "Bad gateway")
+
+
+def test_an_empty_form_still_sends_the_form_content_type() -> None:
+    # Given a provider that records what it receives
+    with raw_server(response(200, b"{}")) as server:
+        # When a body-less form POST is sent (Stripe's POST .../cancel)
+        HttpClient(1, 2).send("POST", f"{server.url}/v1/payment_intents/pi_1/cancel", form={})
+        [received] = server.received
+    # Then it carried Content-Type: application/x-www-form-urlencoded and an empty body
+    assert received.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert received.body == b""
+
+
+def test_form_values_that_are_lists_are_sent_once_per_item() -> None:
+    # Given a provider that records what it receives
+    with raw_server(response(200, b"{}")) as server:
+        # When a form with a list is sent
+        HttpClient(1, 2).send("POST", server.url, form={"expand[]": ["a", "b"], "amount": "5"})
+        [received] = server.received
+    # Then the list is repeated (doseq), urlencoded
+    assert received.body == b"expand%5B%5D=a&expand%5B%5D=b&amount=5"
+
+
+def test_path_segment_keeps_a_reference_inside_its_own_segment() -> None:
+    # Given references that try to change the URL's shape
+    hostile = "pi_1/cancel?x="
+    climbing = "x/../../refunds?amount=1"
+    # When they are escaped and sent as one path segment
+    with raw_server(response(404, b"{}")) as server:
+        HttpClient(1, 2).send("POST", f"{server.url}/v1/payment_intents/{path_segment(climbing)}")
+        [received] = server.received
+    # Then "/", "?" and "=" are percent-encoded and the request line has one segment for it
+    assert path_segment(hostile) == "pi_1%2Fcancel%3Fx%3D"
+    assert path_segment("pi_3NabcDEF") == "pi_3NabcDEF"
+    assert received.line == "POST /v1/payment_intents/x%2F..%2F..%2Frefunds%3Famount%3D1 HTTP/1.1"
+
+
+def test_a_slow_drip_body_cannot_outlive_the_deadline(sandbox: str) -> None:
+    # Given a provider that sends its 200 body one byte every 2 s, a 3 s read timeout, and a
+    # deadline 5 s away
+    client = HttpClient(connect_timeout=1, read_timeout=3)
+    began = time.monotonic()
+    deadline = began + 5
+    # When a call is made
+    with pytest.raises(UnknownOutcome) as caught:
+        client.send(
+            "GET",
+            f"{sandbox}/v1/rates",
+            headers={**KEY, "X-Sandbox-Fault": "drip=2000"},
+            deadline=deadline,
+        )
+    ended = time.monotonic()
+    # Then it ends as an unknown-outcome timeout within the deadline plus 1 s (and not before
+    # the deadline: the drip kept every single read under the read timeout)
+    assert caught.value.code == "timeout"
+    print(f"drip call ended {ended - deadline:+.3f} s from its deadline")
+    assert deadline - 0.5 <= ended <= deadline + 1
+    # And the client goes on working on a fresh connection
+    assert client.send("GET", f"{sandbox}/v1/rates", headers=KEY).status == 200
+
+
+def test_a_slow_answer_is_cut_at_the_deadline_not_the_read_timeout(sandbox: str) -> None:
+    # Given a provider that thinks 4 s, a read timeout of 10 s, and a deadline 1 s away
+    client = HttpClient(connect_timeout=1, read_timeout=10)
+    began = time.monotonic()
+    # When a call is made
+    with pytest.raises(UnknownOutcome) as caught:
+        client.send(
+            "GET",
+            f"{sandbox}/v1/rates",
+            headers={**KEY, "X-Sandbox-Fault": "delay=4000"},
+            deadline=began + 1,
+        )
+    # Then it ends at the deadline as a timeout
+    assert caught.value.code == "timeout"
+    assert time.monotonic() - began < 1.5

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from integrations.redact import excerpt, redact, redact_headers, redact_text
+from integrations.redact import (
+    excerpt,
+    find_pans,
+    redact,
+    redact_headers,
+    redact_text,
+    redact_value,
+)
 
 NON_LUHN_16 = "1234567812345678"
 
@@ -26,8 +33,8 @@ def card_payload(**card: Any) -> dict[str, Any]:
 
 
 def luhn_number(rng: random.Random, length: int = 16) -> str:
-    """A random digit string of `length` whose last digit makes it pass the Luhn check."""
-    body = [rng.randrange(10) for _ in range(length - 1)]
+    """A random card-like number: a brand's leading digit (2-6), Luhn-valid."""
+    body = [rng.randrange(2, 7)] + [rng.randrange(10) for _ in range(length - 2)]
     total = 0
     for position, digit in enumerate(reversed(body)):
         doubled = digit * 2 if position % 2 == 0 else digit
@@ -43,6 +50,7 @@ def luhn_number(rng: random.Random, length: int = 16) -> str:
         ("5555-5555-5555-4444", "[PAN ****4444]"),
         ("amex 378282246310005.", "amex [PAN ****0005]."),
         ("qty 1 4242 4242 4242 4242", "qty 1 [PAN ****4242]"),
+        ("glued x4242 4242 4242 4242", "glued x[PAN ****4242]"),
     ],
 )
 def test_luhn_valid_card_numbers_keep_only_the_last_four(text, expected):
@@ -58,6 +66,7 @@ def test_luhn_valid_card_numbers_keep_only_the_last_four(text, expected):
         f"order {NON_LUHN_16} shipped",
         "at 2024-01-15 12:00:00 took 1700000000",
         "20 digits 12345678901234567890 stay",
+        "epoch ms 1795997973080 and µs 1700000000123407",
         "short 4242 4242",
     ],
 )
@@ -291,3 +300,72 @@ def test_random_luhn_valid_numbers_in_random_text_never_survive():
         # Then the number cannot be recovered even with separators stripped
         assert number not in re.sub(r"[ -]", "", result), (text, result)
         assert "[PAN ****" in result
+
+
+# The neighbours of a PAN: identifiers that hold long digit runs and must stay whole.
+@pytest.mark.parametrize(
+    "text",
+    [
+        "cv-8030b5ce-1234-4a5b-9c8d-4111111111111111-charge",
+        "key cv-8030b5ce-1234-4a5b-9c8d-4242424242424242-refund-1 sent",
+        "8030b5ce-1234-4a5b-9c8d-4111111111111111",
+        "12345678-1234-1234-1234-123456789012",
+        "pi_4242424242424242 and ch_4111111111111111",
+        "psp 4242424242424242A replayed",
+        "job_4111111111111111",
+    ],
+)
+def test_identifiers_holding_digit_runs_are_left_whole(text):
+    # Given idempotency keys, UUIDs and provider ids whose digits pass Luhn
+    # When the text is redacted
+    # Then nothing changes: ops search the provider's dashboard by exactly these
+    assert redact_text(text) == text
+    assert find_pans(text) == []
+
+
+def test_find_pans_returns_each_card_number_as_digits():
+    # Given text with two card numbers written differently, and a key holding a third
+    text = "a 4242 4242 4242 4242, b 5555-5555-5555-4444, key cv-1-4000056655665556-x"
+    # When PANs are looked for
+    # Then both free-standing numbers are found, the key's digits are not
+    assert find_pans(text) == ["4242424242424242", "5555555555554444"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"cvc": "123"}, {"cvc": "[REDACTED]"}),
+        ({"securityCode": "737", "cvn": 12}, {"securityCode": "[REDACTED]", "cvn": "[REDACTED]"}),
+        ({"Security-Code": "737"}, {"Security-Code": "[REDACTED]"}),
+        (
+            {"card": {"CVV2": "1234", "exp_month": 1}},
+            {"card": {"CVV2": "[REDACTED]", "exp_month": 1}},
+        ),
+        ({"pspReference": "4242424242424242"}, {"pspReference": "4242424242424242"}),
+        ({"note": "4242424242424242"}, {"note": "[PAN ****4242]"}),
+        ([{"k": "sk_live_51Habc"}, 3, None], [{"k": "[REDACTED]"}, 3, None]),
+        ("Basic dXNlcjpwYXNz", "Basic [REDACTED]"),
+    ],
+)
+def test_redact_value_masks_cvc_fields_pans_and_secrets_in_any_json_value(value, expected):
+    # Given a JSON value with a CVC-like key, a PAN or a secret somewhere in it
+    # When it is redacted
+    # Then exactly those parts are masked (a provider reference stays whole)
+    assert redact_value(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("cvc 123", "cvc [REDACTED]"),
+        ("CVV: 1234 ok", "CVV: [REDACTED] ok"),
+        ("security code=737", "security code=[REDACTED]"),
+        ("basic plan for 12 users", "basic plan for 12 users"),
+        ("cvc is fine", "cvc is fine"),
+    ],
+)
+def test_security_codes_written_in_text_are_masked(text, expected):
+    # Given a CVC written out in free text (or look-alikes)
+    # When it is redacted
+    # Then the code is gone and ordinary words stay
+    assert redact_text(text) == expected
