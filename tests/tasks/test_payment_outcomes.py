@@ -8,6 +8,7 @@ SQLite and PostgreSQL, the executor as a worker runs it.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -19,11 +20,13 @@ from sqlalchemy import func, select, update
 
 from api.app import create_app
 from config.settings import Settings
+from integrations.breaker import BreakerState
+from integrations.guard import get_guard
 from integrations.outcome import LedgerEffect
 from store.db import get_database
 from store.jobs import NewJob, submit_job
 from store.keys import IssuedKey
-from store.models import AuditEvent, Job, LedgerEntry, PaymentHold, PaymentKey
+from store.models import Attempt, AuditEvent, Job, LedgerEntry, PaymentHold, PaymentKey
 from store.payment_claims import PaymentClaim, PaymentRefused
 from store.payments import LedgerInvariantBroken, ledger_for_job, record_effects
 from store.provider_events import record_event
@@ -31,7 +34,14 @@ from store.states import JobState
 from store.types import utcnow
 from tasks.executor import Execution, execute
 from tasks.provider_events import apply_event
-from tests.tasks.factories import load, make_due, make_job, sandbox_stats, with_sandbox
+from tests.tasks.factories import (
+    load,
+    make_due,
+    make_job,
+    sandbox_stats,
+    script_faults,
+    with_sandbox,
+)
 
 OPERATIONS = ("capture", "void", "refund")
 
@@ -342,8 +352,6 @@ def test_a_stripe_retry_past_key_retention_looks_the_payment_up_and_adopts_it(
     s: Settings, tenant_key: IssuedKey, client: TestClient, sandbox: str
 ) -> None:
     # Given a charge whose answer was lost (connection reset after the PSP charged)
-    from tests.tasks.factories import script_faults
-
     payload = {"amount": 2500, "currency": "eur", "payment_method": "pm_card_visa"}
     job_id = make_job(s, tenant_key.tenant_id, "payments.stripe.charge", payload)
     script_faults(sandbox, {"reset": "after"})
@@ -370,8 +378,6 @@ def test_an_adyen_retry_past_key_retention_is_refused_unless_forced_and_audited(
     s: Settings, tenant_key: IssuedKey, client: TestClient, sandbox: str
 ) -> None:
     # Given an Adyen charge whose answer was lost, under review, its key past 7 days
-    from tests.tasks.factories import script_faults
-
     payload = {"amount": 2500, "currency": "eur", "payment_method": "stored_card_visa"}
     job_id = make_job(s, tenant_key.tenant_id, "payments.adyen.charge", payload)
     script_faults(sandbox, {"reset": "after"})
@@ -433,3 +439,78 @@ def test_the_providers_webhook_makes_an_awaiting_jobs_poll_due_at_once(
 
     # Then its poll is due now, and the due-job publisher will queue it within a second
     assert load(s, job_id).next_attempt_at <= utcnow()  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("provider", ["stripe", "adyen"])
+def test_a_2xx_the_adapter_cannot_read_goes_to_review_and_is_never_sent_again(
+    s: Settings, tenant_key: IssuedKey, sandbox: str, provider: str
+) -> None:
+    # Given a charge the provider performs but answers with a body of a shape nobody expects
+    token = "pm_card_visa" if provider == "stripe" else "stored_card_visa"
+    payload = {"amount": 1300, "currency": "eur", "payment_method": token}
+    job_id = make_job(s, tenant_key.tenant_id, f"payments.{provider}.charge", payload)
+    script_faults(sandbox, {"odd_body": True})
+
+    # When it runs
+    outcome = execute(job_id, s)
+
+    # Then money may have moved: review, not a retry; the excerpt shows what came back
+    assert outcome is Execution.NEEDS_REVIEW
+    job = load(s, job_id)
+    assert job.error is not None
+    assert (job.error["class"], job.error["code"]) == ("unknown_outcome", "unreadable_answer")
+    with get_database(s).session() as session:
+        attempt = session.scalars(select(Attempt).where(Attempt.job_id == job_id)).one()
+    assert attempt.response_excerpt is not None and "200" in attempt.response_excerpt
+    stats = sandbox_stats(sandbox)
+    assert stats["keys_seen"] == {f"cv-{job_id}-charge": 1}
+    assert stats["effects"] == {f"cv-{job_id}-charge": 1}
+    assert ledger_for_job_rows(s, job_id) == []
+
+
+def test_a_dripping_answer_ends_the_attempt_at_its_deadline_as_an_unknown_outcome(
+    s: Settings, tenant_key: IssuedKey, sandbox: str
+) -> None:
+    # Given a 2 s attempt deadline, a 1.5 s read timeout and a provider that sends its answer
+    # one byte every 0.5 s (each read succeeds, the whole never ends in time)
+    quick = s.model_copy(update={"attempt_deadline_s": 2.0, "http_read_timeout_s": 1.5})
+    payload = {"amount": 1100, "currency": "eur", "payment_method": "pm_card_visa"}
+    job_id = make_job(quick, tenant_key.tenant_id, "payments.stripe.charge", payload)
+    script_faults(sandbox, {"drip_ms": 500})
+
+    # When it runs
+    started = time.monotonic()
+    outcome = execute(job_id, quick)
+    took_s = time.monotonic() - started
+
+    # Then the attempt ended within its deadline plus a second, as an unknown outcome retried
+    # with the same key
+    assert took_s < 3.0, took_s
+    assert outcome is Execution.RETRYING
+    job = load(quick, job_id)
+    assert job.error is not None
+    assert (job.error["class"], job.error["code"]) == ("unknown_outcome", "timeout")
+
+
+def test_our_own_deadline_passing_before_sending_never_opens_the_providers_breaker(
+    s: Settings, tenant_key: IssuedKey, sandbox: str
+) -> None:
+    # Given an attempt deadline so short it passes before any request leaves, and a breaker
+    # that opens after 2 provider failures
+    starved = s.model_copy(update={"attempt_deadline_s": 1e-6, "breaker_failure_threshold": 2})
+    payload = {"amount": 500, "currency": "eur", "payment_method": "pm_card_visa"}
+    job_id = make_job(starved, tenant_key.tenant_id, "payments.stripe.charge", payload)
+
+    # When it runs until its attempts are spent (a counted breaker would defer the third)
+    outcomes = [execute(job_id, starved)]
+    while outcomes[-1] is Execution.RETRYING and len(outcomes) < 10:
+        make_due(starved, job_id)
+        outcomes.append(execute(job_id, starved))
+    assert outcomes[-1] is Execution.DEAD and len(outcomes) >= 3
+    assert set(outcomes[:-1]) == {Execution.RETRYING}
+
+    # Then the provider never saw a request and its breaker stayed closed
+    assert sandbox_stats(sandbox)["keys_seen"] == {}
+    assert get_guard(starved).breaker("stripe").state() is BreakerState.CLOSED
+    job = load(starved, job_id)
+    assert job.error is not None and job.error["code"] == "deadline"
