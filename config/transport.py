@@ -6,6 +6,8 @@ than the command it sends (about a tenth of a no-op job's worker time). The clie
 connection of its own and is safe to share between threads, so the channel keeps one per pool
 and builds a new one only when kombu replaces the pool (after a connection error).
 
+Closing after the connection dropped: see `Channel._connparams`.
+
 Malformed messages: kombu decodes the envelope of each popped list item (`loads`) and builds a
 `Message` from it without guarding either step, so one item that is not JSON (`garbage`), or JSON
 of another shape (`[1]`, `{}`), or a body that does not decode, raises out of the consumer and
@@ -71,6 +73,19 @@ class Channel(kombu_redis.Channel):
 
     Message = Message
     _kept_client: Any = None
+    _saved_connparams: dict[bool, dict[str, Any]] | None = None
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        # kombu reads host and port from the transport's Connection, which a closing consumer
+        # has already detached; restoring the unacknowledged messages at close then fails with
+        # "AttributeError: 'NoneType' object has no attribute 'hostname'" and the messages wait
+        # for the visibility timeout. The parameters last used still name the same server.
+        saved = self._saved_connparams or {}
+        if self.connection.client is None and asynchronous in saved:
+            return dict(saved[asynchronous])
+        params: dict[str, Any] = super()._connparams(asynchronous=asynchronous)  # type: ignore[no-untyped-call]
+        self._saved_connparams = {**saved, asynchronous: dict(params)}
+        return params
 
     def _create_client(self, asynchronous: bool = False) -> Any:
         if asynchronous:
