@@ -20,6 +20,9 @@ log = structlog.get_logger(__name__)
 
 # A half-open marker outlives the open period by this factor; after that the breaker forgets.
 HALF_OPEN_MEMORY = 20
+# While one probe is in flight the others ask again this soon (seconds), not when the probe's
+# token would expire (the attempt deadline): a probe usually answers in milliseconds.
+PROBE_WAIT_CAP_S = 1.0
 
 
 class BreakerState(StrEnum):
@@ -88,7 +91,7 @@ class RedisBreaker:
             log.info("breaker.probe", breaker=self.key)
             return None
         probe_ttl = self.client.pttl(f"{self.key}:probe")
-        return max(probe_ttl, 100) / 1000
+        return min(max(probe_ttl, 100) / 1000, PROBE_WAIT_CAP_S)
 
     def success(self) -> None:
         """A call succeeded: a half-open breaker closes; failures are forgotten."""
