@@ -11,6 +11,7 @@ from api import batch, health, jobs, provider_webhooks, replay
 from api.errors import install_error_handlers
 from api.keycache import TtlCache
 from api.limits import BodySizeLimit
+from api.unavailable import install_unavailable_handlers
 from config.logging import configure_logging
 from config.runtime import freeze_startup_heap
 from config.settings import Settings, get_settings
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.key_cache = TtlCache()
     install_error_handlers(app)
+    install_unavailable_handlers(app)
     app.include_router(health.router)
     app.include_router(batch.router)
     app.include_router(replay.router)

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import PrincipalDep, SettingsDep
 from api.schemas import JobTypeOut
+from config.settings import Settings
 from integrations.registry import JOB_TYPES
 from store.db import get_database
 from tasks.publish import producer_app
 
 router = APIRouter()
+
+# /readyz answers within this (seconds), whatever the database and the broker do.
+READY_TIMEOUT_S = 1.0
 
 
 @router.get("/healthz", tags=["health"])
@@ -21,28 +30,55 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", tags=["health"])
-def readyz(settings: SettingsDep) -> JSONResponse:
-    """Ready only when the database and the broker both answer."""
-    checks: dict[str, str] = {}
-    try:
-        # Inside the check, not a dependency: failing to even build the engine is "unavailable".
-        get_database(settings).ping()
-        checks["database"] = "ok"
-    except Exception as exc:
-        checks["database"] = f"unavailable: {type(exc).__name__}"
-    try:
-        with producer_app(settings).connection_for_write() as conn:
-            conn.ensure_connection(
-                max_retries=1, interval_start=0, timeout=settings.broker_timeout_s
-            )
-        checks["broker"] = "ok"
-    except Exception as exc:
-        checks["broker"] = f"unavailable: {type(exc).__name__}"
-    ready = all(v == "ok" for v in checks.values())
+async def readyz(settings: SettingsDep) -> JSONResponse:
+    """Ready only when the database and the broker both answer, within `READY_TIMEOUT_S`.
+
+    The checks run on threads of their own, never the request thread pool, so a readiness
+    probe does not queue behind client requests stuck on a dead database; a check still
+    running from an earlier probe is awaited, not started again.
+    """
+    checks = {
+        "database": _probes.start("database", lambda: get_database(settings).ping()),
+        "broker": _probes.start("broker", lambda: _ping_broker(settings)),
+    }
+    await asyncio.wait([asyncio.wrap_future(f) for f in checks.values()], timeout=READY_TIMEOUT_S)
+    results = {name: _verdict(future) for name, future in checks.items()}
+    ready = all(v == "ok" for v in results.values())
     return JSONResponse(
         status_code=200 if ready else 503,
-        content={"status": "ready" if ready else "unavailable", "checks": checks},
+        content={"status": "ready" if ready else "unavailable", "checks": results},
     )
+
+
+def _ping_broker(settings: Settings) -> None:
+    with producer_app(settings).connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, interval_start=0, timeout=settings.broker_timeout_s)
+
+
+def _verdict(future: Future[None]) -> str:
+    if not future.done():
+        return f"unavailable: no answer within {READY_TIMEOUT_S}s"
+    exc = future.exception()
+    return "ok" if exc is None else f"unavailable: {type(exc).__name__}"
+
+
+class _Probes:
+    """At most one check of each kind in flight per process, on a small pool of its own."""
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
+        self._running: dict[str, Future[None]] = {}
+        self._lock = threading.Lock()
+
+    def start(self, name: str, check: Callable[[], None]) -> Future[None]:
+        with self._lock:
+            running = self._running.get(name)
+            if running is None or running.done():
+                running = self._running[name] = self._pool.submit(check)
+            return running
+
+
+_probes = _Probes()
 
 
 @router.get("/v1/job-types", response_model=list[JobTypeOut], tags=["job types"])

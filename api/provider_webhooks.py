@@ -96,8 +96,8 @@ def _store_and_publish(
         log.info("provider_event.duplicate", provider=provider, provider_event_id=event_id)
         return False
     # Published after the commit. If the broker is down the provider still gets its 2xx (it
-    # would otherwise resend an event we hold): the row keeps processed_at NULL, and a sweep
-    # re-publishes such rows (store.provider_events.unprocessed_events).
+    # would otherwise resend an event we hold): the row keeps processed_at NULL, and the sweep
+    # applies such rows (tasks.maintenance.apply_stranded_events).
     publish(producer_app(settings), row_id, APPLY_EVENT_TASK, APPLY_EVENT_QUEUE)
     return True
 

@@ -25,6 +25,11 @@ class Settings(BaseSettings):
     database_url: str = DEFAULT_DATABASE_URL
     db_pool_size: int = Field(default=10, ge=1)
     sqlite_busy_timeout_ms: int = Field(default=5000, ge=0)
+    # Every database round trip is bounded (store/db.py): connect, statement, lock, pool wait.
+    db_connect_timeout_s: int = Field(default=2, ge=1)
+    db_statement_timeout_ms: int = Field(default=3000, ge=100)
+    db_lock_timeout_ms: int = Field(default=2000, ge=100)
+    db_pool_timeout_s: float = Field(default=2.0, gt=0)
     sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
     worker_sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "NORMAL"
     broker_url: str = DEFAULT_BROKER_URL

@@ -10,6 +10,7 @@ all probe a recovering provider together.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 import redis
@@ -19,6 +20,9 @@ log = structlog.get_logger(__name__)
 
 # A half-open marker outlives the open period by this factor; after that the breaker forgets.
 HALF_OPEN_MEMORY = 20
+# While one probe is in flight the others ask again this soon (seconds), not when the probe's
+# token would expire (the attempt deadline): a probe usually answers in milliseconds.
+PROBE_WAIT_CAP_S = 1.0
 
 
 class BreakerState(StrEnum):
@@ -27,6 +31,15 @@ class BreakerState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True)
+class BreakerCheck:
+    """One look at a breaker: may the caller go ahead, and what did it see."""
+
+    wait_s: float | None  # None: call now; otherwise seconds before asking again
+    failures: int  # consecutive failures counted so far
+    half_open: bool  # recovering: a success must be reported to close it for everyone
 
 
 class RedisBreaker:
@@ -56,10 +69,10 @@ class RedisBreaker:
 
     def allow(self) -> float | None:
         """None when a call may go ahead; otherwise seconds to wait before asking again."""
-        return self.check()[0]
+        return self.check().wait_s
 
-    def check(self) -> tuple[float | None, int]:
-        """`allow()` plus the current count of consecutive failures, in one round trip."""
+    def check(self) -> BreakerCheck:
+        """`allow()` plus what it saw (failures, half-open), in one round trip (two to probe)."""
         pipe = self.client.pipeline(transaction=False)
         pipe.pttl(f"{self.key}:open")
         pipe.exists(f"{self.key}:half")
@@ -67,10 +80,10 @@ class RedisBreaker:
         open_ttl, half_open, failures = pipe.execute()
         count = int(failures or 0)
         if open_ttl > 0:
-            return float(open_ttl) / 1000, count
+            return BreakerCheck(float(open_ttl) / 1000, count, half_open=bool(half_open))
         if not half_open:
-            return None, count
-        return self._probe(), count
+            return BreakerCheck(None, count, half_open=False)
+        return BreakerCheck(self._probe(), count, half_open=True)
 
     def _probe(self) -> float | None:
         # Half-open: only the holder of the probe token calls; the rest wait for its verdict.
@@ -78,7 +91,7 @@ class RedisBreaker:
             log.info("breaker.probe", breaker=self.key)
             return None
         probe_ttl = self.client.pttl(f"{self.key}:probe")
-        return max(probe_ttl, 100) / 1000
+        return min(max(probe_ttl, 100) / 1000, PROBE_WAIT_CAP_S)
 
     def success(self) -> None:
         """A call succeeded: a half-open breaker closes; failures are forgotten."""

@@ -1,4 +1,10 @@
-"""Before a provider call: is its breaker closed, and is there room under its rate limits?"""
+"""Before a provider call: is its breaker closed, and is there room under its rate limits?
+
+The guard's state lives in Redis; Redis failing must never turn into a job failure. Before the
+call, an unreachable guard defers the job (`Deferred`: no attempt is spent); after the call, the
+provider's answer is what counts, so a breaker update that cannot reach Redis is skipped and
+logged (`guard.record_skipped`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,9 @@ import uuid
 from dataclasses import dataclass
 
 import redis
+import structlog
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from config.settings import Settings
 from integrations.breaker import RedisBreaker
@@ -18,6 +27,13 @@ from integrations.ratelimit import RedisRateLimiter
 # How long a process trusts "breaker closed, no failures" before asking Redis again. A breaker
 # opened by another process is seen at most this late; this process's own failures at once.
 HEALTHY_CACHE_S = 0.5
+# How long a job waits when the guard's Redis cannot be asked (a blip, or Redis restarting).
+GUARD_UNAVAILABLE_WAIT_S = 2.0
+# One reconnect per command and no sleeps between tries: redis-py's default retries a command
+# ten times with growing sleeps, which would hold a worker slot for seconds while Redis is down.
+GUARD_REDIS_RETRIES = 1
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,13 +80,27 @@ class ProviderGuard:
         )
 
     def admit(self, provider: str, tenant_id: uuid.UUID) -> None:
-        """Return when the call may go ahead; raise Deferred with the wait otherwise."""
+        """Return when the call may go ahead; raise Deferred with the wait otherwise.
+
+        Raises Deferred (wait `GUARD_UNAVAILABLE_WAIT_S`) when Redis cannot be asked.
+        """
+        try:
+            self._admit(provider, tenant_id)
+        except redis.RedisError as exc:
+            log.warning("guard.unavailable", provider=provider, error=type(exc).__name__)
+            raise Deferred(
+                f"the guard for {provider} is unavailable ({type(exc).__name__})",
+                GUARD_UNAVAILABLE_WAIT_S,
+            ) from exc
+
+    def _admit(self, provider: str, tenant_id: uuid.UUID) -> None:
         if self._healthy_until.get(provider, 0.0) < time.monotonic():
-            wait, failures = self.breaker(provider).check()
-            if wait is not None:
-                raise Deferred(f"circuit breaker for {provider} is open", wait)
-            if failures == 0:
+            check = self.breaker(provider).check()
+            if check.wait_s is not None:
+                raise Deferred(f"circuit breaker for {provider} is open", check.wait_s)
+            if check.failures == 0 and not check.half_open:
                 # Closed and clean: trust that for a moment instead of asking Redis per call.
+                # Never while half-open: the probe's success must reach Redis to close it.
                 self._healthy_until[provider] = time.monotonic() + HEALTHY_CACHE_S
         guard = self.settings.rate_limit_guard_s
         checks = [(f"{self.prefix}rate:{provider}", self.provider_limits.get(provider))]
@@ -85,13 +115,25 @@ class ProviderGuard:
                 raise Deferred(f"rate limit for {provider} reached", wait_s)
 
     def record(self, provider: str, healthy: bool) -> None:
-        """Feed the breaker: a healthy answer closes it, a failure counts towards opening."""
-        if healthy:
-            if self._healthy_until.get(provider, 0.0) < time.monotonic():
-                self.breaker(provider).success()
-            return
-        self._healthy_until.pop(provider, None)
-        self.breaker(provider).failure()
+        """Feed the breaker: a healthy answer closes it, a failure counts towards opening.
+
+        Never raises for Redis: the call has happened and its outcome matters more than the
+        breaker's bookkeeping, which is skipped (and logged) when Redis cannot be reached.
+        """
+        try:
+            if healthy:
+                if self._healthy_until.get(provider, 0.0) < time.monotonic():
+                    self.breaker(provider).success()
+                return
+            self._healthy_until.pop(provider, None)
+            self.breaker(provider).failure()
+        except redis.RedisError as exc:
+            log.warning(
+                "guard.record_skipped",
+                provider=provider,
+                healthy=healthy,
+                error=type(exc).__name__,
+            )
 
 
 _lock = threading.Lock()
@@ -107,7 +149,10 @@ def get_guard(settings: Settings) -> ProviderGuard:
             _guards.clear()
             url = settings.guard_redis_url or settings.broker_url
             client = redis.Redis.from_url(
-                url, socket_timeout=settings.broker_timeout_s, socket_connect_timeout=1
+                url,
+                socket_timeout=settings.broker_timeout_s,
+                socket_connect_timeout=settings.broker_timeout_s,
+                retry=Retry(NoBackoff(), GUARD_REDIS_RETRIES),
             )
             guard = _guards[pid] = ProviderGuard(settings, client)
         return guard

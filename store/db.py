@@ -1,4 +1,12 @@
-"""One engine per process (re-made after fork) and the session scope around it."""
+"""One engine per process (re-made after fork) and the session scope around it.
+
+Every round trip is bounded, so an unreachable database is an error within seconds, never a
+hang: on PostgreSQL a connect timeout, the server's `statement_timeout` and `lock_timeout`, TCP
+keepalives and `tcp_user_timeout` (a partition while data is unacknowledged), a bounded ping
+before a pooled connection is reused, and the client-side watchdog (`store.watchdog`) for a
+reply that never comes; on SQLite the busy timeout; on both a short wait for a pooled
+connection (`CONVEYOR_DB_POOL_TIMEOUT_S`).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +18,89 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
+from store.watchdog import RoundTripWatchdog
 
 SQLITE_SYNCHRONOUS = {"FULL": "FULL", "NORMAL": "NORMAL", "EXTRA": "EXTRA"}
+# A reply later than the statement timeout plus this is cut by the watchdog (seconds).
+ROUND_TRIP_MARGIN_S = 1.0
+# The ping before a pooled connection is reused answers within this, or the connection is
+# replaced (one retry before the transaction starts).
+PING_BOUND_S = 1.0
+# TCP keepalives on idle connections: first probe after 10 s, then every 3 s, dead after 3.
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 3,
+    "keepalives_count": 3,
+}
+
+
+def round_trip_bound_s(settings: Settings) -> float:
+    """How long one PostgreSQL round trip may take before it is cut (seconds)."""
+    return settings.db_statement_timeout_ms / 1000 + ROUND_TRIP_MARGIN_S
+
+
+def postgres_connect_args(settings: Settings) -> dict[str, Any]:
+    """libpq parameters bounding connect, statements, lock waits and dead peers."""
+    options = (
+        f"-c statement_timeout={settings.db_statement_timeout_ms} "
+        f"-c lock_timeout={settings.db_lock_timeout_ms}"
+    )
+    return {
+        "connect_timeout": settings.db_connect_timeout_s,
+        "options": options,
+        "tcp_user_timeout": int(round_trip_bound_s(settings) * 1000),
+        **KEEPALIVES,
+    }
+
+
+def _bound_round_trips(engine: Engine, watchdog: RoundTripWatchdog) -> None:
+    """Arm the watchdog around every statement, commit, rollback, reset and ping."""
+
+    def _dbapi(conn: Connection) -> Any:
+        return conn.connection.dbapi_connection
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _arm(conn: Connection, *_: Any) -> None:
+        watchdog.arm(_dbapi(conn))
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _disarm(conn: Connection, *_: Any) -> None:
+        watchdog.disarm(_dbapi(conn))
+
+    @event.listens_for(engine, "commit")
+    @event.listens_for(engine, "rollback")
+    def _arm_ending(conn: Connection) -> None:
+        watchdog.arm(_dbapi(conn))  # disarmed at check-in, right after
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(context: Any) -> None:
+        if context.connection is not None and not context.connection.closed:
+            watchdog.disarm(_dbapi(context.connection))
+
+    @event.listens_for(engine, "reset")
+    def _arm_reset(dbapi_connection: Any, *_: Any) -> None:
+        watchdog.arm(dbapi_connection)
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(dbapi_connection: Any, *_: Any) -> None:
+        watchdog.disarm(dbapi_connection)
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_connection: Any, *_: Any) -> None:
+        # SQLAlchemy's pool_pre_ping, with a short bound: the pool replaces a connection that
+        # fails it once (DisconnectionError) before the caller's transaction begins.
+        watchdog.arm(dbapi_connection, PING_BOUND_S)
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError(f"ping failed: {type(exc).__name__}") from exc
+        finally:
+            watchdog.disarm(dbapi_connection)
 
 
 @dataclass(frozen=True)
@@ -91,8 +177,11 @@ def create_database(settings: Settings) -> Database:
     else:
         kwargs["pool_size"] = settings.db_pool_size
         kwargs["max_overflow"] = settings.db_pool_size
-        kwargs["pool_pre_ping"] = True
+        kwargs["connect_args"] = postgres_connect_args(settings)
+    kwargs["pool_timeout"] = settings.db_pool_timeout_s
     engine = create_engine(url, **kwargs)
+    if not is_sqlite(url):
+        _bound_round_trips(engine, RoundTripWatchdog(round_trip_bound_s(settings)))
     if is_sqlite(url):
         busy_ms = settings.sqlite_busy_timeout_ms
         synchronous = SQLITE_SYNCHRONOUS[settings.sqlite_synchronous.upper()]

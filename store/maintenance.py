@@ -74,15 +74,41 @@ def stale_queued(
     return [(row.id, row.type, row.queue) for row in session.execute(stmt)]
 
 
-def touch_enqueued(session: Session, job_id: uuid.UUID, now: datetime) -> bool:
-    """Stamp a queued job as published now; False when it is no longer queued."""
-    result = session.execute(
+def claim_stale(
+    session: Session, job_ids: Sequence[uuid.UUID], enqueued_before: datetime, now: datetime
+) -> list[uuid.UUID]:
+    """Stamp stale queued jobs as published now; returns the ids this call took.
+
+    Conditional on the job still being stale: of two sweeps that read the same stale rows, only
+    one takes each, so a job is re-published once per stale period, not once per sweep.
+    """
+    if not job_ids:
+        return []
+    stmt = (
         update(Job)
-        .where(Job.id == job_id, Job.state == JobState.QUEUED.value)
+        .where(
+            Job.id.in_(list(job_ids)),
+            Job.state == JobState.QUEUED.value,
+            Job.next_attempt_at.is_(None),
+            Job.enqueued_at < enqueued_before,
+        )
         .values(enqueued_at=now)
+        .returning(Job.id)
         .execution_options(synchronize_session=False)
     )
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return list(session.scalars(stmt))
+
+
+def mark_unpublished_many(session: Session, job_ids: Sequence[uuid.UUID]) -> None:
+    """Flag queued jobs whose publish failed (`enqueued_at` of 1970): the next sweep takes them."""
+    if not job_ids:
+        return
+    session.execute(
+        update(Job)
+        .where(Job.id.in_(list(job_ids)), Job.state == JobState.QUEUED.value)
+        .values(enqueued_at=NEVER_PUBLISHED)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def expired_leases(session: Session, now: datetime, limit: int) -> list[uuid.UUID]:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     UniqueConstraint,
     Uuid,
     false,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -212,7 +213,16 @@ class ProviderEvent(Base):
     """An inbound provider webhook, kept once per provider event id."""
 
     __tablename__ = "provider_events"
-    __table_args__ = (UniqueConstraint("provider", "event_id", name="uq_provider_events_id"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "event_id", name="uq_provider_events_id"),
+        # The sweeper's "received, never applied" scan stays small however many events exist.
+        Index(
+            "ix_provider_events_unprocessed",
+            "received_at",
+            postgresql_where=text("processed_at IS NULL"),
+            sqlite_where=text("processed_at IS NULL"),
+        ),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     provider: Mapped[str] = mapped_column(String(50))

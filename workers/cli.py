@@ -86,7 +86,9 @@ def worker(
     ]
     if settings.worker_task_events:
         argv.append("--task-events")
-    celery_app.worker_main(argv)
+    from workers.exitcode import run_worker
+
+    raise typer.Exit(run_worker(lambda: celery_app.worker_main(argv)))
 
 
 @app.command()

@@ -7,8 +7,10 @@ from typing import Any
 from config.settings import Settings
 from tasks.entry import PUBLISH_DUE_TASK, RECONCILE_TASK, SWEEP_TASK
 
-# Beat's own messages must never outlive their interval in the broker.
-MAINTENANCE_EXPIRES_FACTOR = 2
+# Beat's own messages must never outlive their interval in the broker: a pass that would start
+# later than one interval after its slot is dropped by the worker (Celery's `expires`), since
+# the next one is already on its way. Queued behind busy workers, passes must not pile up.
+MAINTENANCE_EXPIRES_FACTOR = 1
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:

@@ -1,4 +1,12 @@
-"""Run a group of child processes as one: start, watch, report crashes, stop them all."""
+"""Run a group of child processes as one: start, watch, restart with backoff, stop them all.
+
+A child that exits is restarted after a wait that doubles with each failure in a row (up to
+`RESTART_CAP_S`), and every exit is reported. A child that ran for `STABLE_AFTER_S` before it
+failed starts over at the shortest wait, so a worker that fails slowly (a broker outage now and
+then) is restarted for as long as it takes. Only a child that keeps dying within
+`FAST_FAILURE_S` of starting, `MAX_FAST_FAILURES` times in a row, is given up on: that is a
+configuration error a restart will not cure.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +15,22 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 STOP_GRACE_S = 10.0
-MAX_RESTARTS = 3
+RESTART_BASE_S = 0.5
+RESTART_CAP_S = 30.0
+STABLE_AFTER_S = 60.0
+FAST_FAILURE_S = 5.0
+MAX_FAST_FAILURES = 10
+
+
+def restart_delay_s(
+    failures: int, base_s: float = RESTART_BASE_S, cap_s: float = RESTART_CAP_S
+) -> float:
+    """Wait before restart number `failures` (1-based) of a failing streak: base·2^(n-1), capped."""
+    return float(min(cap_s, base_s * 2 ** max(failures - 1, 0)))
 
 
 @dataclass
@@ -22,13 +41,19 @@ class Child:
     argv: Sequence[str]
     env: Mapping[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
-    restarts: int = 0
+    restarts: int = 0  # restarts over the supervisor's life
+    failures: int = 0  # exits in the current streak (reset after a stable run)
+    fast_failures: int = 0  # exits within FAST_FAILURE_S of starting, in a row
+    started_at: float = 0.0
+    restart_at: float | None = None  # when a pending restart is due (monotonic)
 
     def start(self) -> None:
         """Spawn the process in its own session so signals reach only it."""
         self.process = subprocess.Popen(
             list(self.argv), env={**os.environ, **self.env}, start_new_session=True
         )
+        self.started_at = time.monotonic()
+        self.restart_at = None
 
     @property
     def pid(self) -> int | None:
@@ -37,11 +62,14 @@ class Child:
 
 
 class Supervisor:
-    """Start children, restart one that crashes (a few times, loudly), stop all on request."""
+    """Start children, restart one that exits (with backoff, loudly), stop all on request."""
 
-    def __init__(self, children: Sequence[Child]) -> None:
+    def __init__(
+        self, children: Sequence[Child], clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.children = list(children)
         self._stopping = False
+        self._clock = clock
 
     def start(self) -> None:
         """Start every child in order."""
@@ -49,24 +77,47 @@ class Supervisor:
             child.start()
 
     def check(self) -> list[str]:
-        """Report children that exited; restart them while they have restarts left."""
+        """Report children that exited and schedule or perform their restarts.
+
+        Raises ChildFailed when a child keeps dying right after it starts.
+        """
         problems: list[str] = []
+        now = self._clock()
         for child in self.children:
             proc = child.process
-            if proc is None or proc.poll() is None or self._stopping:
+            if proc is None or self._stopping:
                 continue
-            problems.append(f"{child.name} (pid {proc.pid}) exited with code {proc.returncode}")
-            if child.restarts < MAX_RESTARTS:
-                child.restarts += 1
-                child.start()
-                problems[-1] += f"; restarted ({child.restarts}/{MAX_RESTARTS})"
-            else:
-                problems[-1] += "; giving up"
-                raise ChildFailed(problems[-1])
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.start()
+                    child.restarts += 1
+                    problems.append(f"{child.name} restarted (pid {child.pid})")
+                continue
+            if proc.poll() is None:
+                continue
+            problems.append(self._exited(child, proc, now))
         return problems
 
+    def _exited(self, child: Child, proc: subprocess.Popen[bytes], now: float) -> str:
+        ran_s = now - child.started_at
+        if ran_s >= STABLE_AFTER_S:
+            child.failures = 0
+        child.failures += 1
+        child.fast_failures = child.fast_failures + 1 if ran_s < FAST_FAILURE_S else 0
+        line = (
+            f"{child.name} (pid {proc.pid}) exited with code {proc.returncode} after {ran_s:.1f}s"
+        )
+        if child.fast_failures >= MAX_FAST_FAILURES:
+            raise ChildFailed(
+                f"{line}; it died within {FAST_FAILURE_S:.0f}s of starting "
+                f"{child.fast_failures} times in a row, giving up"
+            )
+        delay = restart_delay_s(child.failures, RESTART_BASE_S, RESTART_CAP_S)
+        child.restart_at = now + delay
+        return f"{line}; restarting in {delay:.1f}s (failure {child.failures} in a row)"
+
     def run_until_signal(self, poll_s: float = 0.5) -> None:
-        """Watch the children until SIGINT/SIGTERM, printing each crash."""
+        """Watch the children until SIGINT/SIGTERM, printing each exit and restart."""
         stop = {"now": False}
 
         def _handler(_signum: int, _frame: object) -> None:
@@ -97,4 +148,4 @@ class Supervisor:
 
 
 class ChildFailed(RuntimeError):
-    """A child kept crashing after its restarts were used up."""
+    """A child kept dying right after it started; restarting it will not help."""

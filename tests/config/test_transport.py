@@ -1,57 +1,67 @@
-"""The Redis transport keeps one client per connection pool and still delivers every message."""
+"""Conveyor's Redis transport on a real Redis: unacked messages restored after the connection
+was detached, and list items that are not messages dropped instead of raised."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
+from queue import Empty
+from typing import Any
 
+import pytest
 import redis
-from kombu import Connection, Exchange, Queue  # type: ignore[attr-defined]
+from kombu import Connection  # type: ignore[attr-defined]
 
-from config.settings import DEFAULT_BROKER_URL
-from config.transport import TRANSPORT
+from config.transport import Transport
+from tests.conftest import REDIS_URL
 
 
-def _connection(prefix: str) -> Connection:
-    return Connection(
-        DEFAULT_BROKER_URL,
-        transport=TRANSPORT,
-        transport_options={"global_keyprefix": prefix},
+@pytest.fixture
+def channel() -> Iterator[Any]:
+    """A channel of the transport under a key prefix of its own."""
+    prefix = f"cvtest-transport-{uuid.uuid4().hex[:8]}:"
+    conn = Connection(
+        REDIS_URL, transport=Transport, transport_options={"global_keyprefix": prefix}
     )
+    chan = conn.channel()
+    chan.test_prefix = prefix
+    yield chan
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}*"))
+    if keys:
+        client.delete(*keys)
+    client.close()
+    conn.release()
 
 
-def test_channel_reuses_one_client_until_its_pool_is_replaced(broker_prefix: str) -> None:
-    # Given a channel of the transport on the real broker
-    with _connection(broker_prefix) as conn:
-        channel = conn.default_channel
-        # When clients are asked for twice, and again after kombu drops its pool
-        first, second = channel._create_client(), channel._create_client()
-        channel._pool = None
-        third = channel._create_client()
-        # Then the first two are one object, and a new pool gets a new client
-        assert first is second
-        assert third is not first and third.connection_pool is channel.pool
+def test_unacked_messages_are_restored_after_the_connection_was_detached(channel: Any) -> None:
+    # Given a message taken from a queue and not acknowledged
+    channel.queue_declare("q")
+    channel.basic_publish(channel.prepare_message("job-id"), exchange="", routing_key="q")
+    message = channel.basic_get("q", no_ack=False)
+    assert message is not None and channel.qos._delivered
+    # When the consumer closes after kombu detached the connection and dropped the pool
+    # (what a broker connection loss leaves behind)
+    channel.connection.client = None
+    channel._pool = None
+    channel._kept_client = None
+    channel.qos.restore_unacked()
+    # Then the message is back in its queue instead of "no attribute 'hostname'"
+    client = redis.Redis.from_url(REDIS_URL)
+    assert client.llen(f"{channel.test_prefix}q") == 1
+    client.close()
 
 
-def test_messages_published_and_acked_through_the_kept_client_arrive_once(
-    broker_prefix: str,
-) -> None:
-    # Given a queue on the real broker, under a key prefix of this test's own
-    broker_prefix = f"{broker_prefix}{uuid.uuid4().hex[:6]}:"
-    queue = Queue("kept", Exchange("kept", type="direct"), routing_key="kept")
-    with _connection(broker_prefix) as conn:
-        producer = conn.Producer(serializer="json")
-        # When three messages are published and consumed with acknowledgement
-        for n in range(3):
-            producer.publish({"n": n}, exchange="", routing_key="kept", declare=[queue])
-        got = []
-        simple = conn.SimpleQueue(queue)
-        for _ in range(3):
-            message = simple.get(timeout=5)
-            got.append(message.payload["n"])
-            message.ack()
-        simple.close()
-    # Then each arrives once, in order, and nothing is left queued or unacked
-    raw = redis.Redis.from_url(DEFAULT_BROKER_URL)
-    assert got == [0, 1, 2]
-    assert raw.llen(f"{broker_prefix}kept") == 0
-    assert raw.hlen(f"{broker_prefix}unacked") == 0
+def test_a_list_item_that_is_not_a_message_is_dropped_on_the_polling_path(channel: Any) -> None:
+    # Given a queue holding an item no producer wrote, then a real message
+    channel.queue_declare("q")
+    client = redis.Redis.from_url(REDIS_URL)
+    client.lpush(f"{channel.test_prefix}q", b"garbage")
+    channel.basic_publish(channel.prepare_message("job-id"), exchange="", routing_key="q")
+    client.close()
+    # When a consumer polls the queue
+    with pytest.raises(Empty):
+        channel._get("q")
+    # Then the garbage is gone and the real message comes next
+    message = channel.basic_get("q", no_ack=True)
+    assert message is not None and message.body == b"job-id"

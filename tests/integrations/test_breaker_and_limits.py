@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+import structlog
 
 from config.settings import Settings
 from integrations.breaker import BreakerState, RedisBreaker
@@ -121,3 +122,26 @@ def test_guard_defers_over_the_tenant_limit_but_not_another_tenant(client: redis
     guard.admit("sandbox", b)
     # Then only a's third call was deferred, with a wait inside the window
     assert 0 < deferred.value.wait_s <= 10.1
+
+
+def test_successful_probe_through_the_guard_closes_the_breaker_for_every_process(
+    client: redis.Redis,
+) -> None:
+    # Given two processes' guards sharing one breaker, opened by an outage whose open period
+    # has passed
+    settings = Settings(broker_key_prefix=f"cvtest-{uuid.uuid4().hex[:6]}:", breaker_open_s=0.2)
+    prober, other = ProviderGuard(settings, client), ProviderGuard(settings, client)
+    prober.breaker("sandbox").trip()
+    time.sleep(0.3)
+    # When one guard admits the probe and its call succeeds
+    prober.admit("sandbox", uuid.uuid4())
+    with pytest.raises(Deferred):
+        other.admit("sandbox", uuid.uuid4())  # the others wait for the probe's verdict
+    with structlog.testing.capture_logs() as logs:
+        prober.record("sandbox", True)
+    # Then the breaker is closed in Redis, said so in the log, and the other guard may call
+    assert prober.breaker("sandbox").state() is BreakerState.CLOSED
+    assert {"event": "breaker.state_changed", "state": "closed"}.items() <= next(
+        line for line in logs if line["event"] == "breaker.state_changed"
+    ).items()
+    other.admit("sandbox", uuid.uuid4())

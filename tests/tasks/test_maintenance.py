@@ -11,15 +11,20 @@ from sqlalchemy import update
 
 from config.settings import Settings
 from store.db import get_database
+from store.jobs import NEVER_PUBLISHED
 from store.keys import IssuedKey
 from store.lifecycle import claim_job
+from store.maintenance import claim_stale, stale_queued
 from store.models import Job
 from store.states import JobState
 from store.types import utcnow
+from tasks.exclusive import exclusive
 from tasks.maintenance import publish_due, sweep
 from tasks.publish import producer_app
 from tests.support.broker import purge, queued_job_ids
+from tests.support.procs import free_port
 from tests.tasks.factories import RATES, load, make_job
+from workers.schedule import beat_schedule
 
 QUEUES = ("data", "payments")
 
@@ -116,5 +121,87 @@ def test_a_live_lease_is_left_alone(clean_queues: Settings, tenant_key: IssuedKe
     # When the sweeper runs
     counts = sweep(s, producer_app(s))
     # Then the job stays running with its owner
-    assert counts == {"republished": 0, "requeued": 0, "dead": 0}
+    assert counts == {"republished": 0, "requeued": 0, "dead": 0, "events": 0}
     assert load(s, job_id).state == JobState.RUNNING
+
+
+def test_a_due_job_whose_publish_fails_stays_flagged_and_the_next_sweep_publishes_it(
+    clean_queues: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given a due retry, and a broker that refuses the publish (nothing listens on its port)
+    s = clean_queues
+    job_id = make_job(s, tenant_key.tenant_id, "data.sandbox.fetch_rates", RATES)
+    _set(s, job_id, state="retrying", next_attempt_at=utcnow() - timedelta(seconds=1))
+    dead_broker = s.model_copy(update={"broker_url": f"redis://127.0.0.1:{free_port()}/0"})
+    # When the due-job publisher runs and its publish fails
+    assert publish_due(s, producer_app(dead_broker)) == 0
+    # Then the job is queued but flagged unpublished, not stamped as published now
+    assert load(s, job_id).enqueued_at == NEVER_PUBLISHED
+    # And the very next sweep publishes it (no CONVEYOR_REPUBLISH_AFTER_S wait)
+    assert sweep(s, producer_app(s))["republished"] == 1
+    assert queued_job_ids(s, "data") == [str(job_id)]
+
+
+def test_a_stale_job_whose_republish_fails_stays_flagged_for_the_next_sweep(
+    clean_queues: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given a queued job nobody claimed for a long time, and a broker refusing publishes
+    s = clean_queues.model_copy(update={"republish_after_s": 5})
+    job_id = make_job(s, tenant_key.tenant_id, "data.sandbox.fetch_rates", RATES)
+    _set(s, job_id, enqueued_at=utcnow() - timedelta(seconds=60))
+    dead_broker = s.model_copy(update={"broker_url": f"redis://127.0.0.1:{free_port()}/0"})
+    # When a sweep tries to re-publish it and fails
+    assert sweep(s, producer_app(dead_broker))["republished"] == 0
+    # Then it stays flagged, and the next sweep with the broker back publishes it
+    assert load(s, job_id).enqueued_at == NEVER_PUBLISHED
+    assert sweep(s, producer_app(s))["republished"] == 1
+    assert queued_job_ids(s, "data") == [str(job_id)]
+
+
+def test_two_sweeps_that_read_the_same_stale_jobs_take_each_once(
+    clean_queues: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given 5 stale queued jobs, and two sweeps that both read them as stale
+    s = clean_queues
+    ids = [make_job(s, tenant_key.tenant_id, "data.sandbox.fetch_rates", RATES) for _ in range(5)]
+    for job_id in ids:
+        _set(s, job_id, enqueued_at=utcnow() - timedelta(seconds=60))
+    before = utcnow() - timedelta(seconds=5)
+    db = get_database(s)
+    with db.session() as session:
+        first_read = [job_id for job_id, _, _ in stale_queued(session, before, 100)]
+    with db.session() as session:
+        second_read = [job_id for job_id, _, _ in stale_queued(session, before, 100)]
+    assert sorted(first_read) == sorted(second_read) == sorted(ids)
+    # When both try to take them for re-publishing, one after the other
+    with db.session() as session:
+        first = claim_stale(session, first_read, before, utcnow())
+    with db.session() as session:
+        second = claim_stale(session, second_read, before, utcnow())
+    # Then the first took every job and the second none: each is re-published once
+    assert sorted(first) == sorted(ids) and second == []
+
+
+def test_a_sweep_while_another_holds_the_lock_steps_aside(
+    clean_queues: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given a stale job and a sweep of another worker in progress (its lock held)
+    s = clean_queues.model_copy(update={"republish_after_s": 5})
+    job_id = make_job(s, tenant_key.tenant_id, "data.sandbox.fetch_rates", RATES)
+    _set(s, job_id, enqueued_at=utcnow() - timedelta(seconds=60))
+    with exclusive(s, "sweep") as held:
+        assert held
+        # When another sweep starts, Then it does nothing
+        assert sweep(s, producer_app(s))["republished"] == 0
+    # And once the first pass is over, sweeping works again
+    assert sweep(s, producer_app(s))["republished"] == 1
+    assert queued_job_ids(s, "data") == [str(job_id)]
+
+
+def test_beat_drops_a_maintenance_pass_that_waited_longer_than_its_interval() -> None:
+    # Given the built-in schedule
+    s = Settings(due_poll_s=1.5, sweep_interval_s=7.0)
+    schedule = beat_schedule(s)
+    # Then each pass expires one interval after beat sent it: a late one is skipped
+    assert schedule["sweep-orphans"]["options"]["expires"] == 7.0
+    assert schedule["publish-due-jobs"]["options"]["expires"] == 1.5

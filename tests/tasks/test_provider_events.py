@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import delete
+from fastapi.testclient import TestClient
+from sqlalchemy import delete, select
 
 import tasks.provider_events as provider_events
+from api.app import create_app
 from config.settings import Settings
 from store.db import get_database
 from store.keys import IssuedKey
 from store.models import LedgerEntry, ProviderEvent
 from store.provider_events import get_event, record_event
 from tasks.entry import apply_provider_event_task
+from tasks.maintenance import sweep
 from tasks.provider_events import APPLY_EVENT_TASK, Applied, apply_event
+from tasks.publish import producer_app
+from tests.api import test_provider_webhooks as webhooks
 from tests.tasks.factories import CHARGE, make_job
 from workers.queues import task_routes
 
@@ -160,3 +166,29 @@ def test_an_unknown_event_id_is_reported_missing(settings: Settings, log: FakeLo
 def test_the_task_has_its_stable_name_and_runs_on_the_payments_queue() -> None:
     assert apply_provider_event_task.name == APPLY_EVENT_TASK == "payments.webhooks.apply_event"
     assert task_routes()[APPLY_EVENT_TASK] == {"queue": "payments"}
+
+
+def test_an_event_acknowledged_while_the_broker_was_down_is_applied_by_the_sweep_once(
+    settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given a charge of ours, and Stripe's event about its payment acknowledged by the API
+    # while the broker was unreachable (stored, 2xx, never published)
+    s = settings.model_copy(update={"republish_after_s": 0.5})
+    job_id = charged_job(s, tenant_key.tenant_id, "pi_stranded")
+    offline = s.model_copy(update={"broker_url": webhooks.UNREACHABLE_BROKER})
+    with TestClient(create_app(offline)) as client:
+        body = webhooks.stripe_event("evt_stranded", id="pi_stranded", object="payment_intent")
+        assert webhooks.post_stripe(client, offline, body).status_code == 200
+    with get_database(s).session() as session:
+        [event] = session.scalars(select(ProviderEvent)).all()
+    assert event.processed_at is None
+    # When sweeps run after the event's own task had its chance
+    time.sleep(0.6)
+    first = sweep(s, producer_app(s))
+    second = sweep(s, producer_app(s))
+    # Then the first applied it (linked to our job) and the second found nothing left
+    assert (first["events"], second["events"]) == (1, 0)
+    with get_database(s).session() as session:
+        row = get_event(session, event.id)
+        assert row is not None and row.processed_at is not None
+    assert job_id is not None

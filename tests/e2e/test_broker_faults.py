@@ -1,0 +1,161 @@
+"""Workers survive what the broker hands them (malformed messages) and what it does (restarts)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+import requests
+
+from config.settings import Settings
+from store.keys import IssuedKey
+from store.states import JobState
+from tasks.publish import producer_app, publish
+from tests.e2e.stack import PrivateRedis, stack_env, start_worker, worker_process
+from tests.support.procs import Proc, wait_until
+from tests.tasks.factories import RATES, load, make_job
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+RATES_TASK = "data.sandbox.fetch_rates"
+
+
+def _envelope(body: bytes, headers: dict[str, object]) -> bytes:
+    """A kombu envelope as a producer would write it, around any body."""
+    return json.dumps(
+        {
+            "body": base64.b64encode(body).decode(),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": headers,
+            "properties": {
+                "body_encoding": "base64",
+                "delivery_tag": str(uuid.uuid4()),
+                "delivery_info": {"exchange": "", "routing_key": "data"},
+                "priority": 0,
+            },
+        }
+    ).encode()
+
+
+# Items no kombu producer writes, each of which stopped the worker before.
+MALFORMED = [
+    b"garbage",
+    b"[1]",
+    b'{"a": 1}',
+    b'{"properties": {}}',
+    b'"just a string"',
+    b"\xff\xfe not utf-8",
+]
+
+
+def test_malformed_messages_are_dropped_and_the_worker_keeps_consuming(
+    fresh_settings: Settings, key: IssuedKey, sandbox: str, logs_dir: Path
+) -> None:
+    s = fresh_settings
+    env = stack_env(s.database_url, s.broker_key_prefix, sandbox)
+    client = redis.Redis.from_url(s.broker_url)
+    queue = f"{s.broker_key_prefix}data"
+    with worker_process(env, logs_dir, "malformed") as worker:
+        # Given a consuming worker, When its queue receives items that are not kombu messages,
+        # a well-formed one whose body is not JSON, one for a task nobody registered and one
+        # whose argument is not a job id
+        for item in MALFORMED:
+            client.lpush(queue, item)
+        client.lpush(queue, _envelope(b"{not json", {"task": RATES_TASK, "id": "x1"}))
+        producer_app(s).send_task("no.such.task", args=["x"], queue="data")
+        producer_app(s).send_task(RATES_TASK, args=["not-a-uuid"], queue="data")
+        # And then a normal job is submitted
+        job_id = make_job(s, key.tenant_id, RATES_TASK, RATES)
+        assert publish(producer_app(s), job_id, RATES_TASK, "data")
+        # Then the job succeeds on the same worker process, which never exited
+        wait_until(
+            lambda: load(s, job_id).state == JobState.SUCCEEDED,
+            "the job behind the malformed messages to succeed",
+            timeout=30,
+            watch=[worker],
+        )
+        worker.check_alive()
+        log = worker.log()
+    client.close()
+    # And each malformed item was dropped and logged with its queue
+    dropped = [line for line in log.splitlines() if "broker.message_dropped" in line]
+    assert len(dropped) == len(MALFORMED), log[-3000:]
+    assert all("queue=data" in line for line in dropped)
+    assert "Unrecoverable error" not in log
+    assert client.llen(queue) == 0
+    # And the worker, stopped by SIGTERM, exited 0 (a stop nobody asked for would not)
+    assert worker.popen.returncode == 0
+
+
+BROKER_KILLS = 3
+WORKERS = 2
+ONE_SLOT = ("--concurrency=1",)
+
+
+def test_every_worker_consumes_after_the_broker_is_killed_three_times(
+    fresh_settings: Settings, key: IssuedKey, sandbox: str, logs_dir: Path
+) -> None:
+    # Given two worker processes on a broker of this test's own, consuming
+    broker = PrivateRedis(logs_dir)
+    broker.start()
+    s = fresh_settings.model_copy(update={"broker_url": broker.url})
+    env = stack_env(s.database_url, s.broker_key_prefix, sandbox, broker_url=broker.url)
+    workers = [start_worker(env, logs_dir, f"restarts{n}", ONE_SLOT) for n in range(WORKERS)]
+    try:
+        _one_job_through(s, key, workers, "before the broker restarts")
+        requests.post(
+            f"{sandbox}/_sandbox/faults", json={"script": [], "latency_ms": 400}, timeout=5
+        ).raise_for_status()
+        # When the broker is killed and restarted three times while jobs are in flight
+        for kill in range(BROKER_KILLS):
+            in_flight = [_publish_job(s, key) for _ in range(WORKERS * 2)]
+            time.sleep(0.2)
+            broker.crash()
+            time.sleep(1.0)
+            broker.start()
+            time.sleep(0.5)
+            # Then, after each restart, every worker process is still there
+            for worker in workers:
+                worker.check_alive()
+            _one_job_through(s, key, workers, f"after broker restart {kill + 1}")
+            del in_flight  # lost with the broker's memory; the sweeper's concern, not this test's
+        # And every worker process consumes: jobs that each hold a one-slot worker for a while
+        # are taken by both
+        ids = [_publish_job(s, key) for _ in range(8)]
+        wait_until(
+            lambda: all(load(s, i).state == JobState.SUCCEEDED for i in ids),
+            "eight jobs after the restarts to succeed",
+            timeout=40,
+            watch=workers,
+        )
+        pids = {a.worker.split(":")[1] for i in ids for a in load(s, i).attempt_rows}
+        assert pids == {str(worker.pid) for worker in workers}
+    finally:
+        for worker in workers:
+            worker.stop()
+        broker.stop()
+
+
+def _publish_job(s: Settings, key: IssuedKey) -> uuid.UUID:
+    job_id = make_job(s, key.tenant_id, RATES_TASK, RATES)
+    deadline = time.monotonic() + 20
+    while not publish(producer_app(s), job_id, RATES_TASK, "data"):
+        assert time.monotonic() < deadline, "the broker did not take a publish"
+        time.sleep(0.2)
+    return job_id
+
+
+def _one_job_through(s: Settings, key: IssuedKey, workers: list[Proc], what: str) -> None:
+    job_id = _publish_job(s, key)
+    wait_until(
+        lambda: load(s, job_id).state == JobState.SUCCEEDED,
+        f"a job to succeed {what}",
+        timeout=30,
+        watch=workers,
+    )
