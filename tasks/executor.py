@@ -21,7 +21,7 @@ from typing import Any
 
 import structlog
 from redis.exceptions import RedisError
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 
 from config.settings import Settings
 from integrations.base import JobContext, JobType
@@ -72,6 +72,10 @@ from tasks.policy import stored_policy
 log = structlog.get_logger(__name__)
 HOST = socket.gethostname()
 MESSAGE_MAX = 500
+# Writing an attempt's end is retried while the database is briefly away, within the lease.
+FINISH_RETRY_FIRST_S = 0.2
+FINISH_RETRY_MAX_S = 2.0
+FINISH_LEASE_MARGIN_S = 1.0
 # A job whose refund never happened lets go of the amount it reserved at submit.
 RELEASING_STATES = frozenset({JobState.FAILED, JobState.DEAD, JobState.CANCELLED})
 
@@ -297,7 +301,8 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
         request_excerpt=last.request if last else None,
         response_excerpt=last.response if last else None,
     )
-    landed = _finish(db, job, owner, decision, record, job_type)
+    lease_ends = clock + settings.lease_s
+    landed = _finish_within_lease(db, job, owner, decision, record, job_type, lease_ends)
     if landed is None:
         log_.warning("job.lease_lost")
         return Execution.LOST_LEASE
@@ -305,6 +310,39 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
     if landed.notify and landed.state in TERMINAL_STATES:
         notify_finished(settings, job_id, landed.state.value)
     return Execution(landed.state.value)
+
+
+def _finish_within_lease(
+    db: Database,
+    job: ClaimedJob,
+    owner: str,
+    decision: Decision,
+    record: AttemptRecord,
+    job_type: JobType[Any] | None,
+    lease_ends: float,
+) -> Landed | None:
+    """`_finish`, tried again while the database is briefly unreachable and the lease holds.
+
+    A live worker that cannot write its attempt's end for a moment must not leave its job to
+    the sweeper, which would record a lost worker and count a delivery: it keeps trying,
+    with short growing waits, until the lease (monotonic `lease_ends`) is nearly over.
+    """
+    wait_s = FINISH_RETRY_FIRST_S
+    while True:
+        try:
+            return _finish(db, job, owner, decision, record, job_type)
+        except DBAPIError as exc:
+            left = lease_ends - FINISH_LEASE_MARGIN_S - time.monotonic()
+            log.warning(
+                "job.finish_retry",
+                job_id=str(job.id),
+                error=type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__,
+                retry_in_s=round(min(wait_s, max(left, 0)), 2),
+            )
+            if left <= 0:
+                raise
+            time.sleep(min(wait_s, left))
+            wait_s = min(wait_s * 2, FINISH_RETRY_MAX_S)
 
 
 def _finish(
