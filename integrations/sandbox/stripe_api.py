@@ -26,6 +26,7 @@ from integrations.sandbox.wire import Backend, Reply, Request
 PROVIDER = "stripe"
 T = TypeVar("T")
 MAX_KEY_LENGTH = 255
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 # Stripe's test payment methods that decline, with their decline codes; other `pm_…` succeed.
 DECLINES = {
     "pm_card_chargeDeclined": "generic_decline",
@@ -241,6 +242,12 @@ def _begin(server: Backend, request: Request, known: frozenset[str]) -> tuple[st
     if len(key) > MAX_KEY_LENGTH:
         raise invalid_request(
             "idempotency_key_invalid", f"Idempotency-Key is at most {MAX_KEY_LENGTH} characters."
+        )
+    # As Stripe's own mock server does, a POST must say it is a form, even with no body.
+    content_type = (request.header("Content-Type") or "").split(";")[0].strip().lower()
+    if content_type != FORM_CONTENT_TYPE:
+        raise invalid_request(
+            "invalid_content_type", f"POST bodies are {FORM_CONTENT_TYPE}; send that Content-Type."
         )
     form = parse_form(request.raw)
     check_known(form, known)

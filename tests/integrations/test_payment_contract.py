@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+import requests
 
 from integrations.errors import PermanentError, TransientError, UnknownOutcome
 from integrations.http import HttpClient
@@ -17,6 +18,7 @@ from integrations.payments.base import (
     VoidRequest,
 )
 from tests.integrations.sandbox_support import (
+    API_KEY,
     Psp,
     admin_payment,
     adyen_psp,
@@ -293,3 +295,25 @@ def test_after_the_key_retention_the_same_key_makes_a_second_payment(psp: Psp) -
     # Then: a second payment; why unknown outcomes past retention go to reconciliation
     assert second.reference != first.reference
     assert psp.stats()["effects"] == {key: 2}
+
+
+def test_a_stripe_post_without_a_body_still_says_it_is_a_form(
+    sandbox_process: Sandbox, http: HttpClient
+) -> None:
+    # Given an authorisation, and the sandbox refusing form POSTs that do not say so (as
+    # Stripe's own mock server does)
+    sandbox_process.admin("/_sandbox/reset")
+    psp = stripe_psp(sandbox_process, http)
+    held = psp.provider.authorize(psp.charge_request(), new_key())
+    bare = requests.post(
+        f"{sandbox_process.url}/v1/payment_intents/{held.reference}/cancel",
+        headers={"Authorization": f"Bearer {API_KEY}", "Idempotency-Key": new_key()},
+        timeout=5,
+    )
+    assert bare.status_code == 400 and bare.json()["error"]["code"] == "invalid_content_type"
+
+    # When the adapter voids it: a POST with no parameters at all
+    result = psp.provider.void(VoidRequest(reference=held.reference), new_key())
+
+    # Then it was sent as a form, and the authorisation is cancelled
+    assert result.status is PaymentStatus.VOIDED
