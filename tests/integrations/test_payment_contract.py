@@ -18,7 +18,6 @@ from integrations.payments.base import (
     VoidRequest,
 )
 from tests.integrations.sandbox_support import (
-    API_KEY,
     Psp,
     admin_payment,
     adyen_psp,
@@ -26,7 +25,7 @@ from tests.integrations.sandbox_support import (
     new_key,
     stripe_psp,
 )
-from tests.integrations.test_sandbox_server import Sandbox, start_sandbox, stop_sandbox
+from tests.integrations.test_sandbox_server import API_KEY, Sandbox, start_sandbox, stop_sandbox
 
 BUILDERS = {"stripe": stripe_psp, "adyen": adyen_psp}
 SLOW_MS = 600
