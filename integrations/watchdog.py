@@ -76,6 +76,12 @@ class Watch:
 current_watch: ContextVar[Watch | None] = ContextVar("conveyor_http_watch", default=None)
 
 
+# Finished watches wait in the heap until their deadline comes up; past this many entries the
+# heap is rebuilt without them, so a burst of fast calls with long deadlines stays small.
+PRUNE_AT = 1024
+_start_lock = threading.Lock()
+
+
 class Watchdog:
     """One thread that expires watches at their deadlines, started lazily (again after fork)."""
 
@@ -84,15 +90,29 @@ class Watchdog:
         self._heap: list[tuple[float, int, Watch]] = []
         self._order = itertools.count()
         self._pid: int | None = None
+        self._prune_at = PRUNE_AT
+
+    def _start(self) -> None:
+        # A forked child has none of its parent's threads and may hold a copy of a lock that
+        # was taken at fork time: it starts over with a fresh condition, heap and thread.
+        with _start_lock:
+            if self._pid == os.getpid():
+                return
+            self._cond = threading.Condition()
+            self._heap = []
+            threading.Thread(target=self._run, name="http-watchdog", daemon=True).start()
+            self._pid = os.getpid()
 
     def watch(self, deadline: float) -> Watch:
         """A new watch for a call that must end by `deadline` (time.monotonic())."""
+        if self._pid != os.getpid():
+            self._start()
         watch = Watch(deadline)
         with self._cond:
-            if self._pid != os.getpid():  # no thread yet, or the parent's did not survive fork
-                self._pid = os.getpid()
-                self._heap = []
-                threading.Thread(target=self._run, name="http-watchdog", daemon=True).start()
+            if len(self._heap) > self._prune_at:
+                self._heap = [entry for entry in self._heap if not entry[2].done]
+                heapq.heapify(self._heap)
+                self._prune_at = max(PRUNE_AT, 2 * len(self._heap))
             heapq.heappush(self._heap, (deadline, next(self._order), watch))
             if self._heap[0][2] is watch:
                 self._cond.notify()

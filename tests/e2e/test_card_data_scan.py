@@ -11,9 +11,11 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import redis
 import requests
@@ -22,8 +24,10 @@ from sqlalchemy import MetaData, select
 from config.redaction import find_cvcs, find_pans
 from config.settings import Settings
 from integrations.payments.signing import stripe_signature
-from store.db import get_database
-from store.keys import IssuedKey
+from store.db import get_database, reset_database
+from store.keys import create_api_key
+from store.migrate import upgrade
+from tests.conftest import PG_ADMIN_DSN, PG_URL, make_settings
 from tests.e2e.stack import SHARED_REDIS, api_process, beat_process, stack_env, worker_process
 from tests.support.procs import wait_until
 
@@ -145,11 +149,35 @@ def redis_texts(prefix: str) -> dict[str, str]:
     return texts
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def own_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, broker_prefix: str
+) -> Iterator[Settings]:
+    """A migrated database of this test alone (every table is scanned), and its own prefix."""
+    prefix = f"{broker_prefix}{uuid.uuid4().hex[:6]}:"
+    name = f"conveyor_scan_{uuid.uuid4().hex[:10]}"
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'scan.db'}"
+    else:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = PG_URL.format(name=name)
+    settings = make_settings(url, prefix)
+    upgrade(settings)
+    yield settings
+    reset_database()
+    if request.param == "postgresql":
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def test_no_card_number_cvc_or_key_is_stored_logged_or_echoed_anywhere(
-    fresh_settings: Settings, key: IssuedKey, sandbox: str, tmp_path: Path
+    own_settings: Settings, sandbox: str, tmp_path: Path
 ) -> None:
     # Given a real API and worker on a database and Redis prefix of this test alone
-    settings = fresh_settings
+    settings = own_settings
+    with get_database(settings).session() as session:
+        key = create_api_key(session, f"scan-{uuid.uuid4().hex[:8]}")
     env = stack_env(settings.database_url, settings.broker_key_prefix, sandbox)
     headers = {"Authorization": f"Bearer {key.secret}"}
     logs = tmp_path / "logs"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ class RawServer:
     url: str
     answer: bytes
     received: list[Received] = field(default_factory=list)
+    every_s: float = 0.0  # when set, the answer goes out one byte at a time
 
 
 def _read_request(sock: socket.socket) -> Received | None:
@@ -48,9 +50,9 @@ def _read_request(sock: socket.socket) -> Received | None:
 
 
 @contextmanager
-def raw_server(answer: bytes) -> Iterator[RawServer]:
+def raw_server(answer: bytes, every_s: float = 0.0) -> Iterator[RawServer]:
     """A server on a free loopback port, stopped when the block ends."""
-    state = RawServer(url="", answer=answer)
+    state = RawServer(url="", answer=answer, every_s=every_s)
 
     class Handler(socketserver.BaseRequestHandler):
         def handle(self) -> None:
@@ -59,7 +61,12 @@ def raw_server(answer: bytes) -> Iterator[RawServer]:
                 return
             state.received.append(received)
             try:
-                self.request.sendall(state.answer)
+                if state.every_s:
+                    for index in range(len(state.answer)):
+                        self.request.sendall(state.answer[index : index + 1])
+                        time.sleep(state.every_s)
+                else:
+                    self.request.sendall(state.answer)
                 self.request.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass

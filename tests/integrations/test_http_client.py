@@ -236,3 +236,18 @@ def test_a_slow_answer_is_cut_at_the_deadline_not_the_read_timeout(sandbox: str)
     # Then it ends at the deadline as a timeout
     assert caught.value.code == "timeout"
     assert time.monotonic() - began < 1.5
+
+
+def test_a_drip_of_the_status_line_and_headers_is_cut_at_the_deadline_too() -> None:
+    # Given a provider that sends even its status line one byte every 0.3 s, a 3 s read
+    # timeout, and a deadline 1.5 s away
+    with raw_server(response(200, b"{}"), every_s=0.3) as server:
+        client = HttpClient(connect_timeout=1, read_timeout=3)
+        began = time.monotonic()
+        # When a call is made
+        with pytest.raises(UnknownOutcome) as caught:
+            client.send("POST", f"{server.url}/v1/charges", json={}, deadline=began + 1.5)
+        ended = time.monotonic()
+    # Then it ends as a timeout at the deadline, not after the whole answer (~12 s)
+    assert caught.value.code == "timeout"
+    assert began + 1.4 <= ended <= began + 2.5
