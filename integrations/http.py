@@ -14,7 +14,6 @@ import urllib.parse
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
-from http import HTTPStatus
 from typing import Any
 
 import requests
@@ -27,7 +26,6 @@ from config.settings import Settings
 from integrations.errors import DeadlinePassed, IntegrationError, NotSent
 from integrations.exchanges import Exchange, record
 from integrations.redact import excerpt, redact_text
-from integrations.status import RetryHint, error_for_status
 from integrations.transport_errors import error_for_transport, error_while_reading
 from integrations.watchdog import WATCHED_POOLS, Watch, Watchdog, current_watch
 
@@ -57,15 +55,6 @@ def path_segment(value: str) -> str:
     is percent-encoded, so `x/../../refunds?a=1` stays one segment naming nothing.
     """
     return urllib.parse.quote(value, safe="")
-
-
-def _error_message(body: Any, fallback: str) -> tuple[str, str | None]:
-    if isinstance(body, dict) and isinstance(body.get("error"), dict):  # Stripe's shape
-        err = body["error"]
-        return str(err.get("message") or fallback), err.get("code") or err.get("type")
-    if isinstance(body, dict) and "errorCode" in body:  # Adyen's shape
-        return str(body.get("message") or fallback), str(body["errorCode"])
-    return fallback, None
 
 
 def _stop_connect_retries(state: RetryCallState) -> bool:
@@ -178,40 +167,6 @@ class HttpClient:
         record(Exchange(sent, f"{response.status_code}\n{excerpt(shown)}", response.status_code))
         return HttpResponse(response.status_code, response.headers, body, text, latency_ms)
 
-    def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        params: Mapping[str, str] | None = None,
-        json: Any = None,
-        data: Mapping[str, Any] | None = None,
-        deadline: float | None = None,
-        retry_hint: RetryHint | None = None,
-    ) -> HttpResponse:
-        """`send`, then the generic status mapping: a success, or an IntegrationError subclass.
-
-        Kept for the adapters that still classify this way; new code calls `send`.
-        """
-        response = self.send(
-            method, url, headers=headers, params=params, json=json, form=data, deadline=deadline
-        )
-        body = response.body if response.body is not None or not response.text else response.text
-        hint = retry_hint(response.headers) if retry_hint is not None else None
-        message, code = _error_message(body, _reason_phrase(response.status))
-        error: IntegrationError | None = error_for_status(
-            response.status, response.headers, message, code, should_retry=hint
-        )
-        if error is not None:
-            error.body = body  # type: ignore[attr-defined]
-            error.headers = dict(response.headers)  # type: ignore[attr-defined]
-            error.latency_ms = response.latency_ms  # type: ignore[attr-defined]
-            raise error
-        return HttpResponse(
-            response.status, response.headers, body, response.text, response.latency_ms
-        )
-
     @retry(
         retry=retry_if_exception_type(NotSent),
         stop=_stop_connect_retries,
@@ -291,13 +246,6 @@ class HttpClient:
     def close(self) -> None:
         """Close pooled connections."""
         self.session.close()
-
-
-def _reason_phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return f"HTTP {status}"
 
 
 _lock = threading.Lock()

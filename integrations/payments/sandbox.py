@@ -5,10 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from integrations.base import Failed, JobContext, JobType, LedgerEffect, Outcome, Succeeded
-from integrations.errors import PermanentError
 from integrations.http import HttpClient
 from integrations.payments.base import ChargeRequest, Decline, PaymentResult, PaymentStatus
-from integrations.status import stripe_should_retry
+from integrations.payments.stripe import classify
 
 
 class SandboxPayments:
@@ -25,43 +24,36 @@ class SandboxPayments:
         self.deadline = deadline
 
     def charge(self, request: ChargeRequest, idempotency_key: str) -> PaymentResult:
-        """POST a charge with the idempotency key; a card error comes back as DECLINED."""
-        try:
-            response = self.http.request(
-                "POST",
-                f"{self.base_url}/v1/charges",
-                json=request.model_dump(exclude_none=True),
-                headers={
-                    "Authorization": f"Bearer {self.api_key}",
-                    "Idempotency-Key": idempotency_key,
-                },
-                deadline=self.deadline,
-                retry_hint=stripe_should_retry,
+        """POST a charge with the idempotency key; a card error comes back as DECLINED.
+
+        The sandbox's charges API answers in Stripe's dialect (error object,
+        `Stripe-Should-Retry`), so Stripe's `classify` reads it.
+        """
+        response = self.http.send(
+            "POST",
+            f"{self.base_url}/v1/charges",
+            json=request.model_dump(exclude_none=True),
+            headers={
+                "Authorization": f"Bearer {self.api_key}",
+                "Idempotency-Key": idempotency_key,
+            },
+            deadline=self.deadline,
+        )
+        answer = classify(response)
+        if isinstance(answer, Decline):
+            return PaymentResult(
+                status=PaymentStatus.DECLINED,
+                reference="",
+                amount=request.amount,
+                currency=request.currency,
+                decline=answer,
             )
-        except PermanentError as exc:
-            body = getattr(exc, "body", None)
-            err = body.get("error") if isinstance(body, dict) else None
-            if exc.http_status == 402 and isinstance(err, dict) and err.get("type") == "card_error":
-                decline = Decline(
-                    code=str(err.get("code", "card_declined")),
-                    message=str(err.get("message", "declined")),
-                    decline_code=err.get("decline_code"),
-                )
-                return PaymentResult(
-                    status=PaymentStatus.DECLINED,
-                    reference="",
-                    amount=request.amount,
-                    currency=request.currency,
-                    decline=decline,
-                )
-            raise
-        body = response.body
         return PaymentResult(
             status=PaymentStatus.CAPTURED,
-            reference=str(body["id"]),
-            amount=int(body["amount"]),
-            currency=str(body["currency"]),
-            amount_captured=int(body["amount"]),
+            reference=str(answer["id"]),
+            amount=int(answer["amount"]),
+            currency=str(answer["currency"]),
+            amount_captured=int(answer["amount"]),
             idempotency_key=idempotency_key,
         )
 
