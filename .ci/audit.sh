@@ -26,4 +26,4 @@ for service in pypi osv; do
   echo "audit: the $service vulnerability service gave nothing for $CANARY (${why:-no answer})"
 done
 echo "audit: SKIPPED: no vulnerability service reachable from this machine; run \`make audit\`" \
-  "where PyPI's JSON API or api.osv.dev answers"
+  "where PyPI's JSON API or OSV answers"
