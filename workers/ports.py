@@ -28,22 +28,34 @@ class Holder:
         return f"pid {self.pid} ({self.command})"
 
 
-def port_is_free(host: str, port: int) -> bool:
-    """Whether this process could listen on host:port now (the test uvicorn's bind would pass).
+def bind_error(host: str, port: int) -> OSError | None:
+    """Why this process could not listen on host:port now, or None if it could.
 
     SO_REUSEADDR as uvicorn and Flower set it: a socket of a stopped run still in TIME_WAIT
     does not count as taken; one that listens does.
     """
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        return exc
+    family, _, _, _, address = infos[0]
     with socket.socket(family, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            sock.bind((host, port))
+            sock.bind(address)
         except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return False
-            raise
-    return True
+            return exc
+    return None
+
+
+def port_is_free(host: str, port: int) -> bool:
+    """Whether this process could listen on host:port now (the bind uvicorn will make)."""
+    return bind_error(host, port) is None
+
+
+def is_taken(error: OSError) -> bool:
+    """Whether a bind error means another socket holds the port."""
+    return error.errno == errno.EADDRINUSE
 
 
 def _command(pid: int) -> str:

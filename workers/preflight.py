@@ -18,7 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from config.settings import Settings
-from workers.ports import holder_of, port_is_free
+from workers.ports import bind_error, holder_of, is_taken
 
 DB_CONNECT_TIMEOUT_S = 5
 
@@ -39,17 +39,44 @@ class Listener:
     variable: str
 
 
-def check_ports(listeners: Sequence[Listener]) -> None:
-    """Raise StartupProblem naming each listener whose port another process holds."""
-    taken = [item for item in listeners if not port_is_free(item.host, item.port)]
-    if taken:
-        raise StartupProblem(
-            "\n".join(
-                f"port {item.port} ({item.what}, {item.host}:{item.port}) is taken by "
-                f"{holder_of(item.port)}; stop it or set {item.variable}"
-                for item in taken
-            )
+def _bind_problem(item: Listener) -> str | None:
+    error = bind_error(item.host, item.port)
+    if error is None:
+        return None
+    if is_taken(error):
+        return (
+            f"port {item.port} ({item.what}, {item.host}:{item.port}) is taken by "
+            f"{holder_of(item.port)}; stop it or set {item.variable}"
         )
+    host_variable = item.variable.removesuffix("_PORT") + "_HOST"
+    return (
+        f"cannot listen on {item.host}:{item.port} for the {item.what} "
+        f"({error.strerror or error}); set {host_variable} / {item.variable}"
+    )
+
+
+def check_ports(listeners: Sequence[Listener]) -> None:
+    """Raise StartupProblem naming each listener whose port another process holds (and its
+    holder), or whose address this machine cannot listen on."""
+    problems = [problem for item in listeners if (problem := _bind_problem(item))]
+    if problems:
+        raise StartupProblem("\n".join(problems))
+
+
+def explain_not_ready(settings: Settings, exited: Sequence[tuple[str, int]], fallback: str) -> str:
+    """Why a started stack did not become ready, in terms a person can act on: a child that
+    exited, else the broker or database gone since the checks, else `fallback`."""
+    if exited:
+        return "\n".join(
+            f"{name} exited with code {code} during start-up (its output is above)"
+            for name, code in exited
+        )
+    for check in (check_broker, check_database):
+        try:
+            check(settings)
+        except StartupProblem as problem:
+            return str(problem)
+    return fallback
 
 
 def stack_listeners(settings: Settings) -> list[Listener]:

@@ -18,6 +18,7 @@ from workers.preflight import (
     check_own_listeners,
     check_ports,
     database_unreachable,
+    explain_not_ready,
     stack_listeners,
 )
 from workers.readiness import NotReady, wait_for_http
@@ -93,7 +94,12 @@ def run_stack(settings: Settings, run_demo: bool, exit_after_demo: bool) -> int:
         supervisor.run_until_signal()
         return 0
     except (NotReady, ChildFailed, StartupProblem) as exc:
-        for line in str(exc).splitlines():
+        message = str(exc)
+        if isinstance(exc, NotReady):
+            exited = [(c.name, c.process.poll()) for c in children if c.process]
+            crashed = [(name, code) for name, code in exited if code is not None]
+            message = explain_not_ready(settings, crashed, message)
+        for line in message.splitlines():
             print(f"conveyor: {line}", file=sys.stderr, flush=True)
         return 1
     finally:

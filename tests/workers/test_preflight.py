@@ -1,4 +1,4 @@
-"""Port checks before start-up: a port another process listens on is named with its holder."""
+"""Checks around start-up: a taken port is named with its holder, a stall with its cause."""
 
 from __future__ import annotations
 
@@ -8,9 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from config.settings import Settings
 from tests.support.procs import Proc, free_port, http_ok, wait_until
+from tests.workers.cli_support import UNREACHABLE_REDIS
 from workers.ports import holder_of, port_is_free
-from workers.preflight import Listener, StartupProblem, check_own_listeners, check_ports
+from workers.preflight import (
+    Listener,
+    StartupProblem,
+    check_own_listeners,
+    check_ports,
+    explain_not_ready,
+)
 
 
 @pytest.fixture
@@ -75,3 +83,37 @@ def test_a_port_that_answered_but_belongs_to_another_process_is_refused(
         check_own_listeners([(listener, proc.pid + 100_000)])
     # And against the holder's own pid it passes
     check_own_listeners([(listener, proc.pid)])
+
+
+def test_an_address_this_machine_lacks_is_named_with_the_setting_to_change() -> None:
+    # Given a listener on an address no interface of this machine has (TEST-NET-1)
+    listener = Listener("Flower", "192.0.2.1", free_port(), "CONVEYOR_FLOWER_PORT")
+    # When the ports are checked, Then the address and the host setting are named
+    with pytest.raises(StartupProblem, match=r"cannot listen on 192\.0\.2\.1:\d+ for the Flower"):
+        check_ports([listener])
+
+
+def test_a_stalled_start_is_explained_by_the_child_that_exited(sqlite_url: str) -> None:
+    # Given a stack whose API child exited while `conveyor up` waited for it
+    settings = Settings(_env_file=None, database_url=sqlite_url)
+    # When the stall is explained, Then the child and its exit code are named
+    message = explain_not_ready(settings, [("api", 1)], "API not ready after 30s")
+    assert message == "api exited with code 1 during start-up (its output is above)"
+
+
+def test_a_stalled_start_after_redis_went_away_names_the_broker(sqlite_url: str) -> None:
+    # Given every child alive but the broker gone since the start-up checks
+    settings = Settings(_env_file=None, database_url=sqlite_url, broker_url=UNREACHABLE_REDIS)
+    # When the stall is explained, Then the broker and the fix are named, not a timeout
+    message = explain_not_ready(settings, [], "API not ready after 30s")
+    assert message.startswith(f"cannot reach the broker at {UNREACHABLE_REDIS}")
+    assert "start Redis" in message
+
+
+def test_a_stalled_start_with_everything_reachable_keeps_the_wait_s_own_message(
+    sqlite_url: str,
+) -> None:
+    # Given a reachable broker and a migrated database, When a stall is explained
+    settings = Settings(_env_file=None, database_url=sqlite_url)
+    # Then the readiness wait's own message stands
+    assert explain_not_ready(settings, [], "API not ready after 30s") == "API not ready after 30s"
