@@ -24,8 +24,9 @@ CHECKED_SECRETS = (
 )
 # Secrets deliberately not in CHECKED_SECRETS, each with the place that guards it.
 SECRETS_GUARDED_ELSEWHERE = ("flower_password",)
-# Placeholders the docs show (`.env.example`: `sk_test_...`, `whsec_...`) and common stand-ins.
-PLACEHOLDER_MARKERS = ("...", "…", "changeme", "change-me", "change_me", "<", ">")
+# Placeholders the docs show (`.env.example`: `sk_test_...`, `whsec_...`) and common stand-ins;
+# none of them occurs in a generated secret (hex, base64, `sk_live_…` keys).
+PLACEHOLDER_MARKERS = ("...", "…", "changeme", "change-me", "change_me", "<your", "your_key")
 
 
 @dataclass(frozen=True)
