@@ -24,7 +24,7 @@ DB_CONNECT_TIMEOUT_S = 5
 
 
 class StartupProblem(RuntimeError):
-    """Something outside the code keeps a command from starting; the message is one line."""
+    """Something outside the code keeps a command from starting; one line per problem."""
 
     exit_code = 1
 

@@ -18,15 +18,21 @@ from tests.workers.cli_support import UNREACHABLE_REDIS, conveyor
 
 pytestmark = pytest.mark.slow
 
+# Stands for a port free when the test runs (`--port 0` would mean the configured default).
+FREE = "<free port>"
 FLOWER_AUTH = {"CONVEYOR_FLOWER_USER": "ops", "CONVEYOR_FLOWER_PASSWORD": "s3cret-pass"}
 # Every command that opens the database (and does not create it, as `migrate` and `up` do).
 DB_COMMANDS = [
     ("keys", "create", "--tenant", "acme"),
     ("reconcile",),
-    ("api", "--port", "0"),
+    ("api", "--port", FREE),
     ("worker",),
     ("beat",),
 ]
+
+
+def _run_args(args: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(str(free_port()) if arg == FREE else arg for arg in args)
 
 
 @pytest.fixture
@@ -60,7 +66,7 @@ def test_outside_the_project_a_db_command_names_the_missing_file_and_creates_not
 ) -> None:
     # Given a directory without Conveyor's database (the default URL is relative)
     # When a command that needs the database runs there
-    ran = conveyor(*args, cwd=tmp_path)
+    ran = conveyor(*_run_args(args), cwd=tmp_path)
     # Then one line names the file it looked for and `conveyor migrate`
     line = ran.assert_one_clean_line()
     assert str(tmp_path / "var" / "conveyor.db") in line
@@ -107,7 +113,7 @@ def test_migrate_against_an_unreachable_postgresql_names_the_server(tmp_path: Pa
 
 @pytest.mark.parametrize(
     ("args", "extra"),
-    [(("worker",), {}), (("beat",), {}), (("flower", "--port", "0"), FLOWER_AUTH)],
+    [(("worker",), {}), (("beat",), {}), (("flower", "--port", FREE), FLOWER_AUTH)],
     ids=["worker", "beat", "flower"],
 )
 def test_with_redis_down_a_broker_command_names_the_url_and_says_start_redis(
@@ -116,7 +122,7 @@ def test_with_redis_down_a_broker_command_names_the_url_and_says_start_redis(
     # Given a migrated database and a broker URL where no Redis listens
     env = {"CONVEYOR_DATABASE_URL": sqlite_url, "CONVEYOR_BROKER_URL": UNREACHABLE_REDIS, **extra}
     # When the process is started
-    ran = conveyor(*args, cwd=tmp_path, env=env, timeout=30)
+    ran = conveyor(*_run_args(args), cwd=tmp_path, env=env, timeout=30)
     # Then it exits at once with one line: what, where, and the fix
     line = ran.assert_one_clean_line()
     assert f"cannot reach the broker at {UNREACHABLE_REDIS}" in line
@@ -166,7 +172,7 @@ def test_conveyor_up_with_a_port_taken_names_the_port_and_its_holder_and_starts_
 
 @pytest.mark.parametrize(
     "args",
-    [("api", "--port", "0"), ("worker",), ("beat",), ("flower", "--port", "0"), ("up",)],
+    [("api", "--port", FREE), ("worker",), ("beat",), ("flower", "--port", FREE), ("up",)],
     ids=lambda a: a[0],
 )
 def test_production_refuses_to_start_on_placeholder_secrets_naming_each(
@@ -175,7 +181,7 @@ def test_production_refuses_to_start_on_placeholder_secrets_naming_each(
     # Given CONVEYOR_ENV=production and every other setting at its default
     env = {"CONVEYOR_ENV": "production", **FLOWER_AUTH}
     # When a long-running process starts
-    ran = conveyor(*args, cwd=tmp_path, env=env, timeout=30)
+    ran = conveyor(*_run_args(args), cwd=tmp_path, env=env, timeout=30)
     # Then it exits 2 with one line naming every placeholder secret and SQLite, no values
     line = ran.assert_one_clean_line()
     assert ran.code == 2
