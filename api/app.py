@@ -13,6 +13,7 @@ from api.keycache import TtlCache
 from api.limits import BodySizeLimit
 from api.unavailable import install_unavailable_handlers
 from config.logging import configure_logging
+from config.production import require_safe_settings
 from config.runtime import freeze_startup_heap
 from config.settings import Settings, get_settings
 
@@ -26,6 +27,7 @@ async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API with its routes, error handlers and body limit."""
     settings = settings or get_settings()
+    require_safe_settings(settings)  # also when served without the CLI (`uvicorn --factory`)
     configure_logging(settings)
     app = FastAPI(
         title="Conveyor",

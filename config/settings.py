@@ -21,6 +21,9 @@ class Settings(BaseSettings):
         env_prefix="CONVEYOR_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
+    # Environment: `production` refuses placeholder secrets and SQLite (config/production.py)
+    env: Literal["development", "production"] = "development"
+
     # Storage and broker
     database_url: str = DEFAULT_DATABASE_URL
     db_pool_size: int = Field(default=10, ge=1)

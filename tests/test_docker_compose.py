@@ -5,6 +5,7 @@ No Docker engine is needed; these tests read the files the way a reviewer would.
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from pathlib import Path
@@ -64,6 +65,15 @@ def _environment(service: dict[str, Any]) -> dict[str, str]:
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
     return {str(key): str(value) for key, value in env.items()}
+
+
+CHECKED_PROCESS_SERVICES = {"api", "worker", "beat", "flower"}
+REQUIRED_FROM_ENV = re.compile(r"\$\{(?P<var>[A-Z_]+):\?[^}]*\}")
+
+
+def _from_env(value: str) -> str:
+    """Stand a deployer's own value in for every required `${VAR:?…}` in a compose value."""
+    return REQUIRED_FROM_ENV.sub(lambda m: f"own-{m.group('var').lower()}-value", value)
 
 
 def test_compose_file_uses_the_compose_spec_without_a_version_key(compose):
@@ -126,8 +136,8 @@ def test_every_app_service_points_at_the_compose_database_and_broker(services):
     for name in sorted(APP_SERVICES):
         env = _environment(services[name])
         # When we read its database and broker URLs
-        database = urlsplit(env.get("CONVEYOR_DATABASE_URL", ""))
-        broker = urlsplit(env.get("CONVEYOR_BROKER_URL", ""))
+        database = urlsplit(_from_env(env.get("CONVEYOR_DATABASE_URL", "")))
+        broker = urlsplit(_from_env(env.get("CONVEYOR_BROKER_URL", "")))
         # Then they name the postgres and redis services, not localhost
         assert database.scheme.startswith("postgresql"), name
         assert database.hostname == "postgres", name
@@ -199,3 +209,63 @@ def test_dockerfile_installs_the_project_and_runs_as_a_non_root_user(dockerfile_
     last_user = len(keywords) - 1 - keywords[::-1].index("USER")
     assert last_user > last_install, "USER must come after the install step"
     assert ("CMD", '["conveyor", "api"]') in dockerfile_instructions
+
+
+def test_every_app_service_and_the_image_run_in_production(services, dockerfile_instructions):
+    # Given the compose services built from the Conveyor image, and the Dockerfile's ENV lines
+    envs = [args for keyword, args in dockerfile_instructions if keyword == "ENV"]
+    for name in sorted(APP_SERVICES):
+        # When their CONVEYOR_ENV is read, Then it is production
+        assert _environment(services[name]).get("CONVEYOR_ENV") == "production", name
+    assert any(re.search(r"\bCONVEYOR_ENV=production\b", args) for args in envs)
+
+
+def test_every_secret_comes_from_the_environment_with_no_default(services):
+    from config.production import CHECKED_SECRETS
+
+    # Given the services that start a process production checks
+    for name in sorted(CHECKED_PROCESS_SERVICES):
+        env = _environment(services[name])
+        for field in CHECKED_SECRETS:
+            variable = f"CONVEYOR_{field.upper()}"
+            # When the secret's value is read, Then it is `${VARIABLE:?message}`: required
+            assert re.fullmatch(rf"\$\{{{variable}:\?[^}}]+\}}", env.get(variable, "")), (
+                name,
+                variable,
+            )
+    # And no secret anywhere falls back to a default value (`${VAR:-default}`)
+    text = COMPOSE_FILE.read_text(encoding="utf-8")
+    assert re.findall(r"\$\{[A-Z_]+:-", text) == []
+    assert "${POSTGRES_PASSWORD:?" in _environment(services["postgres"])["POSTGRES_PASSWORD"]
+
+
+def test_no_placeholder_secret_is_written_in_the_compose_file(services):
+    from config.settings import Settings
+
+    # Given every default secret value the settings carry
+    placeholders = {
+        info.default.get_secret_value()
+        for info in Settings.model_fields.values()
+        if hasattr(info.default, "get_secret_value") and info.default.get_secret_value()
+    }
+    assert "whsec_sandbox" in placeholders
+    # When every service's environment is read, Then none of them appears
+    for name, service in sorted(services.items()):
+        for key, value in _environment(service).items():
+            assert value not in placeholders, f"{name} sets {key} to a placeholder"
+
+
+def test_the_compose_environment_passes_the_production_check(services, monkeypatch):
+    from config.production import production_offences
+    from config.settings import Settings
+
+    # Given exactly the API container's environment, with a deployer's value for every
+    # required variable
+    for name in [k for k in os.environ if k.startswith("CONVEYOR_")]:
+        monkeypatch.delenv(name)
+    for key, value in _environment(services["api"]).items():
+        monkeypatch.setenv(key, _from_env(value))
+    # When the settings it makes are checked as production, Then nothing is refused
+    settings = Settings(_env_file=None)
+    assert settings.env == "production"
+    assert production_offences(settings) == []

@@ -7,6 +7,7 @@ from celery import Celery
 import workers.signals  # noqa: F401  (connects the process signals)
 from config.celery import celery_config, check_delivery_settings
 from config.logging import configure_logging
+from config.production import require_safe_settings
 from config.settings import Settings, get_settings
 from workers.queues import task_routes
 from workers.schedule import beat_schedule
@@ -15,6 +16,7 @@ from workers.schedule import beat_schedule
 def create_app(settings: Settings) -> Celery:
     """Build the Celery app from settings; tasks register through `tasks.entry`."""
     check_delivery_settings(settings)
+    require_safe_settings(settings)
     app = Celery("conveyor")
     app.conf.update(celery_config(settings))
     app.conf.update(

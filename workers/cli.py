@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
 
 from config.celery import QUEUES
-from config.settings import get_settings
+from config.settings import Settings, get_settings
 
 app = typer.Typer(help="Conveyor: background jobs and integration workers.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage tenants' API keys.", no_args_is_help=True)
@@ -22,10 +24,14 @@ app.add_typer(keys_app, name="keys")
 def migrate() -> None:
     """Bring the database schema up to date."""
     from store.migrate import upgrade
+    from workers.preflight import database_unreachable, where
 
     settings = get_settings()
-    upgrade(settings)
-    typer.echo(f"migrated {_safe_url(settings.database_url)}")
+    try:
+        upgrade(settings)
+    except OperationalError as exc:
+        raise database_unreachable(settings.database_url, exc) from None
+    typer.echo(f"migrated {where(settings.database_url)}")
 
 
 @keys_app.command("create")
@@ -36,7 +42,9 @@ def keys_create(
     """Issue an API key for a tenant; the key is shown once."""
     from store.db import get_database
     from store.keys import create_api_key
+    from workers.preflight import check_database
 
+    check_database(get_settings())
     with get_database(get_settings()).session() as session:
         issued = create_api_key(session, tenant, name)
     typer.echo(issued.secret)
@@ -50,12 +58,17 @@ def api(
     """Serve the HTTP API with uvicorn."""
     import uvicorn
 
-    settings = get_settings()
+    from workers.preflight import Listener, check_database, check_ports
+
+    settings = _settings_to_start()
+    host, port = host or settings.api_host, port or settings.api_port
+    check_ports([Listener("API", host, port, "CONVEYOR_API_PORT")])
+    check_database(settings)
     uvicorn.run(
         "api.app:create_app",
         factory=True,
-        host=host or settings.api_host,
-        port=port or settings.api_port,
+        host=host,
+        port=port,
         log_config=None,
         access_log=False,
     )
@@ -69,7 +82,11 @@ def worker(
     hostname: Annotated[str, typer.Option()] = "conveyor@%h",
 ) -> None:
     """Run a Celery worker consuming the given queues."""
-    settings = get_settings()
+    from workers.preflight import check_broker, check_database
+
+    settings = _settings_to_start()
+    check_database(settings)
+    check_broker(settings)
     # What a worker writes the sweeper can re-derive: it may trade fsyncs for speed on SQLite.
     os.environ["CONVEYOR_SQLITE_SYNCHRONOUS"] = settings.worker_sqlite_synchronous
     get_settings.cache_clear()
@@ -98,10 +115,15 @@ def beat(
     ),
 ) -> None:
     """Run Celery beat: publishes due jobs and sweeps orphans."""
+    from workers.preflight import check_broker, check_database
+
+    settings = _settings_to_start()
+    check_database(settings)
+    check_broker(settings)
     from workers.app import app as celery_app
 
     schedule.parent.mkdir(parents=True, exist_ok=True)
-    celery_app.start(["beat", f"--schedule={schedule}", f"--loglevel={get_settings().log_level}"])
+    celery_app.start(["beat", f"--schedule={schedule}", f"--loglevel={settings.log_level}"])
 
 
 @app.command()
@@ -111,18 +133,22 @@ def flower(
 ) -> None:
     """Run Flower, always behind basic auth (CONVEYOR_FLOWER_USER / _PASSWORD)."""
     from workers.flower import flower_argv, require_credentials
+    from workers.preflight import Listener, check_broker, check_ports
 
-    settings = get_settings()
+    settings = _settings_to_start()
     try:
         auth = require_credentials(settings)
     except ValueError as exc:
         typer.echo(f"conveyor: {exc}", err=True)
         raise typer.Exit(2) from None
+    host, port = host or settings.flower_host, port or settings.flower_port
+    check_ports([Listener("Flower", host, port, "CONVEYOR_FLOWER_PORT")])
+    check_broker(settings)
     # Credentials travel by environment, not argv, so `ps` never shows them.
     os.environ["FLOWER_BASIC_AUTH"] = auth
     from workers.app import app as celery_app
 
-    celery_app.start(flower_argv(host or settings.flower_host, port or settings.flower_port))
+    celery_app.start(flower_argv(host, port))
 
 
 @app.command()
@@ -132,15 +158,20 @@ def sandbox(
     latency_ms: Annotated[int, typer.Option()] = 0,
 ) -> None:
     """Run the bundled sandbox providers (data API and PSP)."""
+    from workers.preflight import Listener, check_ports
+
     settings = get_settings()
+    host, port = host or settings.sandbox_host, port or settings.sandbox_port
+    if port:  # 0 picks a free port
+        check_ports([Listener("sandbox", host, port, "CONVEYOR_SANDBOX_PORT")])
     argv = [
         sys.executable,
         "-m",
         "integrations.sandbox",
         "--host",
-        host or settings.sandbox_host,
+        host,
         "--port",
-        str(port or settings.sandbox_port),
+        str(port),
         "--latency-ms",
         str(latency_ms),
     ]
@@ -153,11 +184,25 @@ def demo(
     api_url: Annotated[str | None, typer.Option()] = None,
 ) -> None:
     """Submit sample jobs to a running stack and print their outcomes."""
+    import requests
+
     from workers.demo import run_demo
+    from workers.preflight import StartupProblem
 
     settings = get_settings()
     url = api_url or f"http://{settings.api_host}:{settings.api_port}"
-    if not run_demo(url, api_key):
+    try:
+        ok = run_demo(url, api_key)
+    except requests.ConnectionError:
+        raise StartupProblem(
+            f"cannot reach the API at {url}; start the stack with `conveyor up` (or pass --api-url)"
+        ) from None
+    except requests.HTTPError as exc:
+        raise StartupProblem(
+            f"the API at {url} answered {exc.response.status_code} to the demo; "
+            "pass a key from `conveyor keys create --tenant demo`"
+        ) from None
+    if not ok:
         raise typer.Exit(1)
 
 
@@ -165,7 +210,9 @@ def demo(
 def reconcile() -> None:
     """Compare payments under review and recent charges with the providers; print findings."""
     from tasks.reconcile import reconcile as run_reconcile
+    from workers.preflight import check_database
 
+    check_database(get_settings())
     findings = run_reconcile(get_settings())
     for finding in findings:
         typer.echo(f"{finding.kind:<22} job {finding.job_id}  {finding.details}")
@@ -182,13 +229,16 @@ def up(
     """Migrate, then run API, worker, beat, Flower and the sandbox as one supervised group."""
     from workers.stack import run_stack
 
-    raise typer.Exit(run_stack(get_settings(), run_demo, exit_after_demo))
+    raise typer.Exit(run_stack(_settings_to_start(), run_demo, exit_after_demo))
 
 
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
+def _settings_to_start() -> Settings:
+    """The settings a long-running process starts with, refused when unsafe for CONVEYOR_ENV."""
+    from config.production import require_safe_settings
 
-    return make_url(url).render_as_string(hide_password=True)
+    settings = get_settings()
+    require_safe_settings(settings)
+    return settings
 
 
 def generate_password() -> str:
@@ -196,5 +246,35 @@ def generate_password() -> str:
     return secrets.token_urlsafe(12)
 
 
+def _settings_errors(exc: ValidationError) -> str:
+    # Name each variable and what is wrong with it, never the value (it may be a secret).
+    return "; ".join(
+        f"CONVEYOR_{'_'.join(str(part) for part in error['loc']).upper()}: {error['msg']}"
+        for error in exc.errors()
+    )
+
+
+def main() -> None:
+    """The `conveyor` console script: a problem of set-up or environment is printed as one line
+    per problem on stderr, prefixed `conveyor:`, with no traceback (exit 2: settings, 1: the
+    environment); anything else is a bug and keeps its traceback."""
+    from config.celery import UnsafeDeliveryConfig
+    from config.production import InsecureSettings
+    from workers.preflight import StartupProblem
+
+    try:
+        app()
+    except ValidationError as exc:
+        typer.echo(f"conveyor: invalid settings: {_settings_errors(exc)}", err=True)
+        raise SystemExit(2) from None
+    except (InsecureSettings, UnsafeDeliveryConfig) as exc:
+        typer.echo(f"conveyor: {exc}", err=True)
+        raise SystemExit(2) from None
+    except StartupProblem as exc:
+        for line in str(exc).splitlines():
+            typer.echo(f"conveyor: {line}", err=True)
+        raise SystemExit(exc.exit_code) from None
+
+
 if __name__ == "__main__":
-    app()
+    main()
