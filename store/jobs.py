@@ -120,6 +120,14 @@ def submit_job(db: Database, new: NewJob) -> tuple[Job, bool]:
     return existing, False
 
 
+def add_job(session: Session, new: NewJob, now: datetime) -> Job:
+    """Insert a job row in the caller's transaction (a schedule's firing commits it together
+    with the slot's run row); the caller publishes its id after the commit."""
+    row = _row(new, now)
+    session.execute(insert(JOBS), [row])
+    return Job(**row)
+
+
 def submit_jobs(db: Database, news: Sequence[NewJob]) -> list[Submitted]:
     """Commit many job rows in one transaction and one multi-row INSERT (no idempotency keys)."""
     now = utcnow()
