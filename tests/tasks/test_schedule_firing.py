@@ -75,7 +75,7 @@ def wide(settings: Settings) -> Settings:
 
 
 def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc,arg-type]
 
 
 def test_daily_0230_berlin_fires_once_on_spring_forward_day_at_0300_local(
