@@ -16,6 +16,7 @@ from store.models import Schedule
 from store.schedules import (
     DuplicateSchedule,
     create_schedule,
+    delete_schedule,
     get_schedule,
     list_schedules,
     replace_schedule,
@@ -206,7 +207,5 @@ def delete(name: str, principal: PrincipalDep, db: DatabaseDep) -> Response:
     """Delete a schedule and its run history (its jobs stay); built-ins cannot be deleted."""
     schedule = _own(db, principal, name)
     with db.session() as session:
-        row = session.get(Schedule, schedule.id)
-        if row is not None:
-            session.delete(row)
+        delete_schedule(session, schedule)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import delete as sa_delete
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.db import Database
-from store.models import Job, Schedule, ScheduleRun
+from store.models import Job, Schedule, ScheduleRun, Tenant
 from store.states import TERMINAL_STATES, JobState
 from store.triggers import CronTrigger, IntervalTrigger, Trigger, next_after
 
@@ -323,3 +324,14 @@ def seed_builtin(db: Database, name: str, task: str, interval_s: float, now: dat
             )
     except IntegrityError:
         pass  # another beat seeded it at the same moment
+
+
+def tenant_id_named(session: Session, name: str) -> uuid.UUID | None:
+    """The id of the tenant called `name`, if there is one (for the CLI)."""
+    found: uuid.UUID | None = session.scalar(select(Tenant.id).where(Tenant.name == name))
+    return found
+
+
+def delete_schedule(session: Session, schedule: Schedule) -> None:
+    """Delete a schedule and, by cascade, its runs; its jobs stay."""
+    session.execute(sa_delete(Schedule).where(Schedule.id == schedule.id))

@@ -12,10 +12,12 @@ import typer
 
 from config.celery import QUEUES
 from config.settings import get_settings
+from workers.schedules_cli import app as schedules_app
 
 app = typer.Typer(help="Conveyor: background jobs and integration workers.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage tenants' API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(schedules_app, name="schedules")
 
 
 @app.command()
