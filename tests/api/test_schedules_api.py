@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -269,3 +269,31 @@ def test_list_pages_by_name(client: TestClient, tenant_key: IssuedKey) -> None:
     assert [s["name"] for s in first["items"]] == ["a-one", "b-two"]
     assert [s["name"] for s in second["items"]] == ["c-three"]
     assert second["next_cursor"] is None
+
+
+def test_answers_show_last_run_lag_recent_failures_and_failing_streak(
+    client: TestClient, settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given a schedule with its own retry override, run three times: a success, then two failures
+    body = nightly(retry={"max_attempts": 2})
+    client.post("/v1/schedules", json=body, headers=auth(tenant_key))
+    job_ids = []
+    for _ in range(3):
+        fired = client.post("/v1/schedules/nightly-rates/trigger", headers=auth(tenant_key))
+        job_ids.append(uuid.UUID(fired.json()["last_run"]["job_id"]))
+    with get_database(settings).session() as session:
+        runs = {r.job_id: r for r in session.scalars(select(ScheduleRun))}
+        for job_id, state in zip(job_ids, ["succeeded", "failed", "dead"], strict=True):
+            job = session.get(Job, job_id)
+            assert job is not None and job.max_attempts == 2
+            job.state = state
+            job.started_at = runs[job_id].fire_time + timedelta(seconds=2)
+    # When it is read
+    shown = client.get("/v1/schedules/nightly-rates", headers=auth(tenant_key)).json()
+    # Then the last run is the dead job, started 2 s after its slot, and two failures in a row show
+    assert shown["last_run"]["job_id"] == str(job_ids[-1])
+    assert shown["last_run"]["job_state"] == "dead"
+    assert shown["last_run"]["lag_s"] == pytest.approx(2.0)
+    assert shown["recent_failures"] == 2 and shown["failing_streak"] == 2
+    runs_listed = client.get("/v1/schedules/nightly-rates/runs", headers=auth(tenant_key)).json()
+    assert [r["job_state"] for r in runs_listed] == ["dead", "failed", "succeeded"]

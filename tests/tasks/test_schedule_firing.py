@@ -257,3 +257,19 @@ def test_a_slot_that_fired_cannot_fire_again_after_a_restart_or_clock_step(
     assert job_count(settings) == 1
     with get_database(settings).session() as session:
         assert session.scalar(select(Schedule.next_fire_at)) == t0 + timedelta(seconds=120)
+
+
+def test_no_slot_fires_before_start_at_or_after_end_at(
+    settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given an every-minute schedule running from t0+5 min to t0+7 min
+    t0 = utc(2026, 6, 1, 12)
+    clock = Clock(t0)
+    window = {"start_at": t0 + timedelta(minutes=5), "end_at": t0 + timedelta(minutes=7)}
+    make(settings, tenant_key.tenant_id, t0, interval_s=60.0, **window)
+    # When beat ticks every 20 s for ten minutes
+    walk(runner(settings, clock), clock, t0 + timedelta(minutes=10), 20)
+    # Then it fired exactly at 5, 6 and 7 minutes, and has no next slot
+    assert [t for t, _, _ in runs(settings)] == [t0 + timedelta(minutes=m) for m in (5, 6, 7)]
+    with get_database(settings).session() as session:
+        assert session.scalar(select(Schedule.next_fire_at)) is None
