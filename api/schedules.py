@@ -36,6 +36,7 @@ from tasks.schedule_spec import (
 from tasks.schedules import StaleSchedule, dispatch, trigger_now
 
 router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
+TRIGGER_TRIES = 3
 
 
 def _invalid(exc: InvalidSchedule) -> ApiError:
@@ -191,13 +192,17 @@ def trigger(
     name: str, principal: PrincipalDep, db: DatabaseDep, settings: SettingsDep
 ) -> ScheduleOut:
     """Run the schedule's job once now, outside its slot sequence (202, like a submit)."""
-    schedule = _own(db, principal, name)
-    try:
-        fired = trigger_now(db, settings, schedule, utcnow())
-    except StaleSchedule:
+    for _ in range(TRIGGER_TRIES):
+        schedule = _own(db, principal, name)
+        try:
+            fired = trigger_now(db, settings, schedule, utcnow())
+            break
+        except StaleSchedule:
+            continue  # beat fired a slot (or someone edited it) meanwhile: read it again
+    else:
         raise ApiError(
-            409, "schedule_changed", "the schedule changed meanwhile; try again", {"name": name}
-        ) from None
+            409, "schedule_changed", "the schedule kept changing; try again", {"name": name}
+        )
     dispatch(db, producer_app(settings), fired)
     return _render(db, _load(db, principal, name))
 

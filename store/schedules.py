@@ -95,7 +95,18 @@ def first_fire_time(schedule: Schedule, now: datetime) -> datetime | None:
     return next_after(trigger_of(schedule), after, schedule.end_at)
 
 
+def _timing(schedule: Schedule) -> tuple[Any, ...]:
+    return (
+        schedule.cron,
+        schedule.timezone,
+        schedule.interval_s,
+        schedule.start_at,
+        schedule.end_at,
+    )
+
+
 def _apply(schedule: Schedule, spec: ScheduleSpec, now: datetime) -> None:
+    before = _timing(schedule) if schedule.anchor_at is not None else None
     schedule.job_type = spec.job_type
     schedule.payload = spec.payload
     schedule.retry = spec.retry
@@ -107,9 +118,11 @@ def _apply(schedule: Schedule, spec: ScheduleSpec, now: datetime) -> None:
     schedule.enabled = spec.enabled
     schedule.misfire = spec.misfire
     schedule.overlap = spec.overlap
+    schedule.updated_at = now
+    if before == _timing(schedule):
+        return  # same trigger and window: the slot sequence (and a pending slot) carries on
     schedule.anchor_at = spec.start_at or now
     schedule.next_fire_at = first_fire_time(schedule, now)
-    schedule.updated_at = now
 
 
 def create_schedule(
@@ -121,6 +134,7 @@ def create_schedule(
     """
     schedule = Schedule(
         id=uuid.uuid4(),
+        anchor_at=None,
         scope=scope_of(tenant_id),
         tenant_id=tenant_id,
         name=spec.name,
@@ -141,7 +155,8 @@ def create_schedule(
 def replace_schedule(
     session: Session, schedule: Schedule, spec: ScheduleSpec, now: datetime
 ) -> None:
-    """Rewrite a schedule from a full spec (a PATCH merged onto it); the slots start afresh."""
+    """Rewrite a schedule from a full spec (a PATCH merged onto it). A new trigger or window
+    starts the slots afresh from `now`; other edits keep the slot sequence."""
     _apply(schedule, spec, now)
     schedule.version += 1
 

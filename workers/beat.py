@@ -86,18 +86,21 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
 
     def __init__(self, app: Celery, *args: Any, **kwargs: Any) -> None:
         self.runner: BeatRunner | None = None
+        self.seeded = False
         super().__init__(app, *args, **kwargs)
 
     def setup_schedule(self) -> None:
-        """Seed the built-ins with this deployment's intervals and get ready to lead."""
-        settings = get_settings()
-        seed_builtins(settings, utcnow())
-        self.runner = BeatRunner(settings, self.app)
+        """Get ready to lead; the built-ins are seeded on the first tick that reaches the DB."""
+        self.seeded = False
+        self.runner = BeatRunner(get_settings(), self.app)
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         """One pass; a failing database makes beat wait a tick, never exit."""
         assert self.runner is not None
         try:
+            if not self.seeded:
+                seed_builtins(self.runner.settings, utcnow())
+                self.seeded = True
             return self.runner.tick()
         except Exception as exc:
             log.warning("beat.tick_failed", error=f"{type(exc).__name__}: {exc}"[:300])

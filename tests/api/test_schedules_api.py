@@ -297,3 +297,20 @@ def test_answers_show_last_run_lag_recent_failures_and_failing_streak(
     assert shown["recent_failures"] == 2 and shown["failing_streak"] == 2
     runs_listed = client.get("/v1/schedules/nightly-rates/runs", headers=auth(tenant_key)).json()
     assert [r["job_state"] for r in runs_listed] == ["dead", "failed", "succeeded"]
+
+
+def test_patching_only_the_payload_keeps_the_slot_sequence(
+    client: TestClient, settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given an every-90-seconds schedule
+    created = client.post(
+        "/v1/schedules", json=nightly(cron=None, interval_s=90), headers=auth(tenant_key)
+    ).json()
+    # When only its payload changes
+    response = client.patch(
+        "/v1/schedules/nightly-rates", json={"payload": {"base": "USD"}}, headers=auth(tenant_key)
+    )
+    # Then the payload is new and the next fire times are the same as before
+    body = response.json()
+    assert body["payload"]["base"] == "USD"
+    assert body["next_fire_times"] == created["next_fire_times"]
