@@ -97,7 +97,7 @@ def beat(
         "var/celerybeat-schedule"
     ),
 ) -> None:
-    """Run Celery beat: publishes due jobs and sweeps orphans."""
+    """Run beat: whichever beat holds the lease fires due schedules (maintenance included)."""
     from workers.app import app as celery_app
 
     schedule.parent.mkdir(parents=True, exist_ok=True)
