@@ -1,11 +1,12 @@
 """When a schedule fires: a 5-field cron in an IANA zone, or a fixed interval in seconds.
 
 Fire times are computed with `cronsim` over `zoneinfo` zones and handed out as aware UTC. The DST
-rule is cronsim's, which follows Debian cron (cronie): a wall-clock time the spring-forward jump
-skips fires once, at the first minute after the jump (a daily 02:30 Europe/Berlin fires at 03:00
-local); a wall-clock time the fall-back repeats fires once, at its first occurrence; expressions
-with a wildcard minute or hour (`0 * * * *`) follow real time, so an hourly schedule fires every
-real hour across fall-back (25 firings that day).
+rule: a cron with a fixed minute and hour (`30 2 * * *`) names wall-clock times; cronsim lists
+them and `zoneinfo` (fold=0) turns each into an instant. A time the spring-forward jump skips
+fires once, where it would have been without the jump (a daily 02:30 Europe/Berlin fires at
+03:30 CEST that day); a time the fall-back repeats fires once, at its first occurrence (02:30
+CEST). A cron with a wildcard minute or hour (`0 * * * *`) follows real time (cronsim's aware
+iteration), so an hourly schedule fires every real hour across fall-back (25 firings that day).
 """
 
 from __future__ import annotations
@@ -55,11 +56,28 @@ class CronTrigger:
         except (CronSimError, StopIteration) as exc:
             raise InvalidTrigger("cron", f"invalid cron expression: {exc}") from None
 
+    @property
+    def wall_clock(self) -> bool:
+        """Whether the expression names fixed wall-clock times (no wildcard minute or hour)."""
+        minute, hour = self.expr.split()[:2]
+        return not minute.startswith("*") and not hour.startswith("*")
+
     def times_after(self, after: datetime) -> Iterator[datetime]:
-        """Fire times strictly after `after` (aware), in UTC, ascending."""
+        """Fire times strictly after `after` (aware), in UTC, strictly ascending."""
         tz = zone(self.zone_name)
-        for local in CronSim(self.expr, after.astimezone(tz)):
-            yield local.astimezone(UTC)
+        if not self.wall_clock:
+            for local in CronSim(self.expr, after.astimezone(tz)):
+                yield local.astimezone(UTC)
+            return
+        last = after
+        # Start two hours of wall time early: a fall-back night maps later wall times to earlier
+        # instants, and a skipped time maps an hour later; the filter keeps order and uniqueness.
+        start = after.astimezone(tz).replace(tzinfo=None) - timedelta(hours=2)
+        for wall in CronSim(self.expr, start):
+            instant = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+            if instant > last:
+                last = instant
+                yield instant
 
 
 @dataclass(frozen=True)

@@ -78,7 +78,7 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=UTC)  # type: ignore[misc,arg-type]
 
 
-def test_daily_0230_berlin_fires_once_on_spring_forward_day_at_0300_local(
+def test_daily_0230_berlin_fires_once_on_spring_forward_day_at_0330_local(
     wide: Settings, tenant_key: IssuedKey
 ) -> None:
     # Given a daily 02:30 Europe/Berlin schedule, and a clock the day before the jump
@@ -86,10 +86,10 @@ def test_daily_0230_berlin_fires_once_on_spring_forward_day_at_0300_local(
     make(wide, tenant_key.tenant_id, clock.now, cron="30 2 * * *", timezone="Europe/Berlin")
     # When beat ticks every 10 minutes across the spring-forward night and the next one
     walk(runner(wide, clock), clock, utc(2026, 3, 30, 12), 600)
-    # Then the jump day has exactly one run, at 03:00 local (the first minute after the jump)
+    # Then the jump day has exactly one run, at 03:30 local (where 02:30 would have been)
     fired = runs(wide)
-    assert [t for t, _, _ in fired] == [utc(2026, 3, 29, 1, 0), utc(2026, 3, 30, 0, 30)]
-    assert fired[0][0].astimezone(BERLIN).strftime("%H:%M %z") == "03:00 +0200"
+    assert [t for t, _, _ in fired] == [utc(2026, 3, 29, 1, 30), utc(2026, 3, 30, 0, 30)]
+    assert fired[0][0].astimezone(BERLIN).strftime("%H:%M %z") == "03:30 +0200"
     assert job_count(wide) == 2
 
 
