@@ -43,6 +43,16 @@ def start_beat(env: dict[str, str], logs: Path) -> Proc:
     )
 
 
+def wait_started(beats: list[Proc]) -> None:
+    """Wait until every beat runs its loop (imports done), so each can take over at once."""
+    wait_until(
+        lambda: all("beat: Starting..." in b.log() for b in beats),
+        "the beats to start ticking",
+        30,
+        watch=beats,
+    )
+
+
 def leader_pid(s: Settings) -> int | None:
     """The pid in the beat lease's holder (`host:pid:nonce`), if the lease is live."""
     with get_database(s).session() as session:
@@ -96,6 +106,7 @@ def test_beats_fire_every_slot_once_across_kill_and_stop(
         )
         assert created.status_code == 201, created.text
         beats += [start_beat(env, logs_dir), start_beat(env, logs_dir)]
+        wait_started(beats)
         wait_until(lambda: leader_pid(s) is not None, "a beat to lead", 30, watch=beats)
 
         # When the schedule is changed to every second, beat running on
@@ -120,7 +131,8 @@ def test_beats_fire_every_slot_once_across_kill_and_stop(
         kill_takeover_s = took - killed_at
         beats.remove(victim)
         beats.append(start_beat(env, logs_dir))
-        time.sleep(4)
+        wait_started(beats)
+        time.sleep(3)
         after_kill = slot_counts(s)
 
         # And the new leader is stopped (SIGSTOP) for twice its lease, then continued
