@@ -67,6 +67,14 @@ class Settings(BaseSettings):
     due_poll_s: float = Field(default=1.0, gt=0)
     sweep_interval_s: float = Field(default=10.0, gt=0)
 
+    # Schedules and beat
+    beat_lease_s: float = Field(default=10.0, gt=0)
+    beat_tick_s: float = Field(default=0.5, gt=0)
+    schedule_misfire_grace_s: float = Field(default=30.0, ge=0)
+    purge_retention_s: float = Field(default=30 * 86400.0, gt=0)
+    purge_interval_s: float = Field(default=3600.0, gt=0)
+    purge_batch: int = Field(default=500, ge=1)
+
     # Retries, breaker and rate limits
     retry_max_age_s: float = Field(default=86400.0, gt=0)
     retry_max_attempts_cap: int = Field(default=25, ge=1)

@@ -185,6 +185,14 @@ def _hold(session: Session, refunds: list[tuple[NewJob, dict[str, Any], int, str
         hold(session, row["id"], new.tenant_id, new.claim, amount, currency)
 
 
+def add_job(session: Session, new: NewJob, now: datetime) -> Job:
+    """Insert a job row in the caller's transaction (a schedule's firing commits it together
+    with the slot's run row); the caller publishes its id after the commit."""
+    row = _row(new, now)
+    session.execute(insert(JOBS), [row])
+    return Job(**row)
+
+
 def submit_jobs(db: Database, news: Sequence[NewJob]) -> list[Submitted]:
     """Commit many job rows in one transaction and one multi-row INSERT (no idempotency keys)."""
     now = utcnow()

@@ -1,4 +1,4 @@
-"""The tables: tenants, their API keys, jobs and the attempts made at them."""
+"""The tables: tenants, their API keys, jobs and the attempts made at them, schedules."""
 
 from __future__ import annotations
 
@@ -232,6 +232,82 @@ class ProviderEvent(Base):
     payload: Mapped[dict[str, Any]]
     received_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
+
+
+class Schedule(Base):
+    """Work that fires on a trigger: a tenant's job template, or a built-in maintenance task.
+
+    `scope` is the tenant id, or "builtin" for the maintenance entries declared in code, so
+    names are unique per tenant and among built-ins alike. Every write bumps `version`; beat
+    fires a slot only while the version it planned from still holds (compare and set).
+    """
+
+    __tablename__ = "schedules"
+    __table_args__ = (
+        UniqueConstraint("scope", "name", name="uq_schedules_scope_name"),
+        Index("ix_schedules_enabled_next", "enabled", "next_fire_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    scope: Mapped[str] = mapped_column(String(36))
+    tenant_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("tenants.id"))
+    name: Mapped[str] = mapped_column(String(100))
+    builtin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # A job type for tenants' schedules; the Celery task name for built-ins.
+    job_type: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]]
+    retry: Mapped[dict[str, Any] | None]
+    cron: Mapped[str | None] = mapped_column(String(100))
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    interval_s: Mapped[float | None] = mapped_column(Float)
+    anchor_at: Mapped[datetime]
+    start_at: Mapped[datetime | None]
+    end_at: Mapped[datetime | None]
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    misfire: Mapped[str] = mapped_column(String(10), default="skip")
+    overlap: Mapped[str] = mapped_column(String(10), default="allow")
+    next_fire_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    last_fire_time: Mapped[datetime | None]
+    last_fired_at: Mapped[datetime | None]
+    last_job_id: Mapped[uuid.UUID | None]
+    skipped_slots: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ScheduleRun(Base):
+    """One slot of a schedule, once: the unique (schedule, fire_time) key no beat can repeat."""
+
+    __tablename__ = "schedule_runs"
+    __table_args__ = (UniqueConstraint("schedule_id", "fire_time", name="uq_schedule_runs_slot"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    schedule_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("schedules.id", ondelete="CASCADE"))
+    fire_time: Mapped[datetime]
+    # "slot" (the trigger's sequence) or "manual" (trigger now, outside the sequence)
+    kind: Mapped[str] = mapped_column(String(10))
+    # "fired" (job_id set), "skipped_overlap", "failed" (error says why)
+    outcome: Mapped[str] = mapped_column(String(20))
+    job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Lease(Base):
+    """A named lease (beat's leadership): holder, expiry, and a fencing token bumped per take."""
+
+    __tablename__ = "leases"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(200))
+    token: Mapped[int] = mapped_column(Integer)
+    expires_at: Mapped[datetime]
+    acquired_at: Mapped[datetime]
+
+
+# Purge walks terminal jobs by age on this index, in bounded batches.
+Index("ix_jobs_state_finished", Job.state, Job.finished_at)
 
 
 # Core handles on the two hot tables, for prebuilt statements that skip the ORM.

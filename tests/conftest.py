@@ -21,10 +21,13 @@ from store.models import (
     Attempt,
     AuditEvent,
     Job,
+    Lease,
     LedgerEntry,
     PaymentHold,
     PaymentKey,
     ProviderEvent,
+    Schedule,
+    ScheduleRun,
     Tenant,
 )
 from tests.support.procs import Proc, free_port, http_ok, python_argv, wait_until
@@ -97,6 +100,9 @@ def settings(database_url: str, broker_prefix: str) -> Iterator[Settings]:
     yield s
     with get_database(s).session() as session:
         for model in (
+            ScheduleRun,
+            Schedule,
+            Lease,
             LedgerEntry,
             PaymentHold,
             PaymentKey,

@@ -10,7 +10,6 @@ from config.logging import configure_logging
 from config.production import require_safe_settings
 from config.settings import Settings, get_settings
 from workers.queues import task_routes
-from workers.schedule import beat_schedule
 
 
 def create_app(settings: Settings) -> Celery:
@@ -21,12 +20,14 @@ def create_app(settings: Settings) -> Celery:
     app.conf.update(celery_config(settings))
     app.conf.update(
         task_routes=task_routes(),
-        beat_schedule=beat_schedule(settings),
-        include=["tasks.entry"],
+        beat_schedule={},
+        beat_scheduler="workers.beat:DatabaseScheduler",
+        include=["tasks.entry", "tasks.purge"],
     )
     return app
 
 
 configure_logging(get_settings())
 app = create_app(get_settings())
-import tasks.entry  # noqa: E402,F401  (registers the shared tasks on this app)
+import tasks.entry  # noqa: E402  (registers the shared tasks on this app)
+import tasks.purge  # noqa: E402,F401

@@ -14,10 +14,12 @@ from sqlalchemy.exc import OperationalError
 
 from config.celery import QUEUES
 from config.settings import Settings, get_settings
+from workers.schedules_cli import app as schedules_app
 
 app = typer.Typer(help="Conveyor: background jobs and integration workers.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage tenants' API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(schedules_app, name="schedules")
 
 
 @app.command()
@@ -114,7 +116,7 @@ def beat(
         "var/celerybeat-schedule"
     ),
 ) -> None:
-    """Run Celery beat: publishes due jobs and sweeps orphans."""
+    """Run beat: whichever beat holds the lease fires due schedules (maintenance included)."""
     from workers.preflight import check_broker, check_database
 
     settings = _settings_to_start()

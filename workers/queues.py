@@ -7,6 +7,7 @@ from typing import Any
 from tasks.catalog import job_queues
 from tasks.entry import PUBLISH_DUE_TASK, RECONCILE_TASK, SWEEP_TASK
 from tasks.provider_events import APPLY_EVENT_TASK
+from tasks.purge import PURGE_TASK
 
 
 def task_routes() -> dict[str, dict[str, Any]]:
@@ -17,5 +18,6 @@ def task_routes() -> dict[str, dict[str, Any]]:
     routes[PUBLISH_DUE_TASK] = {"queue": "maintenance"}
     routes[SWEEP_TASK] = {"queue": "maintenance"}
     routes[RECONCILE_TASK] = {"queue": "maintenance"}
+    routes[PURGE_TASK] = {"queue": "maintenance"}
     routes[APPLY_EVENT_TASK] = {"queue": "payments"}
     return routes

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
+import redis
 from sqlalchemy import update
 
 from config.settings import Settings
@@ -18,13 +19,14 @@ from store.maintenance import claim_stale, stale_queued
 from store.models import Job
 from store.states import JobState
 from store.types import utcnow
+from tasks.entry import SWEEP_TASK
 from tasks.exclusive import exclusive
 from tasks.maintenance import publish_due, sweep
 from tasks.publish import producer_app
-from tests.support.broker import purge, queued_job_ids
+from tasks.schedules import Fired, dispatch
+from tests.support.broker import purge, queued_job_ids, queued_messages
 from tests.support.procs import free_port
 from tests.tasks.factories import RATES, load, make_job
-from workers.schedule import beat_schedule
 
 QUEUES = ("data", "payments")
 
@@ -198,10 +200,19 @@ def test_a_sweep_while_another_holds_the_lock_steps_aside(
     assert queued_job_ids(s, "data") == [str(job_id)]
 
 
-def test_beat_drops_a_maintenance_pass_that_waited_longer_than_its_interval() -> None:
-    # Given the built-in schedule
-    s = Settings(due_poll_s=1.5, sweep_interval_s=7.0)
-    schedule = beat_schedule(s)
-    # Then each pass expires one interval after beat sent it: a late one is skipped
-    assert schedule["sweep-orphans"]["options"]["expires"] == 7.0
-    assert schedule["publish-due-jobs"]["options"]["expires"] == 1.5
+def test_beat_drops_a_maintenance_pass_that_waited_longer_than_its_interval(
+    settings: Settings,
+) -> None:
+    # Given a sweep that is due
+    s = settings.model_copy(update={"sweep_interval_s": 7.0})
+    purge(s, "maintenance")
+    # When beat's leader sends it
+    dispatch(get_database(s), producer_app(s), Fired(tasks=[(SWEEP_TASK, 7.0)]))
+    # Then its message expires one interval after it was sent: a late pass is skipped
+    client = redis.Redis.from_url(s.broker_url)
+    try:
+        [message] = queued_messages(client, s, "maintenance")
+    finally:
+        client.close()
+    expires = datetime.fromisoformat(message["headers"]["expires"])
+    assert abs((expires - utcnow()).total_seconds() - 7.0) < 2.0
