@@ -96,6 +96,20 @@ class Settings(BaseSettings):
     awaiting_provider_max_s: float = Field(default=172800.0, gt=0)
     reconcile_interval_s: float = Field(default=900.0, gt=0)
 
+    # Outbound webhooks (README "Webhooks")
+    environment: Literal["development", "production"] = "development"
+    webhook_secret_key: SecretStr = SecretStr("")
+    webhook_allow_loopback: bool = False
+    webhook_connect_timeout_s: float = Field(default=3.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_response_cap_bytes: int = Field(default=4096, ge=256)
+    webhook_endpoint_concurrency: int = Field(default=4, ge=1)
+    webhook_retry_max_age_s: float = Field(default=3 * 86400.0, gt=0)
+    webhook_backoff_base_s: float = Field(default=30.0, gt=0)
+    webhook_backoff_cap_s: float = Field(default=6 * 3600.0, gt=0)
+    webhook_auto_disable_after_s: float = Field(default=5 * 86400.0, gt=0)
+    webhook_rotation_grace_s: float = Field(default=86400.0, ge=0)
+
     # Operations
     flower_host: str = "127.0.0.1"
     flower_port: int = 5555
@@ -115,6 +129,17 @@ class Settings(BaseSettings):
                 f"({self.attempt_deadline_s:g}) + {LEASE_MARGIN_S:g} s, so that a lease cannot "
                 "expire while its attempt still runs"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _webhooks_safe_in_production(self) -> Settings:
+        # Loopback deliveries exist for development and tests; in production they would let a
+        # tenant aim deliveries at the worker's own host (OWASP API7:2023).
+        if self.environment == "production":
+            if self.webhook_allow_loopback:
+                raise ValueError("CONVEYOR_WEBHOOK_ALLOW_LOOPBACK is refused in production")
+            if not self.webhook_secret_key.get_secret_value():
+                raise ValueError("CONVEYOR_WEBHOOK_SECRET_KEY must be set in production")
         return self
 
     @model_validator(mode="after")
