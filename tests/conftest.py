@@ -27,6 +27,7 @@ from store.models import (
     ProviderEvent,
     Tenant,
 )
+from store.webhook_models import WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tests.support.procs import Proc, free_port, http_ok, python_argv, wait_until
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -97,6 +98,9 @@ def settings(database_url: str, broker_prefix: str) -> Iterator[Settings]:
     yield s
     with get_database(s).session() as session:
         for model in (
+            WebhookDelivery,
+            WebhookEvent,
+            WebhookEndpoint,
             LedgerEntry,
             PaymentHold,
             PaymentKey,
