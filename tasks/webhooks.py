@@ -303,5 +303,6 @@ def deliver(job_id: uuid.UUID, settings: Settings, *, resolver: Resolver | None 
         state=landed.state.value,
         http_status=record.http_status,
         latency_ms=record.latency_ms,
+        error=decision.error.code if decision.error else None,
     )
     return landed.state.value

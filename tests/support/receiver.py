@@ -89,8 +89,11 @@ def receiver(answer: Callable[[Received], Reply] | None = None) -> Iterator[Rece
         def log_message(self, format: str, *args: object) -> None:
             return
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
+    class Server(http.server.ThreadingHTTPServer):
+        request_queue_size = 256  # many workers' connections at once, none refused
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", 0), Handler)
     state.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
