@@ -21,6 +21,7 @@ from store.states import JobState
 from store.types import utcnow
 from tasks.notify import notify_finished
 from tasks.publish import publish
+from tasks.webhooks import Outbox
 
 log = structlog.get_logger(__name__)
 
@@ -52,8 +53,12 @@ def sweep(settings: Settings, app: Celery) -> dict[str, int]:
     with db.session() as session:
         expired = expired_leases(session, now, BATCH)
     for job_id in expired:
+        outbox = Outbox(settings)
         with db.session() as session:
             state = reclaim_lease(session, job_id, now, settings.max_deliveries)
+            if state is JobState.DEAD:
+                outbox.collect_end(session, job_id)
+        outbox.publish()
         if state is JobState.DEAD:
             counts["dead"] += 1
             notify_finished(settings, job_id, state.value)

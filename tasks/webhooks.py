@@ -21,6 +21,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from config.settings import Settings
 from integrations.base import RetryPolicy
@@ -33,6 +35,7 @@ from integrations.webhooks.slots import get_slots
 from store.db import get_database
 from store.errors import JobError
 from store.lifecycle import AttemptRecord, ClaimedJob, Runner, claim_job, finish_job
+from store.models import Job
 from store.outbox import (
     DELIVERY_JOB_TYPE,
     DELIVERY_QUEUE,
@@ -162,6 +165,34 @@ class Outbox:
         events = job_events(job, state, decision, now)
         policy = delivery_policy(self.settings)
         self.pending.extend(write_events(runner, job.tenant_id, events, targets, policy, now))
+
+    def collect_end(self, session: Session, job_id: uuid.UUID) -> None:
+        """The same for a job ended outside a worker's finish (a cancel, a lost worker's job
+        gone `dead`), read back inside the transaction that ended it."""
+        row = session.execute(
+            select(
+                Job.tenant_id, Job.type, Job.state, Job.attempts, Job.created_at, Job.error
+            ).where(Job.id == job_id)
+        ).one_or_none()
+        if row is None or row.state not in JOB_EVENTS or row.type == DELIVERY_JOB_TYPE:
+            return
+        targets = subscribers(session, row.tenant_id)
+        if not targets:
+            return
+        now = utcnow()
+        data: dict[str, Any] = {
+            "job_id": str(job_id),
+            "job_type": row.type,
+            "state": row.state,
+            "attempts": row.attempts,
+            "created_at": row.created_at.isoformat(),
+            "finished_at": now.isoformat(),
+        }
+        if row.error:
+            data["error"] = {"class": row.error.get("class"), "code": row.error.get("code")}
+        event = NewEvent(JOB_EVENTS[JobState(row.state)], job_id, data)
+        policy = delivery_policy(self.settings)
+        self.pending.extend(write_events(session, row.tenant_id, [event], targets, policy, now))
 
     def publish(self) -> None:
         """After the commit: send the delivery jobs (one the broker misses, the sweeper sends)."""

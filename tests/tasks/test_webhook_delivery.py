@@ -354,3 +354,28 @@ def test_a_dripping_receiver_is_cut_at_the_deadline(hooks: Settings, tenant_key:
     (attempt,) = attempts(s, job_id)
     assert attempt.error_class == "transient"
     assert job_row(s, job_id).error["code"] == "timeout"  # type: ignore[index]
+
+
+def test_a_cancel_through_the_api_writes_job_cancelled_in_its_transaction(
+    hooks: Settings, tenant_key: IssuedKey
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.api.conftest import auth
+
+    with receiver() as rx:
+        # Given a queued job of a tenant with an endpoint
+        _, secret = endpoint(hooks, tenant_key.tenant_id, rx.url())
+        job_id = make_job(hooks, tenant_key.tenant_id, "data.sandbox.fetch_rates", {"base": "EUR"})
+        # When the tenant cancels it
+        with TestClient(create_app(hooks)) as api:
+            cancelled = api.post(f"/v1/jobs/{job_id}/cancel", headers=auth(tenant_key))
+            assert cancelled.status_code == 200, cancelled.text
+        # Then a job.cancelled event is delivered for it
+        with get_database(hooks).session() as session:
+            delivery = session.scalars(select(WebhookDelivery)).one()
+        assert run_until_settled(hooks, delivery.job_id) == "succeeded"
+    body = verify(secret, rx.received[0])
+    assert body["type"] == "job.cancelled"
+    assert body["data"]["job_id"] == str(job_id)  # type: ignore[index]
