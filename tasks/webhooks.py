@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
+from redis.exceptions import RedisError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -275,7 +276,15 @@ def deliver(job_id: uuid.UUID, settings: Settings, *, resolver: Resolver | None 
     if job is None:
         return "not_claimed"
     clock = time.monotonic()
-    outcome, sent = _attempt(target, settings, resolver)
+    try:
+        outcome, sent = _attempt(target, settings, resolver)
+    except RedisError as exc:  # the slot set is unreachable: our failure, not the endpoint's
+        error = JobError(ErrorClass.INFRASTRUCTURE, type(exc).__name__, redact_text(str(exc)))
+        outcome, sent = Fault(error), None
+    except Exception as exc:  # a bug of ours: end the attempt on the row, not in the lease
+        log.exception("webhooks.delivery_crashed", job_id=str(job_id))
+        error = JobError(ErrorClass.INTERNAL, type(exc).__name__, redact_text(str(exc))[:500])
+        outcome, sent = Fault(error), None
     now = utcnow()
     facts = AttemptFacts(
         number=job.attempts + 1, max_attempts=job.max_attempts, age_from=_age_from(job)

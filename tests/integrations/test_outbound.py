@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import ssl
 import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from integrations.outbound import OutboundRefused, OutboundTimeout, check_url, pinned_request
 from tests.support.receiver import Reply, receiver
@@ -135,3 +143,57 @@ def test_slow_headers_are_cut_at_the_total_deadline() -> None:
         with pytest.raises(OutboundTimeout):
             pinned_request(checked, "POST", connect_timeout_s=1, total_timeout_s=0.5)
         assert time.monotonic() - started < 1.0
+
+
+def _certificate(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    """A self-signed certificate for `name` (and its key), written as PEM files."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=1))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_path, key_path
+
+
+def test_https_is_pinned_to_the_address_and_verified_against_the_name(tmp_path: Path) -> None:
+    # Given an HTTPS receiver on 127.0.0.1 whose certificate names hooks.example only
+    cert, key = _certificate(tmp_path, "hooks.example")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with receiver(tls=context) as rx:
+        url = f"https://hooks.example:{rx.port}/in"
+        checked = check_url(url, allow_private=True, resolver=lambda h, p: ["127.0.0.1"])
+        # When a request is sent trusting that certificate
+        answer = pinned_request(
+            checked, "POST", connect_timeout_s=1, total_timeout_s=3, verify=str(cert)
+        )
+        # Then it reached the pinned address, with SNI/Host naming the host, verified
+        assert answer.status == 200
+        assert rx.received[0].headers["host"] == f"hooks.example:{rx.port}"
+        # And a name the certificate does not hold is refused by verification
+        other = check_url(
+            f"https://other.example:{rx.port}/",
+            allow_private=True,
+            resolver=lambda h, p: ["127.0.0.1"],
+        )
+        with pytest.raises(requests.exceptions.SSLError):
+            pinned_request(other, "POST", connect_timeout_s=1, total_timeout_s=3, verify=str(cert))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import http.server
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -46,8 +47,10 @@ class Receiver:
 
 
 @contextmanager
-def receiver(answer: Callable[[Received], Reply] | None = None) -> Iterator[Receiver]:
-    """Run a threaded HTTP server on a free port until the block ends."""
+def receiver(
+    answer: Callable[[Received], Reply] | None = None, tls: ssl.SSLContext | None = None
+) -> Iterator[Receiver]:
+    """Run a threaded HTTP server (HTTPS with `tls`) on a free port until the block ends."""
     state = Receiver(port=0, received=[], answer=answer or (lambda _: Reply()))
     lock = threading.Lock()
 
@@ -94,6 +97,8 @@ def receiver(answer: Callable[[Received], Reply] | None = None) -> Iterator[Rece
         daemon_threads = True
 
     server = Server(("127.0.0.1", 0), Handler)
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
     state.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
