@@ -36,6 +36,7 @@ from store.types import utcnow
 from tasks.notify import notify_finished, subscribed
 from tasks.policy import effective_policy
 from tasks.publish import producer_app, publish
+from tasks.webhooks import Outbox
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
@@ -245,8 +246,12 @@ def cancel(
 ) -> JobOut:
     """Cancel a waiting job (200, `cancelled`), or ask a running one to stop (202)."""
     parsed = parse_job_id(job_id)
+    outbox = Outbox(settings)
     with db.session() as session:
         outcome = cancel_job(session, parsed, principal.tenant_id, utcnow())
+        if outcome is CancelResult.CANCELLED:
+            outbox.collect_end(session, parsed)  # job.cancelled, in the cancelling transaction
+    outbox.publish()
     if outcome is CancelResult.NOT_FOUND:
         raise ApiError(404, "not_found", "no such job", {"id": job_id})
     if outcome is CancelResult.CANCELLED:

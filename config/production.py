@@ -21,6 +21,7 @@ CHECKED_SECRETS = (
     "stripe_webhook_secret",
     "adyen_api_key",
     "adyen_hmac_key",
+    "webhook_secret_key",
 )
 # Secrets deliberately not in CHECKED_SECRETS, each with the place that guards it.
 SECRETS_GUARDED_ELSEWHERE = ("flower_password",)
@@ -74,6 +75,13 @@ def production_offences(settings: Settings) -> list[Offence]:
         return []
     offences = [_secret_offence(settings, field) for field in CHECKED_SECRETS]
     found = [offence for offence in offences if offence is not None]
+    if settings.webhook_allow_loopback:
+        found.append(
+            Offence(
+                "CONVEYOR_WEBHOOK_ALLOW_LOOPBACK",
+                "lets tenants aim webhook deliveries at this host's own services (OWASP API7)",
+            )
+        )
     if settings.database_url.startswith("sqlite"):
         found.append(
             Offence(

@@ -112,6 +112,19 @@ class Settings(BaseSettings):
     awaiting_provider_max_s: float = Field(default=172800.0, gt=0)
     reconcile_interval_s: float = Field(default=900.0, gt=0)
 
+    # Outbound webhooks (README "Webhooks")
+    webhook_secret_key: SecretStr = SecretStr("")
+    webhook_allow_loopback: bool = False
+    webhook_connect_timeout_s: float = Field(default=3.0, gt=0)
+    webhook_timeout_s: float = Field(default=10.0, gt=0)
+    webhook_response_cap_bytes: int = Field(default=4096, ge=256)
+    webhook_endpoint_concurrency: int = Field(default=4, ge=1)
+    webhook_retry_max_age_s: float = Field(default=3 * 86400.0, gt=0)
+    webhook_backoff_base_s: float = Field(default=30.0, gt=0)
+    webhook_backoff_cap_s: float = Field(default=6 * 3600.0, gt=0)
+    webhook_auto_disable_after_s: float = Field(default=5 * 86400.0, gt=0)
+    webhook_rotation_grace_s: float = Field(default=86400.0, ge=0)
+
     # Operations
     flower_host: str = "127.0.0.1"
     flower_port: int = 5555

@@ -9,10 +9,12 @@ from celery import Task, shared_task
 
 from config.settings import get_settings
 from integrations.registry import JOB_TYPES
+from store.outbox import DELIVERY_JOB_TYPE
 from tasks.executor import execute
 from tasks.maintenance import publish_due, sweep
 from tasks.provider_events import APPLY_EVENT_TASK, apply_event
 from tasks.reconcile import reconcile
+from tasks.webhooks import deliver
 
 PUBLISH_DUE_TASK = "maintenance.jobs.publish_due"
 SWEEP_TASK = "maintenance.jobs.sweep"
@@ -28,6 +30,12 @@ def _job_task(name: str) -> Task:
 
 
 JOB_TASKS: dict[str, Any] = {name: _job_task(name) for name in JOB_TYPES}
+
+
+@shared_task(name=DELIVERY_JOB_TYPE, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def deliver_webhook_task(self: Task, job_id: str) -> str:
+    """One try of an outbound webhook delivery (queue `webhooks`), by its job id."""
+    return deliver(uuid.UUID(job_id), get_settings())
 
 
 @shared_task(name=PUBLISH_DUE_TASK, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]

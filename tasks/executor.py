@@ -68,6 +68,7 @@ from tasks.decide import (
 )
 from tasks.notify import notify_finished
 from tasks.policy import stored_policy
+from tasks.webhooks import Outbox
 
 log = structlog.get_logger(__name__)
 HOST = socket.gethostname()
@@ -302,7 +303,9 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
         response_excerpt=last.response if last else None,
     )
     lease_ends = clock + settings.lease_s
-    landed = _finish_within_lease(db, job, owner, decision, record, job_type, lease_ends)
+    outbox = Outbox(settings)
+    landed = _finish_within_lease(db, job, owner, decision, record, job_type, outbox, lease_ends)
+    outbox.publish()
     if landed is None:
         log_.warning("job.lease_lost")
         return Execution.LOST_LEASE
@@ -319,6 +322,7 @@ def _finish_within_lease(
     decision: Decision,
     record: AttemptRecord,
     job_type: JobType[Any] | None,
+    outbox: Outbox,
     lease_ends: float,
 ) -> Landed | None:
     """`_finish`, tried again while the database is briefly unreachable and the lease holds.
@@ -329,8 +333,9 @@ def _finish_within_lease(
     """
     wait_s = FINISH_RETRY_FIRST_S
     while True:
+        outbox.pending.clear()  # a rolled-back try took its deliveries with it
         try:
-            return _finish(db, job, owner, decision, record, job_type)
+            return _finish(db, job, owner, decision, record, job_type, outbox)
         except DBAPIError as exc:
             left = lease_ends - FINISH_LEASE_MARGIN_S - time.monotonic()
             log.warning(
@@ -352,8 +357,9 @@ def _finish(
     decision: Decision,
     record: AttemptRecord,
     job_type: JobType[Any] | None,
+    outbox: Outbox,
 ) -> Landed | None:
-    """Move the job on and write its ledger effects in one transaction.
+    """Move the job on and write its ledger effects and webhook events in one transaction.
 
     A second effect for an operation breaks a unique constraint, and a refund past the
     captured amount breaks the ledger's invariant: the job then goes to needs_review, loudly,
@@ -364,9 +370,9 @@ def _finish(
     try:
         if not decision.effects and not releases:
             with db.connection() as conn:
-                return _finish_in(conn, job.id, owner, decision, record)
+                return _finish_in(conn, job, owner, decision, record, outbox)
         with db.session() as session:
-            landed = _finish_in(session, job.id, owner, decision, record)
+            landed = _finish_in(session, job, owner, decision, record, outbox)
             if landed is not None:
                 record_effects(session, job.id, job.tenant_id, provider, decision.effects)
                 if releases:
@@ -388,15 +394,21 @@ def _finish(
         effects=(),
     )
     with db.session() as session:
-        return _finish_in(session, job.id, owner, review, record)
+        outbox.pending.clear()  # the rolled-back transaction took its deliveries with it
+        return _finish_in(session, job, owner, review, record, outbox)
 
 
 def _finish_in(
-    session: Runner, job_id: uuid.UUID, owner: str, decision: Decision, record: AttemptRecord
+    session: Runner,
+    job: ClaimedJob,
+    owner: str,
+    decision: Decision,
+    record: AttemptRecord,
+    outbox: Outbox,
 ) -> Landed | None:
-    return finish_job(
+    landed = finish_job(
         session,
-        job_id,
+        job.id,
         owner,
         state=decision.state,
         record=record,
@@ -405,6 +417,9 @@ def _finish_in(
         next_attempt_at=decision.next_attempt_at,
         count_attempt=decision.counts,
     )
+    if landed is not None:
+        outbox.collect(session, job, landed.state, decision)
+    return landed
 
 
 def _cancel_requested(settings: Settings, job_id: uuid.UUID) -> bool:

@@ -32,6 +32,7 @@ from tasks.exclusive import exclusive
 from tasks.notify import notify_finished
 from tasks.provider_events import Applied, apply_event
 from tasks.publish import publish_many
+from tasks.webhooks import Outbox
 
 log = structlog.get_logger(__name__)
 
@@ -88,8 +89,12 @@ def _reclaim(settings: Settings, counts: dict[str, int]) -> None:
     with db.session() as session:
         expired = expired_leases(session, now, BATCH)
     for job_id in expired:
+        outbox = Outbox(settings)
         with db.session() as session:
             state = reclaim_lease(session, job_id, now, settings.max_deliveries)
+            if state is JobState.DEAD:
+                outbox.collect_end(session, job_id)
+        outbox.publish()
         if state is JobState.DEAD:
             counts["dead"] += 1
             notify_finished(settings, job_id, state.value)

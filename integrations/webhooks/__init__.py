@@ -1,0 +1,1 @@
+"""Outbound webhooks: tenants' endpoints, signed with the Standard Webhooks scheme, SSRF-checked."""
