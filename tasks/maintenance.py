@@ -38,6 +38,9 @@ log = structlog.get_logger(__name__)
 BATCH = 500
 # Provider events applied per sweep; applying one may ask the provider about a payment.
 EVENT_BATCH = 50
+# The due-job pass's lock lasts this many polls, at least DUE_LOCK_MIN_S seconds.
+DUE_LOCK_POLLS = 5
+DUE_LOCK_MIN_S = 5.0
 
 
 def _publish_or_flag(
@@ -53,7 +56,9 @@ def _publish_or_flag(
 
 def publish_due(settings: Settings, app: Celery) -> int:
     """Move jobs whose `next_attempt_at` has come to the broker; returns how many."""
-    with exclusive(settings, "publish_due") as held:
+    # Held briefly: a holder that died must not stop due jobs for long.
+    ttl_s = max(DUE_LOCK_MIN_S, DUE_LOCK_POLLS * settings.due_poll_s)
+    with exclusive(settings, "publish_due", ttl_s) as held:
         if not held:
             return 0
         db = get_database(settings)
