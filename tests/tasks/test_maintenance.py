@@ -23,6 +23,7 @@ from tasks.maintenance import publish_due, sweep
 from tasks.publish import producer_app
 from tests.support.broker import purge, queued_job_ids
 from tests.support.procs import free_port
+from tests.support.proxy import Proxy
 from tests.tasks.factories import RATES, load, make_job
 from workers.schedule import beat_schedule
 
@@ -205,3 +206,19 @@ def test_beat_drops_a_maintenance_pass_that_waited_longer_than_its_interval() ->
     # Then each pass expires one interval after beat sent it: a late one is skipped
     assert schedule["sweep-orphans"]["options"]["expires"] == 7.0
     assert schedule["publish-due-jobs"]["options"]["expires"] == 1.5
+
+
+def test_a_lock_whose_release_was_lost_with_the_broker_is_released_by_the_next_pass(
+    clean_queues: Settings,
+) -> None:
+    # Given a pass holding its lock through a proxy to Redis
+    with Proxy("127.0.0.1", 6379) as proxy:
+        s = clean_queues.model_copy(update={"broker_url": f"redis://127.0.0.1:{proxy.port}/0"})
+        with exclusive(s, "sweep", ttl_s=60) as held:
+            assert held
+            # When the broker connection resets before the pass releases it
+            proxy.refuse()
+        proxy.heal()
+        # Then the next pass in this process gets the lock at once, not after 60 s
+        with exclusive(s, "sweep", ttl_s=60) as held_again:
+            assert held_again
