@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import os
 import threading
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import redis
 import structlog
@@ -27,6 +29,8 @@ PASS_LOCK_TTL_S = 60.0
 
 _lock = threading.Lock()
 _clients: dict[tuple[int, str], redis.Redis] = {}
+# Locks whose release could not be confirmed, by kind (this process's only).
+_orphans: dict[str, tuple[Any, str]] = {}
 
 
 def _client(settings: Settings) -> redis.Redis:
@@ -49,21 +53,41 @@ def exclusive(settings: Settings, kind: str, ttl_s: float = PASS_LOCK_TTL_S) -> 
     """Hold the lock of one kind of pass; yields False when another holds it (or Redis is down).
 
     The caller skips its pass on False: with the broker unreachable it could not publish
-    anything, and the next pass comes one interval later.
+    anything, and the next pass comes one interval later. A lock this process may have left
+    behind (its release, or the reply to its acquire, was lost with the connection) is released
+    first, so a broker blip does not stop a kind of pass for a whole lock period.
     """
+    _release_orphan(kind)
     name = f"{settings.broker_key_prefix}conveyor:maintenance:{kind}"
-    lock = _client(settings).lock(name, timeout=ttl_s, blocking=False)
+    lock = _client(settings).lock(name, timeout=ttl_s, blocking=False, thread_local=False)
+    token = uuid.uuid4().hex
     try:
-        held = bool(lock.acquire())
+        held = bool(lock.acquire(token=token))
     except redis.RedisError as exc:
         log.warning("maintenance.lock_unavailable", kind=kind, error=type(exc).__name__)
+        _orphans[kind] = (lock, token)  # the SET may have been applied with its reply lost
         held = False
     try:
         yield held
     finally:
         if held:
             try:
-                lock.release()
-            except redis.RedisError as exc:  # LockError included
-                # Expired and maybe taken by another pass, or Redis went away: nothing to undo.
+                lock.do_release(token)
+            except redis.exceptions.LockNotOwnedError:
+                pass  # expired, maybe taken by another pass: nothing of ours to undo
+            except redis.RedisError as exc:
                 log.warning("maintenance.lock_release_failed", kind=kind, error=type(exc).__name__)
+                _orphans[kind] = (lock, token)
+
+
+def _release_orphan(kind: str) -> None:
+    orphan = _orphans.pop(kind, None)
+    if orphan is None:
+        return
+    lock, token = orphan
+    try:
+        lock.do_release(token)  # compare-and-delete: only our own token is removed
+    except redis.exceptions.LockError:
+        pass  # not ours (never applied, expired or taken): nothing to undo
+    except redis.RedisError:
+        _orphans[kind] = orphan  # Redis still away: try again next pass

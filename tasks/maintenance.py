@@ -39,6 +39,13 @@ log = structlog.get_logger(__name__)
 BATCH = 500
 # Provider events applied per sweep; applying one may ask the provider about a payment.
 EVENT_BATCH = 50
+# The due-job pass's lock lasts this many polls, at least DUE_LOCK_MIN_S seconds.
+DUE_LOCK_POLLS = 5
+DUE_LOCK_MIN_S = 5.0
+# A sweep's lock lasts two intervals, at least SWEEP_LOCK_MIN_S seconds; a sweep outliving it is
+# still safe (every row it moves is moved by a conditional UPDATE).
+SWEEP_LOCK_INTERVALS = 2
+SWEEP_LOCK_MIN_S = 5.0
 
 
 def _publish_or_flag(
@@ -54,7 +61,9 @@ def _publish_or_flag(
 
 def publish_due(settings: Settings, app: Celery) -> int:
     """Move jobs whose `next_attempt_at` has come to the broker; returns how many."""
-    with exclusive(settings, "publish_due") as held:
+    # Held briefly: a holder that died must not stop due jobs for long.
+    ttl_s = max(DUE_LOCK_MIN_S, DUE_LOCK_POLLS * settings.due_poll_s)
+    with exclusive(settings, "publish_due", ttl_s) as held:
         if not held:
             return 0
         db = get_database(settings)
@@ -72,7 +81,8 @@ def publish_due(settings: Settings, app: Celery) -> int:
 def sweep(settings: Settings, app: Celery) -> dict[str, int]:
     """Reclaim expired leases, re-publish queued jobs nobody claimed, apply stranded events."""
     counts = {"republished": 0, "requeued": 0, "dead": 0, "events": 0}
-    with exclusive(settings, "sweep") as held:
+    ttl_s = max(SWEEP_LOCK_MIN_S, SWEEP_LOCK_INTERVALS * settings.sweep_interval_s)
+    with exclusive(settings, "sweep", ttl_s) as held:
         if not held:
             return counts
         _reclaim(settings, counts)

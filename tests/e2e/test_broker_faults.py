@@ -16,8 +16,16 @@ from config.settings import Settings
 from store.keys import IssuedKey
 from store.states import JobState
 from tasks.publish import producer_app, publish
-from tests.e2e.stack import PrivateRedis, stack_env, start_worker, worker_process
+from tests.e2e.stack import (
+    PrivateRedis,
+    api_process,
+    beat_process,
+    stack_env,
+    start_worker,
+    worker_process,
+)
 from tests.support.procs import Proc, wait_until
+from tests.support.proxy import Proxy
 from tests.tasks.factories import RATES, load, make_job
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -96,6 +104,7 @@ def test_malformed_messages_are_dropped_and_the_worker_keeps_consuming(
 BROKER_KILLS = 3
 WORKERS = 2
 ONE_SLOT = ("--concurrency=1",)
+RECOVERY_WITHIN_S = 15.0
 
 
 def test_every_worker_consumes_after_the_broker_is_killed_three_times(
@@ -159,3 +168,58 @@ def _one_job_through(s: Settings, key: IssuedKey, workers: list[Proc], what: str
         timeout=30,
         watch=workers,
     )
+
+
+@pytest.mark.parametrize("fault", ["blackhole", "refuse"])
+def test_a_running_stack_rides_out_a_broker_partition_or_reset(
+    fault: str, fresh_settings: Settings, key: IssuedKey, sandbox: str, logs_dir: Path
+) -> None:
+    # Given API, worker and beat whose every Redis connection goes through the test's proxy
+    with Proxy("127.0.0.1", 6379) as proxy:
+        url = f"redis://127.0.0.1:{proxy.port}/0"
+        s = fresh_settings.model_copy(update={"broker_url": url})
+        env = stack_env(
+            s.database_url, s.broker_key_prefix, sandbox, broker_url=url, republish_after_s="2"
+        )
+        headers = {"Authorization": f"Bearer {key.secret}"}
+
+        def submit() -> tuple[int, float, str]:
+            began = time.monotonic()
+            response = requests.post(
+                f"{api}/v1/jobs",
+                json={"type": RATES_TASK, "payload": RATES},
+                headers=headers,
+                timeout=15,
+            )
+            job = response.json().get("id", "") if response.status_code == 202 else ""
+            return response.status_code, time.monotonic() - began, job
+
+        with (
+            api_process(env, logs_dir) as api,
+            beat_process(env, logs_dir),
+            worker_process(env, logs_dir, f"proxied-{fault}") as worker,
+        ):
+            assert submit()[0] == 202
+            # When the broker is partitioned away (or resets every connection) for 4 s
+            getattr(proxy, fault)()
+            during = [submit() for _ in range(3)]
+            ready = requests.get(f"{api}/readyz", timeout=15)
+            time.sleep(4)
+            proxy.heal()
+            healed = time.monotonic()
+            after = submit()
+            # Then submits during the fault were accepted quickly (the sweeper publishes them)
+            assert all(code == 202 and took < 3.0 for code, took, _ in during), during
+            assert ready.status_code == 503
+            # And every job, during and after, succeeds on the same worker, which never exited
+            ids = [uuid.UUID(job) for _, _, job in [*during, after]]
+            done = wait_until(
+                lambda: all(load(s, i).state == JobState.SUCCEEDED for i in ids),
+                "the jobs submitted during and after the broker fault to succeed",
+                timeout=60,
+                watch=[worker],
+            )
+        print(f"{fault}: jobs done {done - healed:.1f}s after the broker came back")
+        # And they ran within seconds of the broker's return (Celery's reconnect backoff, a
+        # sweep), not after a maintenance lock left behind by the fault had expired
+        assert done - healed < RECOVERY_WITHIN_S

@@ -157,3 +157,27 @@ def test_refused_connections_answer_retryable_503_with_one_log_line_each(
     # And the log holds one line per failed request, no traceback
     assert api_log.count("api.database_unavailable") == 10
     assert "Traceback" not in api_log
+
+
+def test_a_slow_network_to_the_database_is_cut_at_the_round_trip_bound(
+    direct: Settings, proxy: Proxy, sandbox: str, logs_dir: Path
+) -> None:
+    with get_database(direct).session() as session:
+        key = create_api_key(session, f"slow-{uuid.uuid4().hex[:8]}")
+    env = stack_env(_through(direct, proxy), direct.broker_key_prefix, sandbox)
+    with api_process(env, logs_dir) as api:
+        assert _submit(api, key)[0].status_code == 202
+        # When every packet to and from PostgreSQL is 150 ms late, Then submits still succeed
+        proxy.delay(150)
+        response, took = _submit(api, key)
+        assert response.status_code == 202 and took < ANSWER_WITHIN_S
+        # When every packet is 6 s late (beyond the 4 s round-trip bound)
+        before = _tenant_jobs(direct, key)
+        proxy.delay(6000)
+        response, took = _submit(api, key)
+        # Then the submit is cut at the bound with a 503, and nothing was written
+        assert response.status_code == 503, response.text
+        assert took < ANSWER_WITHIN_S + 1
+        proxy.heal()
+        time.sleep(7)  # let the late packets drain
+        assert _tenant_jobs(direct, key) == before

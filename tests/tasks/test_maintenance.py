@@ -26,6 +26,7 @@ from tasks.publish import producer_app
 from tasks.schedules import Fired, dispatch
 from tests.support.broker import purge, queued_job_ids, queued_messages
 from tests.support.procs import free_port
+from tests.support.proxy import Proxy
 from tests.tasks.factories import RATES, load, make_job
 
 QUEUES = ("data", "payments")
@@ -216,3 +217,19 @@ def test_beat_drops_a_maintenance_pass_that_waited_longer_than_its_interval(
         client.close()
     expires = datetime.fromisoformat(message["headers"]["expires"])
     assert abs((expires - utcnow()).total_seconds() - 7.0) < 2.0
+
+
+def test_a_lock_whose_release_was_lost_with_the_broker_is_released_by_the_next_pass(
+    clean_queues: Settings,
+) -> None:
+    # Given a pass holding its lock through a proxy to Redis
+    with Proxy("127.0.0.1", 6379) as proxy:
+        s = clean_queues.model_copy(update={"broker_url": f"redis://127.0.0.1:{proxy.port}/0"})
+        with exclusive(s, "sweep", ttl_s=60) as held:
+            assert held
+            # When the broker connection resets before the pass releases it
+            proxy.refuse()
+        proxy.heal()
+        # Then the next pass in this process gets the lock at once, not after 60 s
+        with exclusive(s, "sweep", ttl_s=60) as held_again:
+            assert held_again
