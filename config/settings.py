@@ -96,6 +96,13 @@ class Settings(BaseSettings):
     awaiting_provider_max_s: float = Field(default=172800.0, gt=0)
     reconcile_interval_s: float = Field(default=900.0, gt=0)
 
+    # Data providers
+    fx_base_url: str = Field(default="", description="defaults to SANDBOX_URL/ecb")
+    # Fernet key (32 url-safe base64 bytes) encrypting tenants' pull secrets at rest.
+    data_secret_key: SecretStr = SecretStr("")
+    # Outbound URLs a tenant names may reach loopback: development and tests only.
+    outbound_allow_loopback: bool = False
+
     # Operations
     flower_host: str = "127.0.0.1"
     flower_port: int = 5555
@@ -125,6 +132,8 @@ class Settings(BaseSettings):
             self.stripe_base_url = self.sandbox_url
         if not self.adyen_base_url:
             self.adyen_base_url = f"{self.sandbox_url}/adyen"
+        if not self.fx_base_url:
+            self.fx_base_url = f"{self.sandbox_url}/ecb"
         return self
 
 
