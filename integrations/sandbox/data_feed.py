@@ -4,7 +4,8 @@
 `GET /data/items-linked?page=&per_page=` answers `{"items": [...]}` with an RFC 8288
 `Link: <…>; rel="next"` header. Both need `Authorization: Bearer <token>`.
 `POST /_sandbox/data` sets the dataset size, changed records, ECB revision, delay, token and a
-fault script (`{"status": 503}`, `{"malformed": true}`, `{}` for a normal answer); `GET /_sandbox/data` shows counters.
+fault script (`{"status": 503}`, `{"malformed": true}`, `{}` for a normal answer);
+`GET /_sandbox/data` shows the counters.
 """
 
 from __future__ import annotations
