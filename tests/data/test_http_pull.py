@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, select, text
+from sqlalchemy import select
 
 from config.settings import Settings
 from store.data_models import DataRecord, DataSync
@@ -268,7 +268,6 @@ def dump_all_tables(s: Settings) -> str:
     parts = []
     with get_database(s).engine.connect() as conn:
         for table in Base.metadata.sorted_tables:
-            assert isinstance(table, Table)
-            for row in conn.execute(text(f'SELECT * FROM "{table.name}"')):
+            for row in conn.execute(select(table)):
                 parts.append(repr(tuple(row)))
     return "\n".join(parts)
