@@ -159,7 +159,8 @@ def test_a_failed_page_keeps_the_committed_ones_and_the_retry_resumes_at_the_cur
     assert (mid.pages, mid.inserted, mid.cursor is not None) == (2, 200, True)
     assert mid.last_error is not None and "503" in mid.last_error
     assert feed_stats(s.sandbox_url)["requests"]["items"] == 6
-    assert load(s, job_id).result["pages"] == 3
+    result = load(s, job_id).result
+    assert result is not None and result["pages"] == 3
     done = sync_of(s, "items")
     assert (done.pages, done.inserted, done.fetched, done.cursor) == (5, 500, 500, None)
     assert len(stored(s, "items")) == 500
