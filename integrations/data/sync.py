@@ -2,9 +2,11 @@
 
 A run takes the sync (`SyncStore.begin`), resumes at the saved cursor, and stores every page
 through `SyncStore.store_page`, which commits the records and the next cursor together. It
-stops after the last page (the pass is complete), after `max_pages`, or when the attempt's
-deadline leaves no room for another page; the saved cursor lets the next run go on from there.
-A failure is noted on the sync and raised to the executor with its class unchanged.
+ends after the last page (the pass is complete) or after `max_pages` (a success; the next run
+goes on from the saved cursor). When the attempt's deadline leaves no room for another page it
+raises `Deferred`: the job waits `CONTINUE_AFTER_S` and its next attempt, not counted against
+`max_attempts` (a continuation, not a failure), resumes from the cursor; the job's retry age
+still bounds it. A failure is noted on the sync and raised with its class unchanged.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from typing import Any
 
 from integrations.base import JobContext, Outcome, Succeeded
 from integrations.data.base import Page, PageCounts, PageRequest, SyncStore
-from integrations.errors import IntegrationError, PermanentError
+from integrations.errors import Deferred, IntegrationError, PermanentError
 
 # Room left before the deadline for one more page: at least this, or twice the slowest page.
 PAGE_MARGIN_S = 1.0
+CONTINUE_AFTER_S = 0.0
 
 Fetch = Callable[[PageRequest], Page]
 
@@ -39,10 +42,11 @@ def run_sync(
     max_pages: int,
     conditional: bool = True,
 ) -> Outcome:
-    """Fetch and store pages until the pass completes, `max_pages` or the deadline.
+    """Fetch and store pages until the pass completes or `max_pages` (see the module doc).
 
-    The result: pages and counts of this run, whether the pass completed, and the cursor the
-    next run resumes from. Raises the fetch's IntegrationError after noting it on the sync.
+    The result: pages and counts of this attempt, whether the pass completed, and the cursor
+    the next run resumes from. Raises the fetch's IntegrationError after noting it on the sync,
+    and `Deferred` to continue in another attempt when the deadline comes first.
     """
     store = sync_store(ctx)
     state = store.begin(provider, resource)
@@ -71,8 +75,13 @@ def run_sync(
         not_modified = not_modified or page.not_modified
         cursor = page.next_cursor
         slowest = max(slowest, time.monotonic() - started)
-        if cursor is None or pages >= max_pages or _out_of_time(ctx, slowest):
+        if cursor is None or pages >= max_pages:
             break
+        if _out_of_time(ctx, slowest):
+            raise Deferred(
+                f"the sync continues from its cursor after {pages} pages this attempt",
+                CONTINUE_AFTER_S,
+            )
     return Succeeded(result=_result(provider, resource, pages, counts, cursor, not_modified))
 
 
