@@ -74,21 +74,9 @@ def upsert_records(
         }
         for record in latest.values()
     ]
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(RECORDS).values(rows)
-    excluded = stmt.excluded
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["tenant_id", "provider", "resource", "natural_key"],
-        set_={
-            "data": excluded.data,
-            "content_hash": excluded.content_hash,
-            "job_id": excluded.job_id,
-            "last_seen_at": excluded.last_seen_at,
-            "changed_at": excluded.changed_at,
-        },
-        where=RECORDS.c.content_hash != excluded.content_hash,
-    ).returning(RECORDS.c.natural_key, RECORDS.c.first_seen_at)
-    written = conn.execute(stmt).all()
+    # One constant statement executed with many parameter sets: SQLAlchemy's "insertmanyvalues"
+    # sends it as batched multi-row VALUES (one round trip per page) and compiles it once.
+    written = conn.execute(_upsert(conn.dialect.name), rows).all()
     inserted = sum(1 for row in written if row.first_seen_at == now)
     unchanged = set(latest) - {row.natural_key for row in written}
     if unchanged:
@@ -104,6 +92,30 @@ def upsert_records(
             {"keys": sorted(unchanged)},
         )
     return UpsertCounts(len(latest), inserted, len(written) - inserted, len(unchanged))
+
+
+_UPSERTS: dict[str, Any] = {}
+
+
+def _upsert(dialect_name: str) -> Any:
+    """`INSERT … ON CONFLICT (key) DO UPDATE … WHERE hash differs RETURNING key, first_seen`."""
+    stmt = _UPSERTS.get(dialect_name)
+    if stmt is None:
+        dialect = postgresql if dialect_name == "postgresql" else sqlite
+        insert = dialect.insert(RECORDS)
+        excluded = insert.excluded
+        stmt = _UPSERTS[dialect_name] = insert.on_conflict_do_update(
+            index_elements=["tenant_id", "provider", "resource", "natural_key"],
+            set_={
+                "data": excluded.data,
+                "content_hash": excluded.content_hash,
+                "job_id": excluded.job_id,
+                "last_seen_at": excluded.last_seen_at,
+                "changed_at": excluded.changed_at,
+            },
+            where=RECORDS.c.content_hash != excluded.content_hash,
+        ).returning(RECORDS.c.natural_key, RECORDS.c.first_seen_at)
+    return stmt
 
 
 @dataclass(frozen=True)

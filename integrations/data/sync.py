@@ -21,6 +21,8 @@ from integrations.errors import Deferred, IntegrationError, PermanentError
 
 # Room left before the deadline for one more page: at least this, or twice the slowest page.
 PAGE_MARGIN_S = 1.0
+# Cancellation is a DB read: asked before the first page, then at most this often.
+CANCEL_CHECK_S = 1.0
 CONTINUE_AFTER_S = 0.0
 
 Fetch = Callable[[PageRequest], Page]
@@ -57,9 +59,12 @@ def run_sync(
     pages = 0
     slowest = 0.0
     not_modified = False
+    checked_at = -CANCEL_CHECK_S
     while True:
-        ctx.checkpoint("fetching a page")
         started = time.monotonic()
+        if started - checked_at >= CANCEL_CHECK_S:
+            ctx.checkpoint("fetching a page")
+            checked_at = started
         request = PageRequest(
             cursor,
             state.etag if use_validators else None,
