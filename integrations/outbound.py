@@ -281,6 +281,7 @@ def pinned_request(
     connect_timeout_s: float,
     total_timeout_s: float,
     body_cap_bytes: int = DEFAULT_BODY_CAP_BYTES,
+    verify: bool | str = True,
 ) -> OutboundResponse:
     """Send one request to `checked.address`; no redirects, no proxies, no environment.
 
@@ -288,11 +289,12 @@ def pinned_request(
     a watchdog shuts the socket down at the deadline and `OutboundTimeout` is raised. The body
     is read up to `body_cap_bytes` and the rest dropped (`truncated`). Transport failures raise
     `requests.RequestException` subclasses. A 3xx is returned as it is: its `Location` is
-    never followed.
+    never followed. `verify` is requests' (a CA bundle path, or the default bundle).
     """
     started = time.monotonic()
     session = requests.Session()
     session.trust_env = False  # no proxies, no ~/.netrc: the address is the checked one
+    session.verify = verify
     adapter = PinnedAdapter(checked)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
