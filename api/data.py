@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import AwareDatetime
 
 from api.data_schemas import (
@@ -30,6 +31,9 @@ from store.syncs import list_syncs
 from tasks.data_sync import check_source_url
 
 router = APIRouter(prefix="/v1/data", tags=["data"])
+
+FIELD_FILTERS_MAX = 5
+FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 NamePath = Annotated[str, Path(pattern=NAME)]
 # The providers are the middle part of the registered `data.<provider>.<action>` job types.
@@ -146,6 +150,7 @@ def sources(principal: PrincipalDep, db: DatabaseDep) -> list[SourceOut]:
 def records(
     provider: str,
     resource: str,
+    request: Request,
     principal: PrincipalDep,
     db: DatabaseDep,
     settings: SettingsDep,
@@ -156,15 +161,28 @@ def records(
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> RecordPage:
     """The tenant's stored records of one resource, oldest change first; filter by exact
-    `key`, `key_prefix` (FX keys are `DATE|CURRENCY`) and `updated_since`; pass `next_cursor`
-    back as `cursor`."""
+    `key`, `key_prefix` (FX keys are `DATE|CURRENCY`), `updated_since`, and a record's own
+    top-level fields as `data.<field>=<value>` (e.g. `data.currency=USD`, up to
+    `FIELD_FILTERS_MAX`); pass `next_cursor` back as `cursor`."""
     if provider not in DATA_PROVIDERS:
         raise ApiError(
             404, "not_found", f"no data provider {provider!r}", {"known": sorted(DATA_PROVIDERS)}
         )
     limit = min(limit, settings.page_size_max)
     after = _decode(cursor) if cursor else None
-    flt = RecordFilter(key, key_prefix, updated_since, after)
+    fields = tuple(
+        (name.removeprefix("data."), value)
+        for name, value in request.query_params.multi_items()
+        if name.startswith("data.")
+    )
+    if len(fields) > FIELD_FILTERS_MAX or any(not FIELD.match(name) for name, _ in fields):
+        raise ApiError(
+            422,
+            "invalid_filter",
+            f"up to {FIELD_FILTERS_MAX} filters data.<field> with a field of letters, digits, _",
+            {"loc": ["query"], "fields": [name for name, _ in fields]},
+        )
+    flt = RecordFilter(key, key_prefix, updated_since, after, fields)
     with db.session() as session:
         rows = list_records(session, Scope(principal.tenant_id, provider, resource), flt, limit)
         items = [

@@ -120,12 +120,15 @@ def _upsert(dialect_name: str) -> Any:
 
 @dataclass(frozen=True)
 class RecordFilter:
-    """What to list: exact key or key prefix, changed since, after a keyset position."""
+    """What to list: exact key or key prefix, top-level field values, changed since, after a
+    keyset position. Field filters compare the record's JSON field as text (SQLite
+    `json_extract`, PostgreSQL `->>`) within the tenant's resource; they use no index."""
 
     key: str | None = None
     key_prefix: str | None = None
     changed_since: datetime | None = None
     after: tuple[datetime, int] | None = None  # (changed_at, id) of the last row seen
+    fields: tuple[tuple[str, str], ...] = ()
 
 
 def list_records(session: Session, scope: Scope, flt: RecordFilter, limit: int) -> list[DataRecord]:
@@ -141,6 +144,8 @@ def list_records(session: Session, scope: Scope, flt: RecordFilter, limit: int) 
     if flt.key_prefix:
         escaped = flt.key_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
         stmt = stmt.where(DataRecord.natural_key.like(f"{escaped}%", escape="\\"))
+    for name, value in flt.fields:
+        stmt = stmt.where(DataRecord.data[name].as_string() == value)
     if flt.changed_since is not None:
         stmt = stmt.where(DataRecord.changed_at >= flt.changed_since)
     if flt.after is not None:

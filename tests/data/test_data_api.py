@@ -77,6 +77,12 @@ def test_records_page_by_keyset_and_filter_by_key_and_prefix(
         "/v1/data/http/items", params={"key_prefix": "item-000010"}, headers=auth(tenant_key)
     )
     assert len(prefix.json()["items"]) == 10
+    by_field = api.get(
+        "/v1/data/http/items", params={"data.name": "Item 42"}, headers=auth(tenant_key)
+    )
+    assert [i["key"] for i in by_field.json()["items"]] == ["item-0000042"]
+    bad_field = api.get("/v1/data/http/items", params={"data.na me": "x"}, headers=auth(tenant_key))
+    error_of(bad_field, 422, "invalid_filter")
     later = api.get(
         "/v1/data/http/items",
         params={"updated_since": "2999-01-01T00:00:00Z"},
