@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import batch, health, jobs, provider_webhooks, replay, schedules, webhook_endpoints
+from api import batch, data, health, jobs, provider_webhooks, replay, schedules, webhook_endpoints
 from api.errors import install_error_handlers
 from api.keycache import TtlCache
 from api.limits import BodySizeLimit
@@ -46,5 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(provider_webhooks.router)
     app.include_router(schedules.router)
     app.include_router(webhook_endpoints.router)
+    app.include_router(data.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     return app

@@ -160,7 +160,7 @@ class ReplayOut(BaseModel):
 def _checked(request: Request, settings: Settings, url: str) -> str:
     resolver: Resolver | None = getattr(request.app.state, "webhook_resolver", None)
     try:
-        return check_url(url, allow_private=settings.webhook_allow_loopback, resolver=resolver).url
+        return check_url(url, allow_private=settings.outbound_allow_loopback, resolver=resolver).url
     except OutboundRefused as exc:
         raise ApiError(
             422, "url_refused", exc.message, {"reason": exc.reason, "field": "url"}

@@ -24,7 +24,11 @@ CHECKED_SECRETS = (
     "webhook_secret_key",
 )
 # Secrets deliberately not in CHECKED_SECRETS, each with the place that guards it.
-SECRETS_GUARDED_ELSEWHERE = ("flower_password",)
+SECRETS_GUARDED_ELSEWHERE = (
+    "flower_password",
+    # Without it the data secrets routes answer 503: nothing is stored unencrypted.
+    "data_secret_key",
+)
 # Placeholders the docs show (`.env.example`: `sk_test_...`, `whsec_...`) and common stand-ins;
 # none of them occurs in a generated secret (hex, base64, `sk_live_…` keys).
 PLACEHOLDER_MARKERS = ("...", "…", "changeme", "change-me", "change_me", "<your", "your_key")
@@ -75,10 +79,10 @@ def production_offences(settings: Settings) -> list[Offence]:
         return []
     offences = [_secret_offence(settings, field) for field in CHECKED_SECRETS]
     found = [offence for offence in offences if offence is not None]
-    if settings.webhook_allow_loopback:
+    if settings.outbound_allow_loopback:
         found.append(
             Offence(
-                "CONVEYOR_WEBHOOK_ALLOW_LOOPBACK",
+                "CONVEYOR_OUTBOUND_ALLOW_LOOPBACK",
                 "lets tenants aim webhook deliveries at this host's own services (OWASP API7)",
             )
         )

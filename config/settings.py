@@ -114,7 +114,6 @@ class Settings(BaseSettings):
 
     # Outbound webhooks (README "Webhooks")
     webhook_secret_key: SecretStr = SecretStr("")
-    webhook_allow_loopback: bool = False
     webhook_connect_timeout_s: float = Field(default=3.0, gt=0)
     webhook_timeout_s: float = Field(default=10.0, gt=0)
     webhook_response_cap_bytes: int = Field(default=4096, ge=256)
@@ -124,6 +123,13 @@ class Settings(BaseSettings):
     webhook_backoff_cap_s: float = Field(default=6 * 3600.0, gt=0)
     webhook_auto_disable_after_s: float = Field(default=5 * 86400.0, gt=0)
     webhook_rotation_grace_s: float = Field(default=86400.0, ge=0)
+
+    # Data providers
+    fx_base_url: str = Field(default="", description="defaults to SANDBOX_URL/ecb")
+    # Fernet key (32 url-safe base64 bytes) encrypting tenants' pull secrets at rest.
+    data_secret_key: SecretStr = SecretStr("")
+    # Outbound URLs a tenant names may reach loopback: development and tests only.
+    outbound_allow_loopback: bool = False
 
     # Operations
     flower_host: str = "127.0.0.1"
@@ -141,6 +147,8 @@ class Settings(BaseSettings):
             self.stripe_base_url = self.sandbox_url
         if not self.adyen_base_url:
             self.adyen_base_url = f"{self.sandbox_url}/adyen"
+        if not self.fx_base_url:
+            self.fx_base_url = f"{self.sandbox_url}/ecb"
         return self
 
 

@@ -11,6 +11,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel
 
 from config.settings import Settings
+from integrations.data.base import SyncStore
 from integrations.errors import Cancelled
 from integrations.http import HttpClient
 from integrations.outcome import Failed, LedgerEffect, Outcome, Pending, Succeeded
@@ -46,6 +47,8 @@ class JobContext:
     lookup_first: bool = False
     # The provider's stored webhook payloads for a payment reference, newest first.
     provider_events: Callable[[str], list[dict[str, Any]]] = field(default=lambda _: [])
+    # Data syncs store their pages and cursor through it (tasks/data_sync.py builds it).
+    data: SyncStore | None = None
 
     def checkpoint(self, step: str) -> None:
         """Stop here if the job was cancelled; call it between steps that have effects."""

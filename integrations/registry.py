@@ -7,11 +7,17 @@ from typing import Any
 
 from config.settings import get_settings
 from integrations.base import JobType
+from integrations.data.providers import data_job_types
 from integrations.data.sandbox import FETCH_RATES
 from integrations.payments.jobs import payment_job_types
 from integrations.payments.sandbox import CHARGE
 
-BUILTIN: tuple[JobType[Any], ...] = (FETCH_RATES, CHARGE, *payment_job_types())
+BUILTIN: tuple[JobType[Any], ...] = (
+    FETCH_RATES,
+    CHARGE,
+    *payment_job_types(),
+    *data_job_types(),
+)
 
 
 def load_extra(spec: str) -> list[JobType[Any]]:

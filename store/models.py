@@ -313,3 +313,6 @@ Index("ix_jobs_state_finished", Job.state, Job.finished_at)
 # Core handles on the two hot tables, for prebuilt statements that skip the ORM.
 JOBS = cast(Table, Job.__table__)
 ATTEMPTS = cast(Table, Attempt.__table__)
+
+# The data-provider tables share this metadata (migrations compare against all of it).
+from store import data_models as _data_models  # noqa: E402, F401

@@ -55,6 +55,7 @@ from store.payments import (
 from store.provider_events import event_payloads
 from store.states import TERMINAL_STATES, AttemptOutcome, ErrorClass, JobState
 from store.types import utcnow
+from tasks.data_sync import sync_store_for
 from tasks.decide import (
     PENDING_SINCE,
     Attempted,
@@ -233,6 +234,7 @@ def _context(
         key_store=lambda op, key: remember_key(db, job_id, op, provider, key)[0],
         lookup_first=lookup_first,
         provider_events=lambda reference: _events(db, provider, reference),
+        data=sync_store_for(db, settings, job.tenant_id, job_id),
     )
 
 

@@ -1,4 +1,4 @@
-"""The scenarios: `all` runs the first five in order, `extended` the two long ones."""
+"""The scenarios: `all` runs the first five in order, `extended` the long ones."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ from collections.abc import Callable
 
 from bench.results import ScenarioResult
 from bench.runner import Options
-from bench.scenarios import e2e_io, e2e_noop, growth, ingest, ingest_batch, latency, memory
+from bench.scenarios import (
+    data_sync,
+    e2e_io,
+    e2e_noop,
+    growth,
+    ingest,
+    ingest_batch,
+    latency,
+    memory,
+)
 
 Scenario = Callable[[Options], ScenarioResult]
 
@@ -21,6 +30,7 @@ SCENARIOS: dict[str, Scenario] = {
 EXTENDED: dict[str, Scenario] = {
     growth.NAME: growth.run,
     memory.NAME: memory.run,
+    data_sync.NAME: data_sync.run,
 }
 GROUPS: dict[str, dict[str, Scenario]] = {"all": SCENARIOS, "extended": EXTENDED}
 

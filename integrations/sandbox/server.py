@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from integrations.sandbox import admin, adyen_api, charges, stripe_api
+from integrations.sandbox import admin, adyen_api, charges, data_feed, ecb_feed, stripe_api
 from integrations.sandbox.errors import ApiError, Dialect, error_body, fault_error, invalid_request
 from integrations.sandbox.faults import (
     MAX_DELAY_MS,
@@ -28,6 +28,7 @@ from integrations.sandbox.faults import (
     fault_from_header,
     is_delay,
 )
+from integrations.sandbox.feed_state import RawReply
 from integrations.sandbox.rates import UnknownCurrencyError, rates_for
 from integrations.sandbox.routing import Route, match
 from integrations.sandbox.state import Claim, SandboxState, SavedResponse
@@ -255,8 +256,11 @@ class SandboxHandler(BaseHTTPRequestHandler):
 
     def _send(self, reply: Reply) -> None:
         payload = json.dumps(reply.body, separators=(",", ":")).encode()
+        content_type = "application/json"
+        if isinstance(reply, RawReply):  # the data feeds' XML and broken documents
+            payload, content_type = reply.raw, reply.content_type
         self.send_response(reply.status)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(payload)))
         for name, value in reply.headers.items():
             self.send_header(name, value)
@@ -336,7 +340,13 @@ ROUTES: tuple[Route[Endpoint], ...] = (
     Route("POST", f"{ADYEN_PAYMENT}/captures", _api(adyen_api.modify("captures"))),
     Route("POST", f"{ADYEN_PAYMENT}/refunds", _api(adyen_api.modify("refunds"))),
     Route("POST", f"{ADYEN_PAYMENT}/cancels", _api(adyen_api.modify("cancels"))),
+    # Data feeds: ECB-shaped reference rates, a paginated JSON resource
+    Route("GET", "/ecb/{file}", _api(ecb_feed.get_file)),
+    Route("GET", "/data/items", _api(data_feed.get_items)),
+    Route("GET", "/data/items-linked", _api(data_feed.get_linked)),
     # The sandbox's own
+    Route("GET", "/_sandbox/data", _api(data_feed.get_admin)),
+    Route("POST", "/_sandbox/data", _api(data_feed.post_admin)),
     Route("GET", "/_sandbox/stats", _api(admin.get_stats)),
     Route("POST", "/_sandbox/reset", _api(admin.post_reset)),
     Route("POST", "/_sandbox/faults", _api(admin.post_faults)),

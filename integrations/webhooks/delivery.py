@@ -74,7 +74,7 @@ def send(
     """
     started = time.monotonic()
     try:
-        checked = check_url(url, allow_private=settings.webhook_allow_loopback, resolver=resolver)
+        checked = check_url(url, allow_private=settings.outbound_allow_loopback, resolver=resolver)
     except OutboundRefused as exc:
         failed = Failed(f"refused_{exc.reason}", exc.message, kind=FailureKind.PERMANENT)
         return Sent(failed, None, None, 0, None)

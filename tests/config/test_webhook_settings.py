@@ -16,10 +16,10 @@ def test_loopback_webhooks_are_refused_in_production() -> None:
     # Given production settings that admit loopback deliveries
     key = Fernet.generate_key().decode()
     settings = Settings(
-        _env_file=None, env="production", webhook_allow_loopback=True, webhook_secret_key=key
+        _env_file=None, env="production", outbound_allow_loopback=True, webhook_secret_key=key
     )
     # Then start-up names the setting
-    assert "CONVEYOR_WEBHOOK_ALLOW_LOOPBACK" in _offending(settings)
+    assert "CONVEYOR_OUTBOUND_ALLOW_LOOPBACK" in _offending(settings)
     # And development allows it
     assert not production_offences(settings.model_copy(update={"env": "development"}))
 

@@ -62,7 +62,7 @@ def env_for(settings: Settings, sandbox_url: str, **extra: str) -> dict[str, str
         settings.broker_key_prefix,
         sandbox_url,
         **{
-            "webhook_allow_loopback": "true",
+            "outbound_allow_loopback": "true",
             "webhook_backoff_base_s": "0.2",
             "webhook_backoff_cap_s": "1",
             "republish_after_s": "1",

@@ -41,7 +41,7 @@ def hooks(settings: Settings) -> Settings:
     """Deliveries may reach loopback receivers; retries come back at once; 2 s deadline."""
     return settings.model_copy(
         update={
-            "webhook_allow_loopback": True,
+            "outbound_allow_loopback": True,
             "webhook_backoff_base_s": 0.01,
             "webhook_backoff_cap_s": 0.02,
             "webhook_timeout_s": 2.0,
@@ -294,7 +294,7 @@ def test_rotation_signs_with_both_secrets_in_the_grace_then_only_the_new(
 @transport_only
 def test_every_refused_form_is_refused_at_delivery(hooks: Settings, tenant_key: IssuedKey) -> None:
     # Given an endpoint whose stored URL was changed behind the API's back to each refused form
-    strict = hooks.model_copy(update={"webhook_allow_loopback": False})
+    strict = hooks.model_copy(update={"outbound_allow_loopback": False})
     endpoint_id, _ = endpoint(strict, tenant_key.tenant_id, "https://hooks.example/")
     for url, reason in REFUSED:
         with get_database(strict).session() as session:

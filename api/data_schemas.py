@@ -1,0 +1,110 @@
+"""Request and response bodies of the `/v1/data` routes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NAME = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
+# Dotted keys with optional [index] parts, optionally from `$`: `$.data`, `meta.next`, `items[0]`.
+JSON_PATH = r"^\$?(?:\.?[^.\[\]\s]+|\[\d+\])*$"
+HEADER_NAME = r"^[A-Za-z0-9-]{1,100}$"
+
+
+class SecretIn(BaseModel):
+    """A secret's value: write-only, stored encrypted, never answered."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: str = Field(min_length=1, max_length=4096)
+
+
+class SecretOut(BaseModel):
+    """What the API tells about a secret: its name and when it was set; never the value."""
+
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class SourceConfig(BaseModel):
+    """A generic JSON pull: where, how to page, where records and keys are, how to authenticate."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(max_length=2000, examples=["https://api.example.com/v2/items"])
+    records_path: str = Field(default="data", pattern=JSON_PATH, max_length=200)
+    key_path: str = Field(default="id", pattern=JSON_PATH, max_length=200)
+    next_cursor_path: str | None = Field(default=None, pattern=JSON_PATH, max_length=200)
+    next_link: str | None = Field(
+        default=None,
+        pattern=JSON_PATH,
+        max_length=200,
+        description='"header" for an RFC 8288 Link header, or a JSON path to the next URL',
+    )
+    cursor_param: str = Field(default="cursor", min_length=1, max_length=100)
+    page_size_param: str = Field(default="limit", min_length=1, max_length=100)
+    page_size: int = Field(default=100, ge=1, le=1000)
+    max_pages: int = Field(default=100, ge=1, le=100_000)
+    auth_header: str | None = Field(default=None, pattern=HEADER_NAME)
+    auth_prefix: str = Field(default="", max_length=50, examples=["Bearer "])
+    secret: str | None = Field(default=None, pattern=NAME, description="a secret's name")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.next_cursor_path and self.next_link:
+            raise ValueError("give next_cursor_path or next_link, not both")
+        if self.auth_header and not self.secret:
+            raise ValueError("auth_header needs the name of a secret")
+        return self
+
+
+class SourceOut(BaseModel):
+    """A configured source."""
+
+    name: str
+    config: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+
+
+class RecordOut(BaseModel):
+    """A stored record."""
+
+    key: str
+    data: dict[str, Any]
+    content_hash: str
+    job_id: uuid.UUID
+    first_seen_at: datetime
+    last_seen_at: datetime
+    changed_at: datetime
+
+
+class RecordPage(BaseModel):
+    """One keyset page of records, oldest change first."""
+
+    items: list[RecordOut]
+    next_cursor: str | None = None
+
+
+class SyncOut(BaseModel):
+    """Where a sync stands; counts are those of the current (or last) pass."""
+
+    provider: str
+    resource: str
+    cursor: str | None
+    complete: bool
+    job_id: uuid.UUID | None
+    pages: int
+    fetched: int
+    inserted: int
+    updated: int
+    unchanged: int
+    pass_started_at: datetime | None
+    last_page_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None

@@ -1,0 +1,203 @@
+"""`/v1/data`: records with filters and keyset pages, sync state, sources and write-only
+secrets, each tenant seeing only its own (404/empty, never another tenant's rows)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.app import create_app
+from config.settings import Settings
+from store.keys import IssuedKey
+from tasks.executor import Execution, execute
+from tests.api.conftest import auth, error_of
+from tests.data.conftest import set_feed
+from tests.tasks.factories import make_job
+
+TOKEN = "dt_sandbox_feed_token"
+
+
+@pytest.fixture
+def api(data_settings: Settings) -> Iterator[TestClient]:
+    """The API on the data test's settings."""
+    with TestClient(create_app(data_settings)) as client:
+        yield client
+
+
+def source(sandbox_url: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "url": f"{sandbox_url}/data/items",
+        "records_path": "data",
+        "next_cursor_path": "meta.next_cursor",
+        "auth_header": "Authorization",
+        "auth_prefix": "Bearer ",
+        "secret": "feed-token",
+        **extra,
+    }
+
+
+def synced(api: TestClient, s: Settings, key: IssuedKey, items: int = 120) -> None:
+    """The tenant's secret and source configured over the API, and one pull run."""
+    set_feed(s.sandbox_url, items=items)
+    assert (
+        api.put("/v1/data/secrets/feed-token", json={"value": TOKEN}, headers=auth(key)).status_code
+        == 201
+    )
+    assert (
+        api.put("/v1/data/sources/items", json=source(s.sandbox_url), headers=auth(key)).status_code
+        == 201
+    )
+    job_id = make_job(s, key.tenant_id, "data.http.pull", {"source": "items"})
+    assert execute(job_id, s) is Execution.SUCCEEDED
+
+
+def test_records_page_by_keyset_and_filter_by_key_and_prefix(
+    api: TestClient, data_settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given 120 stored records
+    synced(api, data_settings, tenant_key)
+    # When they are listed 50 at a time
+    keys: list[str] = []
+    cursor = None
+    while True:
+        params: dict[str, Any] = {"limit": 50, **({"cursor": cursor} if cursor else {})}
+        page = api.get("/v1/data/http/items", params=params, headers=auth(tenant_key)).json()
+        keys += [item["key"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    # Then every record came once, and the filters narrow as asked
+    assert sorted(keys) == [f"item-{i:07d}" for i in range(120)]
+    exact = api.get("/v1/data/http/items", params={"key": "item-0000007"}, headers=auth(tenant_key))
+    assert [i["data"]["name"] for i in exact.json()["items"]] == ["Item 7"]
+    prefix = api.get(
+        "/v1/data/http/items", params={"key_prefix": "item-000010"}, headers=auth(tenant_key)
+    )
+    assert len(prefix.json()["items"]) == 10
+    by_field = api.get(
+        "/v1/data/http/items", params={"data.name": "Item 42"}, headers=auth(tenant_key)
+    )
+    assert [i["key"] for i in by_field.json()["items"]] == ["item-0000042"]
+    bad_field = api.get("/v1/data/http/items", params={"data.na me": "x"}, headers=auth(tenant_key))
+    error_of(bad_field, 422, "invalid_filter")
+    later = api.get(
+        "/v1/data/http/items",
+        params={"updated_since": "2999-01-01T00:00:00Z"},
+        headers=auth(tenant_key),
+    )
+    assert later.json()["items"] == []
+
+
+def test_syncs_show_cursor_counts_and_last_success(
+    api: TestClient, data_settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given one completed pull / When the syncs are read
+    synced(api, data_settings, tenant_key)
+    rows = api.get("/v1/data/syncs", headers=auth(tenant_key)).json()
+    # Then the pull's pass is complete with its pages and counts
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["provider"], row["resource"], row["complete"], row["cursor"]) == (
+        "http",
+        "items",
+        True,
+        None,
+    )
+    assert (row["pages"], row["fetched"], row["inserted"], row["updated"]) == (2, 120, 120, 0)
+    assert row["last_success_at"] is not None and row["last_error"] is None
+
+
+def test_another_tenant_sees_none_of_it(
+    api: TestClient, data_settings: Settings, tenant_key: IssuedKey, other_tenant_key: IssuedKey
+) -> None:
+    # Given a tenant with records, a sync, a source and a secret
+    synced(api, data_settings, tenant_key)
+    other = auth(other_tenant_key)
+    # When another tenant looks / Then it finds nothing of the first tenant's
+    assert api.get("/v1/data/http/items", headers=other).json()["items"] == []
+    assert api.get("/v1/data/syncs", headers=other).json() == []
+    assert api.get("/v1/data/sources", headers=other).json() == []
+    assert api.get("/v1/data/secrets", headers=other).json() == []
+    # and a pull naming the first tenant's source fails as unknown for the second
+    job_id = make_job(
+        data_settings, other_tenant_key.tenant_id, "data.http.pull", {"source": "items"}
+    )
+    assert execute(job_id, data_settings) is Execution.FAILED
+
+
+def test_a_secret_is_never_answered(
+    api: TestClient, data_settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given a stored secret
+    value = "s3cr3t-value-never-shown"
+    created = api.put(
+        "/v1/data/secrets/feed-token", json={"value": value}, headers=auth(tenant_key)
+    )
+    replaced = api.put(
+        "/v1/data/secrets/feed-token", json={"value": value}, headers=auth(tenant_key)
+    )
+    listed = api.get("/v1/data/secrets", headers=auth(tenant_key))
+    # Then neither the write, the rewrite nor the listing carries the value
+    assert (created.status_code, replaced.status_code) == (201, 200)
+    for response in (created, replaced, listed):
+        assert value not in response.text
+    assert [s["name"] for s in listed.json()] == ["feed-token"]
+
+
+REFUSED = {
+    "http://127.0.0.1:8080/items": "loopback",
+    "http://169.254.169.254/latest/meta-data": "link_local",
+    "http://10.0.0.5/items": "private",
+    "ftp://example.com/items": "scheme",
+}
+
+
+def test_a_source_url_on_a_refused_address_is_422_outside_development(
+    data_settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given production settings (no loopback)
+    s = data_settings.model_copy(update={"outbound_allow_loopback": False})
+    with TestClient(create_app(s)) as api:
+        for url, reason in REFUSED.items():
+            # When a source names a refused address
+            response = api.put("/v1/data/sources/bad", json={"url": url}, headers=auth(tenant_key))
+            # Then it is refused with the one error shape naming the rule, and nothing is stored
+            error = error_of(response, 422, "outbound_refused")
+            assert reason in error["message"] or reason == "scheme", error
+        assert api.get("/v1/data/sources", headers=auth(tenant_key)).json() == []
+
+
+def test_bad_source_configs_are_422_naming_the_problem(
+    api: TestClient, data_settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given configs that are wrong in different ways / When they are put
+    url = f"{data_settings.sandbox_url}/data/items"
+    unknown_secret = api.put(
+        "/v1/data/sources/x",
+        json={"url": url, "auth_header": "X-Key", "secret": "nope"},
+        headers=auth(tenant_key),
+    )
+    both_paging = api.put(
+        "/v1/data/sources/x",
+        json={"url": url, "next_cursor_path": "a", "next_link": "header"},
+        headers=auth(tenant_key),
+    )
+    bad_name = api.put("/v1/data/sources/Bad Name", json={"url": url}, headers=auth(tenant_key))
+    # Then each is a 422 in the one shape
+    error_of(unknown_secret, 422, "unknown_secret")
+    error_of(both_paging, 422, "validation_error")
+    error_of(bad_name, 422, "validation_error")
+
+
+def test_unknown_provider_and_bad_cursor_are_4xx(api: TestClient, tenant_key: IssuedKey) -> None:
+    # When a provider nobody registered, or a forged cursor, is asked for
+    # Then 404 and 422 in the one error shape
+    error_of(api.get("/v1/data/nope/items", headers=auth(tenant_key)), 404, "not_found")
+    error_of(
+        api.get("/v1/data/http/items", params={"cursor": "xyz"}, headers=auth(tenant_key)),
+        422,
+        "invalid_cursor",
+    )
