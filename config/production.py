@@ -21,11 +21,14 @@ CHECKED_SECRETS = (
     "stripe_webhook_secret",
     "adyen_api_key",
     "adyen_hmac_key",
-    "webhook_secret_key",
 )
+# Secrets with no default at all that production must be given (keys encrypting tenants'
+# secrets at rest): refused when empty or a placeholder.
+REQUIRED_SECRETS = ("webhook_secret_key",)
 # Secrets deliberately not in CHECKED_SECRETS, each with the place that guards it.
 SECRETS_GUARDED_ELSEWHERE = (
     "flower_password",
+    *REQUIRED_SECRETS,
     # Without it the data secrets routes answer 503: nothing is stored unencrypted.
     "data_secret_key",
 )
@@ -77,7 +80,7 @@ def production_offences(settings: Settings) -> list[Offence]:
     """Every setting that may not run outside development, in field order; [] in development."""
     if settings.env == "development":
         return []
-    offences = [_secret_offence(settings, field) for field in CHECKED_SECRETS]
+    offences = [_secret_offence(settings, f) for f in (*CHECKED_SECRETS, *REQUIRED_SECRETS)]
     found = [offence for offence in offences if offence is not None]
     if settings.outbound_allow_loopback:
         found.append(

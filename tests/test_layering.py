@@ -19,12 +19,15 @@ ALLOWED = {
     "api": {"config", "store", "tasks", "integrations"},
 }
 # Of `integrations`, the API may use only these modules (README's layering table): the job-type
-# registry (payload schemas), webhook signature checks and redaction.
+# registry (payload schemas), inbound webhook signature checks, redaction, and for outbound
+# webhook endpoints the address check at registration and the sealing of the signing secret.
 API_INTEGRATIONS = {
     "integrations.registry",
     "integrations.base",
     "integrations.payments.signing",
     "integrations.redact",
+    "integrations.outbound",
+    "integrations.webhooks.secrets",
 }
 
 
@@ -65,7 +68,7 @@ def test_package_imports_only_what_lies_below_it(package: str) -> None:
     assert offenders == {}
 
 
-def test_the_api_uses_only_the_registry_signing_and_redaction_of_integrations() -> None:
+def test_the_api_uses_only_the_allowed_modules_of_integrations() -> None:
     # Given every module of the API
     offenders = {}
     for path in sorted((ROOT / "api").rglob("*.py")):

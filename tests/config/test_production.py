@@ -22,6 +22,7 @@ OWN_SECRETS = {
     "stripe_webhook_secret": "whsec_own_77d1",
     "adyen_api_key": "AQE_own_key_51e0",
     "adyen_hmac_key": "0f" * 32,
+    "webhook_secret_key": "b3duLWZlcm5ldC1rZXktb2YtMzItYnl0ZXMhIQ==",
 }
 
 
