@@ -50,10 +50,24 @@ SECRET_HEADER_PARTS = ("signature", "secret", "token", "api-key", "apikey", "pas
 redact = redact_value
 
 
+# Above this many times the limit, only the kept window of a value is redacted.
+LARGE_FACTOR = 4
+# Wider than the longest card number with separators (19 digits + 4 spaces or dashes).
+WINDOW_MARGIN = 64
+
+
 def excerpt(value: Any, limit: int = DEFAULT_EXCERPT_LIMIT) -> str:
     """Redact, render and truncate a value for storing in attempt history or a log line."""
     if limit < 0:
         raise ValueError(f"limit must be >= 0, got {limit}")
+    if not isinstance(value, str):
+        raw = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
+        if len(raw) > LARGE_FACTOR * max(limit, 1):
+            # A large answer (a page of records): redact only the window that will be kept,
+            # plus a margin wider than any card number, so a number straddling the cut is
+            # still seen whole and masked. The text rules cover secret fields, CVCs and PANs.
+            text = redact_text(raw[: limit + WINDOW_MARGIN])
+            return f"{text[:limit]}…[truncated {len(raw) - limit} chars]"
     clean = redact_value(value)
     if isinstance(clean, str):
         text = clean

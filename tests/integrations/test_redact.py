@@ -369,3 +369,24 @@ def test_security_codes_written_in_text_are_masked(text, expected):
     # When it is redacted
     # Then the code is gone and ordinary words stay
     assert redact_text(text) == expected
+
+
+@pytest.mark.parametrize("shift", range(-30, 31, 3))
+def test_a_large_value_is_redacted_in_its_kept_window_and_a_number_across_the_cut_stays_hidden(
+    shift: int,
+) -> None:
+    # Given a page of records, far longer than the excerpt, with a card number placed around
+    # the cut and a secret field inside the kept part
+    limit = 200
+    filler = "x" * (limit - 40 + shift)
+    records = [{"note": filler, "pan": "4242 4242 4242 4242", "api_key": "k-123"}]
+    records += [{"id": i, "name": f"record {i}"} for i in range(500)]
+
+    # When it is excerpted
+    text = excerpt(records, limit)
+
+    # Then no digits of the number survive beyond a masked last four, the secret is gone, and
+    # the excerpt is cut at the limit
+    assert "4242 4242" not in text and "42424242" not in text
+    assert "k-123" not in text
+    assert text.startswith(text[:limit]) and "[truncated" in text
