@@ -108,19 +108,17 @@ def flower(
     port: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """Run Flower, always behind basic auth (CONVEYOR_FLOWER_USER / _PASSWORD)."""
-    from workers.flower import flower_argv, require_credentials
+    from workers.flower import require_credentials, run_flower
 
     settings = get_settings()
     try:
-        auth = require_credentials(settings)
+        credentials = require_credentials(settings)
     except ValueError as exc:
         typer.echo(f"conveyor: {exc}", err=True)
         raise typer.Exit(2) from None
-    # Credentials travel by environment, not argv, so `ps` never shows them.
-    os.environ["FLOWER_BASIC_AUTH"] = auth
     from workers.app import app as celery_app
 
-    celery_app.start(flower_argv(host or settings.flower_host, port or settings.flower_port))
+    run_flower(celery_app, host or settings.flower_host, port or settings.flower_port, credentials)
 
 
 @app.command()
