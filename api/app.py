@@ -7,10 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import batch, health, jobs, provider_webhooks, replay
+from api import batch, health, jobs, metrics, provider_webhooks, replay
 from api.errors import install_error_handlers
 from api.keycache import TtlCache
 from api.limits import BodySizeLimit
+from api.request_log import RequestLog
 from config.logging import configure_logging
 from config.runtime import freeze_startup_heap
 from config.settings import Settings, get_settings
@@ -34,11 +35,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.key_cache = TtlCache()
+    app.state.metrics_registry = metrics.registry_for(settings)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(batch.router)
     app.include_router(replay.router)
     app.include_router(jobs.router)
     app.include_router(provider_webhooks.router)
+    app.include_router(metrics.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLog)  # outermost: its line covers every answer, 413s included
     return app

@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.keycache import TtlCache
+from api.request_log import note_tenant
 from config.settings import Settings
 from store.db import Database, get_database
 from store.keys import KeyOwner, hash_key, tenant_for_key
@@ -69,6 +70,7 @@ async def current_principal(request: Request, db: DatabaseDep) -> Principal:
     digest = hash_key(secret.strip())
     cached = cache.get(digest)
     if cached is not None:
+        note_tenant(cached.tenant_name)
         return cached
     owner = await run_in_threadpool(_owner_of, db, secret.strip())
     if owner is None:
@@ -77,6 +79,7 @@ async def current_principal(request: Request, db: DatabaseDep) -> Principal:
         )
     principal = Principal(owner.tenant_id, owner.tenant_name, owner.key_id, owner.key_prefix)
     cache.put(digest, principal)
+    note_tenant(principal.tenant_name)
     return principal
 
 

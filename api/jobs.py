@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, ValidationError
 from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.payment_rules import attach_claim, refused
+from api.request_log import current_correlation_id
 from api.schemas import JobCreate, JobOut, JobPage
 from api.waiting import WaitQuery, answer_after_wait, load_job, wait_for_end
 from config.settings import Settings
@@ -32,6 +33,7 @@ from store.lifecycle import CancelResult, cancel_job
 from store.payment_claims import PaymentRefused
 from store.states import TERMINAL_STATES, JobState
 from store.types import utcnow
+from tasks.metrics import JOBS_SUBMITTED
 from tasks.notify import notify_finished, subscribed
 from tasks.policy import effective_policy
 from tasks.publish import producer_app, publish
@@ -96,6 +98,7 @@ def build_new_job(
         idempotency_key=idempotency_key,
         run_at=body.run_at,
         retry_policy=policy.as_dict(),
+        correlation_id=current_correlation_id(),
     )
 
 
@@ -149,6 +152,8 @@ def create_job(
             "this Idempotency-Key was used with a different request",
             {"idempotency_key": idempotency_key},
         ) from None
+    if created:
+        JOBS_SUBMITTED.labels(job.type, str(job.tenant_id)).inc()
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
         if wait > 0 and job.state not in TERMINAL_STATES:

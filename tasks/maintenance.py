@@ -19,6 +19,7 @@ from store.maintenance import (
 )
 from store.states import JobState
 from store.types import utcnow
+from tasks.metrics import observe_sweep
 from tasks.notify import notify_finished
 from tasks.publish import publish
 
@@ -68,6 +69,7 @@ def sweep(settings: Settings, app: Celery) -> dict[str, int]:
                 continue
         if publish(app, job_id, job_type, queue):
             counts["republished"] += 1
+    observe_sweep(counts)
     if any(counts.values()):
         log.info("maintenance.swept", **counts)
     return counts
