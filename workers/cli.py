@@ -12,9 +12,9 @@ import typer
 
 from config.celery import QUEUES
 from config.settings import get_settings
+from workers.keys_cli import keys_app
 
 app = typer.Typer(help="Conveyor: background jobs and integration workers.", no_args_is_help=True)
-keys_app = typer.Typer(help="Manage tenants' API keys.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 
 
@@ -26,20 +26,6 @@ def migrate() -> None:
     settings = get_settings()
     upgrade(settings)
     typer.echo(f"migrated {_safe_url(settings.database_url)}")
-
-
-@keys_app.command("create")
-def keys_create(
-    tenant: Annotated[str, typer.Option(help="tenant name (created when new)")],
-    name: Annotated[str, typer.Option(help="a label for the key")] = "",
-) -> None:
-    """Issue an API key for a tenant; the key is shown once."""
-    from store.db import get_database
-    from store.keys import create_api_key
-
-    with get_database(get_settings()).session() as session:
-        issued = create_api_key(session, tenant, name)
-    typer.echo(issued.secret)
 
 
 @app.command()
