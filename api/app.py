@@ -11,6 +11,7 @@ from api import batch, health, jobs, metrics, provider_webhooks, replay
 from api.errors import install_error_handlers
 from api.keycache import TtlCache
 from api.limits import BodySizeLimit
+from api.ops import console
 from api.request_log import RequestLog
 from config.logging import configure_logging
 from config.runtime import freeze_startup_heap
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(provider_webhooks.router)
     app.include_router(metrics.router)
+    app.include_router(console.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)  # outermost: its line covers every answer, 413s included
     return app

@@ -83,13 +83,18 @@ async def current_principal(request: Request, db: DatabaseDep) -> Principal:
             "missing API key: send 'Authorization: Bearer <key>'",
             headers=_UNAUTHORIZED_HEADERS,
         )
+    return await principal_for_secret(request, db, secret.strip())
+
+
+async def principal_for_secret(request: Request, db: Database, secret: str) -> Principal:
+    """The principal behind an API key secret (cached for KEY_CACHE_TTL_S), or 401."""
     cache: TtlCache[Principal] = request.app.state.key_cache
-    digest = hash_key(secret.strip())
+    digest = hash_key(secret)
     cached = cache.get(digest)
     if cached is not None and (cached.expires_at is None or cached.expires_at > utcnow()):
         note_tenant(cached.tenant_name)
         return cached
-    owner = await run_in_threadpool(_owner_of, db, secret.strip())
+    owner = await run_in_threadpool(_owner_of, db, secret)
     if owner is None:
         raise ApiError(
             401, "unauthorized", "invalid or revoked API key", headers=_UNAUTHORIZED_HEADERS

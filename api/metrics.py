@@ -104,23 +104,10 @@ class BacklogCollector(Collector):
             "Messages waiting in the broker's list for each queue (Redis LLEN).",
             labels=["queue"],
         )
-        failed = 0
-        try:
-            client = redis.Redis.from_url(
-                self.settings.broker_url, socket_timeout=self.settings.broker_timeout_s
-            )
-            try:
-                pipe = client.pipeline(transaction=False)
-                for queue in QUEUES:
-                    pipe.llen(f"{self.settings.broker_key_prefix}{queue}")
-                for queue, count in zip(QUEUES, pipe.execute(), strict=True):
-                    length.add_metric([queue], count)
-            finally:
-                client.close()
-        except redis.RedisError as exc:
-            log.warning("metrics.broker_unavailable", error=type(exc).__name__)
-            failed = 1
-        errors.add_metric(["broker"], failed)
+        lengths = broker_lengths(self.settings)
+        for queue, count in lengths.items():
+            length.add_metric([queue], count)
+        errors.add_metric(["broker"], 0 if lengths else 1)
         yield length
 
     def _breakers(self, errors: GaugeMetricFamily) -> Iterator[Metric]:
@@ -139,6 +126,22 @@ class BacklogCollector(Collector):
             failed = 1
         errors.add_metric(["breakers"], failed)
         yield family
+
+
+def broker_lengths(settings: Settings) -> dict[str, int]:
+    """Messages waiting in each queue's Redis list; {} when the broker cannot be read."""
+    try:
+        client = redis.Redis.from_url(settings.broker_url, socket_timeout=settings.broker_timeout_s)
+        try:
+            pipe = client.pipeline(transaction=False)
+            for queue in QUEUES:
+                pipe.llen(f"{settings.broker_key_prefix}{queue}")
+            return dict(zip(QUEUES, (int(n) for n in pipe.execute()), strict=True))
+        finally:
+            client.close()
+    except redis.RedisError as exc:
+        log.warning("metrics.broker_unavailable", error=type(exc).__name__)
+        return {}
 
 
 def check_metrics_token(settings: Settings, authorization: str | None) -> None:
