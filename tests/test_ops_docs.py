@@ -26,7 +26,7 @@ def exported(settings: Settings) -> Iterator[set[str]]:
     app = create_app(settings.model_copy(update={"metrics_token": SecretStr("t")}))
     with TestClient(app) as client:
         text = client.get("/metrics", headers={"Authorization": "Bearer t"}).text
-    names = set()
+    names: set[str] = set()
     for family in text_string_to_metric_families(text):
         names.update(family.name + s for s in SUFFIXES.get(family.type, ("",)))
     yield names

@@ -64,7 +64,7 @@ def test_a_job_moves_the_worker_and_api_metrics_and_carries_its_request_id(
                 body = api.get(
                     f"/v1/jobs/{job_id}", headers={"Authorization": f"Bearer {key.secret}"}
                 )
-                return body.json()["state"] == "succeeded"
+                return bool(body.json()["state"] == "succeeded")
 
             wait_until(finished, "the job to succeed", 60, [worker])
             anonymous = requests.get(url, timeout=5)
