@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import batch, health, jobs, metrics, provider_webhooks, replay
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.keycache import TtlCache
 from api.limits import BodySizeLimit
@@ -33,6 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Submit background jobs; follow them to a terminal state.",
         lifespan=_lifespan,
+        docs_url=None,  # served by install_docs, from local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.key_cache = TtlCache()
@@ -45,6 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(provider_webhooks.router)
     app.include_router(metrics.router)
     app.include_router(console.router)
+    install_docs(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestLog)  # outermost: its line covers every answer, 413s included
     return app
