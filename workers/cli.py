@@ -12,10 +12,10 @@ import typer
 
 from config.celery import QUEUES
 from config.settings import get_settings
-from workers.keys_cli import keys_app
+from workers.ops_cli import register as register_ops_commands
 
 app = typer.Typer(help="Conveyor: background jobs and integration workers.", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
+register_ops_commands(app)
 
 
 @app.command()

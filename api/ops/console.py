@@ -1,7 +1,7 @@
 """`/ops`: queues, jobs, one job's timeline, dead letters with replay, breakers, audit.
 
 Server-rendered (Jinja2, autoescaped), readable without JavaScript; actions are plain HTML
-forms (POST, CSRF token). Reads span every tenant; every action is audited (`api/ops/actions`).
+forms (POST, CSRF token). Reads span every tenant; every action is audited (`tasks/ops.py`).
 Attempt excerpts are redacted again before display (`integrations.redact.redact_text`).
 """
 
@@ -19,7 +19,6 @@ from fastapi.templating import Jinja2Templates
 from api.deps import DatabaseDep, SettingsDep
 from api.errors import ApiError
 from api.metrics import broker_lengths
-from api.ops import actions
 from api.ops.auth import OperatorConsole, check_form
 from config.celery import QUEUES
 from integrations.redact import redact_text
@@ -27,6 +26,7 @@ from store.backlog import QueueBacklog, queue_backlog, stuck_counts
 from store.ops import OpsFilter, audit_log, find_jobs, job_with_attempts
 from store.states import ErrorClass, JobState
 from store.types import utcnow
+from tasks import ops as actions
 from tasks.providers import provider_of, provider_statuses, providers
 
 router = APIRouter(prefix="/ops", include_in_schema=False)
@@ -183,9 +183,9 @@ async def act_on_job(
     check_form(request, await _form(request))
     parsed = _job_id(job_id)
     if action == "retry":
-        message = actions.retry(db, settings, parsed, operator)
+        message = actions.retry(db, settings, parsed, operator.actor)
     elif action == "cancel":
-        message = actions.cancel(db, settings, parsed, operator)
+        message = actions.cancel(db, settings, parsed, operator.actor)
     else:
         raise ApiError(404, "not_found", "no such action", {"action": action})
     query = urlencode({"message": message})
@@ -232,7 +232,7 @@ async def replay(
         return _render(
             request, "replay.html", operator=operator, fields=fields, preview=preview, done=None
         )
-    done = actions.replay_group(db, settings, flt, operator)
+    done = actions.replay_group(db, settings, flt, operator.actor)
     return _render(
         request, "replay.html", operator=operator, fields=fields, preview=None, done=done
     )
@@ -250,7 +250,7 @@ async def close_breaker(
     check_form(request, await _form(request))
     if provider not in providers():
         raise ApiError(404, "not_found", "no such provider", {"provider": provider})
-    actions.close_provider_breaker(db, settings, provider, operator)
+    actions.close_provider_breaker(db, settings, provider, operator.actor, operator.tenant_id)
     return RedirectResponse("/ops", status_code=303)
 
 

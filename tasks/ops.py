@@ -1,7 +1,8 @@
 """What an operator does to jobs of any tenant: replay a group, retry, cancel; each audited.
 
-Every action writes an audit row under the job's tenant (so the tenant's own audit log shows
-what operators did to its jobs) naming the operator's key. A payment whose outcome is unknown
+Shared by the console (`/ops`) and the CLI (`conveyor jobs …`). Every action writes an audit
+row under the job's tenant (so the tenant's own audit log shows what operators did to its
+jobs) naming the actor: the operator's API key, or `cli:<user>`. A payment whose outcome is unknown
 and whose provider may have forgotten its key is withheld from replay (`forgotten_outcome`).
 """
 
@@ -10,8 +11,6 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from api.deps import Principal
-from api.payment_rules import forgotten_outcome
 from config.settings import Settings
 from store.db import Database
 from store.jobs import mark_unpublished
@@ -25,6 +24,7 @@ from tasks.notify import notify_finished
 from tasks.policy import stored_policy
 from tasks.providers import close_breaker
 from tasks.publish import producer_app, publish
+from tasks.replay_guard import forgotten_outcome
 
 REPLAY_LIMIT = 1000
 
@@ -52,9 +52,7 @@ def dry_run(db: Database, flt: OpsFilter) -> ReplayOutcome:
     return ReplayOutcome(matched=len(matches), sample=matches[:20])
 
 
-def replay_group(
-    db: Database, settings: Settings, flt: OpsFilter, operator: Principal
-) -> ReplayOutcome:
+def replay_group(db: Database, settings: Settings, flt: OpsFilter, actor: str) -> ReplayOutcome:
     """Replay every job matching the filter (up to REPLAY_LIMIT), audited per tenant."""
     now = utcnow()
     replayed: list[tuple[uuid.UUID, str, str]] = []
@@ -74,7 +72,7 @@ def replay_group(
             audit(
                 session,
                 tenant_id,
-                operator.actor,
+                actor,
                 "ops.replay",
                 {
                     "filter": {k: v for k, v in vars(flt).items() if v},
@@ -87,7 +85,7 @@ def replay_group(
     return ReplayOutcome(len(matches), [r[0] for r in replayed], withheld)
 
 
-def retry(db: Database, settings: Settings, job_id: uuid.UUID, operator: Principal) -> str:
+def retry(db: Database, settings: Settings, job_id: uuid.UUID, actor: str) -> str:
     """Queue one dead, failed or needs_review job again; returns what happened, audited."""
     with db.session() as session:
         job = session.get(Job, job_id)
@@ -98,13 +96,13 @@ def retry(db: Database, settings: Settings, job_id: uuid.UUID, operator: Princip
         extra = stored_policy(settings, job.retry_policy).max_attempts
         if not replay_job(session, job_id, job.tenant_id, extra, utcnow()):
             return f"a {job.state} job cannot be retried"
-        audit(session, job.tenant_id, operator.actor, "ops.retry", {}, job_id=job_id)
+        audit(session, job.tenant_id, actor, "ops.retry", {}, job_id=job_id)
         target = (job_id, job.type, job.queue)
     _publish(db, settings, [target])
     return "queued again"
 
 
-def cancel(db: Database, settings: Settings, job_id: uuid.UUID, operator: Principal) -> str:
+def cancel(db: Database, settings: Settings, job_id: uuid.UUID, actor: str) -> str:
     """Cancel a waiting job, or ask a running one to stop; returns what happened, audited."""
     with db.session() as session:
         job = session.get(Job, job_id)
@@ -116,7 +114,7 @@ def cancel(db: Database, settings: Settings, job_id: uuid.UUID, operator: Princi
             audit(
                 session,
                 tenant_id,
-                operator.actor,
+                actor,
                 "ops.cancel",
                 {"result": outcome.value},
                 job_id=job_id,
@@ -130,14 +128,12 @@ def cancel(db: Database, settings: Settings, job_id: uuid.UUID, operator: Princi
 
 
 def close_provider_breaker(
-    db: Database, settings: Settings, provider: str, operator: Principal
+    db: Database, settings: Settings, provider: str, actor: str, actor_tenant: uuid.UUID
 ) -> None:
-    """Close a provider's breaker by hand, audited under the operator's tenant."""
+    """Close a provider's breaker by hand, audited under the actor's own tenant."""
     close_breaker(settings, provider)
     with db.session() as session:
-        audit(
-            session, operator.tenant_id, operator.actor, "ops.breaker_close", {"provider": provider}
-        )
+        audit(session, actor_tenant, actor, "ops.breaker_close", {"provider": provider})
 
 
 def _publish(db: Database, settings: Settings, jobs: list[tuple[uuid.UUID, str, str]]) -> None:
