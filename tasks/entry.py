@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import structlog
 from celery import Task, shared_task
 
 from config.settings import get_settings
@@ -22,7 +23,11 @@ RECONCILE_TASK = "maintenance.payments.reconcile"
 def _job_task(name: str) -> Task:
     @shared_task(name=name, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
     def run(self: Task, job_id: str) -> str:
-        return execute(uuid.UUID(job_id), get_settings()).value
+        try:
+            return execute(uuid.UUID(job_id), get_settings()).value
+        finally:
+            # The attempt bound job_id/correlation_id: the pool thread's next task starts clean.
+            structlog.contextvars.clear_contextvars()
 
     return run
 
