@@ -31,10 +31,17 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     }
 
 
+@pytest.mark.parametrize("pool", ["threads", "prefork"])
 def test_a_job_moves_the_worker_and_api_metrics_and_carries_its_request_id(
-    fresh_settings: Settings, key: IssuedKey, sandbox: str, logs_dir: Path
+    fresh_settings: Settings,
+    key: IssuedKey,
+    sandbox: str,
+    logs_dir: Path,
+    tmp_path: Path,
+    pool: str,
 ) -> None:
-    # Given a worker serving its metrics, and the API, both with a metrics token
+    # Given a worker serving its metrics (prefork: children write prometheus-client's
+    # multiprocess files, the endpoint sums them), and the API, both with a metrics token
     port = free_port()
     env = stack_env(
         fresh_settings.database_url,
@@ -43,6 +50,11 @@ def test_a_job_moves_the_worker_and_api_metrics_and_carries_its_request_id(
         metrics_token=TOKEN,
         worker_metrics_port=str(port),
     )
+    extra: list[str] = []
+    if pool == "prefork":
+        (tmp_path / "prom").mkdir()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp_path / "prom")
+        extra = ["--pool=prefork", "--concurrency=2"]
     settings = fresh_settings.model_copy(
         update={"metrics_token": SecretStr(TOKEN), "sandbox_url": sandbox}
     )
@@ -57,7 +69,7 @@ def test_a_job_moves_the_worker_and_api_metrics_and_carries_its_request_id(
         job_id = submitted.json()["id"]
         backlog = samples(api.get("/metrics", headers=bearer).text)
         # ...and then a worker comes up and runs it
-        with worker_process(env, logs_dir, "metered") as worker:
+        with worker_process(env, logs_dir, f"metered-{pool}", extra) as worker:
             url = f"http://127.0.0.1:{port}/metrics"
 
             def finished() -> bool:
