@@ -60,3 +60,9 @@ def audit_log(session: Session, limit: int) -> list[tuple[AuditEvent, str]]:
         .limit(limit)
     )
     return [(event, name) for event, name in session.execute(stmt)]
+
+
+def job_error(session: Session, job_id: uuid.UUID) -> dict[str, object] | None:
+    """The stored `jobs.error` of one job (already redacted when it was written)."""
+    error: dict[str, object] | None = session.scalar(select(Job.error).where(Job.id == job_id))
+    return error

@@ -14,6 +14,7 @@ from tasks.executor import execute
 from tasks.maintenance import publish_due, sweep
 from tasks.provider_events import APPLY_EVENT_TASK, apply_event
 from tasks.reconcile import reconcile
+from tasks.task_states import JobEnded, raise_for_flower
 
 PUBLISH_DUE_TASK = "maintenance.jobs.publish_due"
 SWEEP_TASK = "maintenance.jobs.sweep"
@@ -21,10 +22,14 @@ RECONCILE_TASK = "maintenance.payments.reconcile"
 
 
 def _job_task(name: str) -> Task:
-    @shared_task(name=name, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+    # `throws`: a job that ended badly is an expected outcome, logged without a traceback.
+    @shared_task(name=name, bind=True, ignore_result=True, throws=(JobEnded,))  # type: ignore[untyped-decorator]
     def run(self: Task, job_id: str) -> str:
         try:
-            return execute(uuid.UUID(job_id), get_settings()).value
+            parsed = uuid.UUID(job_id)
+            execution = execute(parsed, get_settings())
+            raise_for_flower(get_settings(), parsed, execution)
+            return execution.value
         finally:
             # The attempt bound job_id/correlation_id: the pool thread's next task starts clean.
             structlog.contextvars.clear_contextvars()

@@ -1,0 +1,79 @@
+"""Flower tells a job's story: a job that fails shows FAILURE with its error class, one that is
+rescheduled shows RETRY; the job's own states in the database are unchanged by it."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+
+from config.settings import Settings
+from store.keys import IssuedKey
+from tasks.publish import producer_app, publish
+from tests.e2e.stack import stack_env, worker_process
+from tests.support.procs import Proc, free_port, http_ok, python_argv, wait_until
+from tests.tasks.factories import CHARGE, load, make_job, script_faults
+
+pytestmark = pytest.mark.e2e
+CHARGE_TYPE = "payments.sandbox.charge"
+AUTH = ("ops", "s3cret, pass")
+
+
+def test_failed_and_rescheduled_jobs_show_as_failure_and_retry_in_flower(
+    settings: Settings, tenant_key: IssuedKey, sandbox: str, logs_dir: Path
+) -> None:
+    # Given a worker and Flower on this test's broker prefix
+    env = {
+        **stack_env(settings.database_url, settings.broker_key_prefix, sandbox),
+        "CONVEYOR_FLOWER_USER": AUTH[0],
+        "CONVEYOR_FLOWER_PASSWORD": AUTH[1],
+        "CONVEYOR_BACKOFF_BASE_S": "30",
+        "CONVEYOR_BACKOFF_CAP_S": "60",
+    }
+    port = free_port()
+    flower = Proc(
+        "flower-states",
+        python_argv("-m", "workers.cli", "flower", "--port", str(port)),
+        env,
+        logs_dir,
+    )
+    url = f"http://127.0.0.1:{port}"
+    jobs: dict[str, list[uuid.UUID]] = {"400": [], "503": []}
+    try:
+        wait_until(http_ok(f"{url}/healthcheck"), f"Flower on port {port}", 60, [flower])
+        with worker_process(env, logs_dir, "flower-states"):
+            last = 0.0
+
+            def states_seen() -> bool:
+                # When charges meet a 400 (permanent) and a 503 (retried later), one pair every
+                # second until Flower, which switches the worker's events on, has listed both
+                nonlocal last
+                if time.monotonic() - last > 1.0:
+                    for status in ("400", "503"):
+                        script_faults(sandbox, {"status": int(status)})
+                        job_id = make_job(settings, tenant_key.tenant_id, CHARGE_TYPE, CHARGE)
+                        publish(producer_app(settings), job_id, CHARGE_TYPE, "payments")
+                        jobs[status].append(job_id)
+                        wait_until(
+                            lambda j=job_id: load(settings, j).state != "queued",
+                            "the charge to run",
+                            30,
+                        )
+                    last = time.monotonic()
+                tasks = requests.get(f"{url}/api/tasks", auth=AUTH, timeout=10).json()
+                states = {t.get("state") for t in tasks.values() if t.get("name") == CHARGE_TYPE}
+                return {"FAILURE", "RETRY"} <= states
+
+            wait_until(states_seen, "Flower to list a FAILURE and a RETRY charge", 90)
+            tasks = requests.get(f"{url}/api/tasks", auth=AUTH, timeout=10).json()
+    finally:
+        flower.stop()
+    # Then the failed task names the job's end and error class
+    failures = [t for t in tasks.values() if t.get("state") == "FAILURE"]
+    assert any("failed: permanent" in str(t.get("exception")) for t in failures), failures
+    # ...and the jobs themselves ended as they always did: failed, and waiting to retry
+    assert {load(settings, j).state for j in jobs["400"]} == {"failed"}
+    assert {load(settings, j).state for j in jobs["503"]} == {"retrying"}
