@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,6 +21,10 @@ from tests.tasks.factories import CHARGE, load, make_job, script_faults
 pytestmark = pytest.mark.e2e
 CHARGE_TYPE = "payments.sandbox.charge"
 AUTH = ("ops", "s3cret, pass")
+
+
+def _ran(settings: Settings, job_id: uuid.UUID) -> Callable[[], bool]:
+    return lambda: bool(load(settings, job_id).state != "queued")
 
 
 def test_failed_and_rescheduled_jobs_show_as_failure_and_retry_in_flower(
@@ -57,11 +62,7 @@ def test_failed_and_rescheduled_jobs_show_as_failure_and_retry_in_flower(
                         job_id = make_job(settings, tenant_key.tenant_id, CHARGE_TYPE, CHARGE)
                         publish(producer_app(settings), job_id, CHARGE_TYPE, "payments")
                         jobs[status].append(job_id)
-                        wait_until(
-                            lambda j=job_id: load(settings, j).state != "queued",
-                            "the charge to run",
-                            30,
-                        )
+                        wait_until(_ran(settings, job_id), "the charge to run", 30)
                     last = time.monotonic()
                 tasks = requests.get(f"{url}/api/tasks", auth=AUTH, timeout=10).json()
                 states = {t.get("state") for t in tasks.values() if t.get("name") == CHARGE_TYPE}
