@@ -104,7 +104,8 @@ def flower(
         raise typer.Exit(2) from None
     from workers.app import app as celery_app
 
-    run_flower(celery_app, host or settings.flower_host, port or settings.flower_port, credentials)
+    host, port = host or settings.flower_host, port or settings.flower_port
+    run_flower(celery_app, host, port, credentials, settings.broker_url)
 
 
 @app.command()

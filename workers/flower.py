@@ -39,7 +39,9 @@ def flower_argv(host: str, port: int) -> list[str]:
     return [f"--address={host}", f"--port={port}", "--purge_offline_workers=60"]
 
 
-def run_flower(celery_app: Celery, host: str, port: int, credentials: FlowerCredentials) -> None:
+def run_flower(
+    celery_app: Celery, host: str, port: int, credentials: FlowerCredentials, broker_url: str
+) -> None:
     """Run Flower in this process behind `GatedFlower`'s exact-credentials gate until SIGTERM.
 
     Mirrors `flower.command.flower`, minus the comma-splitting basic-auth option.
@@ -59,7 +61,7 @@ def run_flower(celery_app: Celery, host: str, port: int, credentials: FlowerCred
     from workers.flower_auth import GatedFlower
 
     settings: dict[str, Any] = dict(command.settings)
-    flower_app = GatedFlower(credentials, capp=celery_app, options=options, **settings)
+    flower_app = GatedFlower(credentials, broker_url, capp=celery_app, options=options, **settings)
     atexit.register(flower_app.stop)
     signal.signal(signal.SIGTERM, command.sigterm_handler)
     flower_app.start_http_server()

@@ -124,11 +124,23 @@ class _Refused(tornado.web.RequestHandler):
 class GatedFlower(Flower):  # type: ignore[misc]
     """Flower whose every request passes the exact-credentials gate before routing."""
 
-    def __init__(self, credentials: FlowerCredentials, **kwargs: Any) -> None:
+    def __init__(self, credentials: FlowerCredentials, broker_url: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.credentials = credentials
+        self.real_broker_url = broker_url
         self.inner_pass = f"{INNER_USER}:{secrets.token_hex(16)}"
         self.options.basic_auth = [self.inner_pass]
+
+    @property
+    def broker_uri_with_password(self) -> str:
+        """The `redis://` URL itself: Flower picks its Broker page's client by the URL's scheme,
+        and Conveyor's transport class (`config.transport`) would hide it."""
+        return self.real_broker_url
+
+    @property
+    def transport(self) -> str:
+        """The broker's kind as Flower's Broker page expects it."""
+        return "redis"
 
     def find_handler(
         self, request: httputil.HTTPServerRequest, **kwargs: Any

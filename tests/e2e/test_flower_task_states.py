@@ -15,6 +15,7 @@ from config.settings import Settings
 from store.keys import IssuedKey
 from tasks.publish import producer_app, publish
 from tests.e2e.stack import stack_env, worker_process
+from tests.support.broker import purge
 from tests.support.procs import Proc, free_port, http_ok, python_argv, wait_until
 from tests.tasks.factories import CHARGE, load, make_job, script_faults
 
@@ -70,9 +71,20 @@ def test_failed_and_rescheduled_jobs_show_as_failure_and_retry_in_flower(
 
             wait_until(states_seen, "Flower to list a FAILURE and a RETRY charge", 90)
             tasks = requests.get(f"{url}/api/tasks", auth=AUTH, timeout=10).json()
+            # ...and one charge waits in the payments queue with no worker taking it
+            purge(settings, "payments")
+            job_id = make_job(settings, tenant_key.tenant_id, CHARGE_TYPE, CHARGE)
+        publish(producer_app(settings), job_id, CHARGE_TYPE, "payments")
+        broker_page = requests.get(f"{url}/broker", auth=AUTH, timeout=10)
+        lengths = requests.get(f"{url}/api/queues/length", auth=AUTH, timeout=10).json()
     finally:
         flower.stop()
-    # Then the failed task names the job's end and error class
+    # Then the Broker page lists every Conveyor queue with its length
+    assert broker_page.status_code == 200, broker_page.text[:500]
+    for queue in ("payments", "data", "webhooks", "maintenance"):
+        assert queue in broker_page.text
+    assert {"name": "payments", "messages": 1} in lengths["active_queues"], lengths
+    # ...the failed task names the job's end and error class
     failures = [t for t in tasks.values() if t.get("state") == "FAILURE"]
     assert any("failed: permanent" in str(t.get("exception")) for t in failures), failures
     # ...and the jobs themselves ended as they always did (none redelivered, none stuck
