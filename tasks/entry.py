@@ -40,13 +40,15 @@ def _job_task(name: str) -> Task:
 JOB_TASKS: dict[str, Any] = {name: _job_task(name) for name in JOB_TYPES}
 
 
-@shared_task(name=PUBLISH_DUE_TASK, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+# The once-a-second publisher and the sweeper send no task events: they would be most of
+# Flower's task list (Celery's `Task.send_events`); their work shows in /metrics instead.
+@shared_task(name=PUBLISH_DUE_TASK, bind=True, ignore_result=True, send_events=False)  # type: ignore[untyped-decorator]
 def publish_due_task(self: Task) -> int:
     """Beat-driven: publish jobs whose delay or retry wait is over."""
     return publish_due(get_settings(), self.app)
 
 
-@shared_task(name=SWEEP_TASK, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+@shared_task(name=SWEEP_TASK, bind=True, ignore_result=True, send_events=False)  # type: ignore[untyped-decorator]
 def sweep_task(self: Task) -> dict[str, int]:
     """Beat-driven: republish unclaimed jobs and reclaim expired leases."""
     return sweep(get_settings(), self.app)
