@@ -18,6 +18,56 @@ from swagger_ui_bundle import swagger_ui_path
 
 ASSETS = "/docs/assets"
 OPEN_PATHS = ("/healthz", "/readyz", "/metrics")
+ERROR_REF = {"$ref": "#/components/schemas/Error"}
+ERROR_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string", "examples": ["invalid_payload"]},
+                "message": {"type": "string"},
+                "details": {"description": "what was wrong, where (any JSON; often a list)"},
+            },
+        }
+    },
+}
+ERRORS = {
+    "400": "malformed JSON (`malformed_json`)",
+    "401": "missing, unknown, revoked or expired API key",
+    "403": "the key's role may not use this route",
+    "404": "no such resource, or another tenant's",
+    "409": "conflicts with the resource's state or an earlier request",
+    "413": "body over CONVEYOR_MAX_BODY_BYTES",
+    "422": "the request is invalid (`validation_error`, `invalid_payload`, …)",
+    "429": "rate limited",
+    "500": "an internal error (no traceback is ever returned)",
+}
+
+
+def _document_errors(schema: dict[str, Any]) -> None:
+    """Every operation's error statuses answer the one error shape (api/errors.py)."""
+    components = schema.setdefault("components", {})
+    components.setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            statuses = ["422", "500"]
+            if path not in OPEN_PATHS:
+                statuses += ["401", "403"]
+            if "{" in path:
+                statuses.append("404")
+            if method in ("post", "put", "patch"):
+                statuses += ["400", "409", "413", "429"]
+            for status in statuses:
+                responses[status] = {
+                    "description": ERRORS[status],
+                    "content": {"application/json": {"schema": ERROR_REF}},
+                }
+    components["schemas"].pop("HTTPValidationError", None)
+    components["schemas"].pop("ValidationError", None)
 
 
 def _openapi(app: FastAPI) -> dict[str, Any]:
@@ -36,6 +86,7 @@ def _openapi(app: FastAPI) -> dict[str, Any]:
             }
         }
         schema["security"] = [{"bearer": []}]
+        _document_errors(schema)
         for path in OPEN_PATHS:
             for operation in schema.get("paths", {}).get(path, {}).values():
                 operation["security"] = []

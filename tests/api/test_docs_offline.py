@@ -29,3 +29,21 @@ def test_the_openapi_document_declares_the_bearer_key(client: TestClient) -> Non
     assert schema["security"] == [{"bearer": []}]
     assert schema["paths"]["/healthz"]["get"]["security"] == []
     assert "/ops" not in schema["paths"]
+
+
+def test_every_error_status_is_documented_with_the_one_error_shape(client: TestClient) -> None:
+    # Given / When the OpenAPI document is read
+    schema = client.get("/openapi.json").json()
+    error = schema["components"]["schemas"]["Error"]
+    # Then every operation documents 422 and 500, and secured ones 401, all in the error shape
+    assert error["properties"]["error"]["required"] == ["code", "message", "details"]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            expected = {"422", "500"} | ({"401"} if operation.get("security") != [] else set())
+            assert expected <= set(responses), (method, path)
+            for status, response in responses.items():
+                if status.startswith(("4", "5")):
+                    ref = response["content"]["application/json"]["schema"]["$ref"]
+                    assert ref == "#/components/schemas/Error", (method, path, status)
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
