@@ -7,6 +7,7 @@ import uuid
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.audit_trail import audit_claims
 from api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from api.jobs import build_new_job
 from api.payment_rules import attach_claim, refused
@@ -58,6 +59,9 @@ def create_batch(
         raise refused(exc, ("body", "jobs", exc.position)) from None
     for job in jobs:
         JOBS_SUBMITTED.labels(job.type, str(principal.tenant_id)).inc()
+    audit_claims(
+        db, principal, [(j.id, n.claim) for j, n in zip(jobs, news, strict=True) if n.claim]
+    )
     due = [(j.id, j.type, j.queue) for j in jobs if j.next_attempt_at is None]
     failed = publish_many(producer_app(settings), due)
     if failed:

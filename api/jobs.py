@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import AwareDatetime, ValidationError
 
+from api.audit_trail import audit_cancel, audit_claims
 from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.payment_rules import attach_claim, refused
@@ -154,6 +155,8 @@ def create_job(
         ) from None
     if created:
         JOBS_SUBMITTED.labels(job.type, str(job.tenant_id)).inc()
+        if new.claim is not None:
+            audit_claims(db, principal, [(job.id, new.claim)])
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
         if wait > 0 and job.state not in TERMINAL_STATES:
@@ -251,6 +254,8 @@ def cancel(
         outcome = cancel_job(session, parsed, principal.tenant_id, utcnow())
     if outcome is CancelResult.NOT_FOUND:
         raise ApiError(404, "not_found", "no such job", {"id": job_id})
+    if outcome in (CancelResult.CANCELLED, CancelResult.REQUESTED):
+        audit_cancel(db, principal, parsed, outcome.value)
     if outcome is CancelResult.CANCELLED:
         notify_finished(settings, parsed, JobState.CANCELLED.value)
     with db.session() as session:
