@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import batch, health, jobs, metrics, provider_webhooks, replay
+from api import admin_keys, batch, health, jobs, metrics, provider_webhooks, replay
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.keycache import TtlCache
@@ -47,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(provider_webhooks.router)
     app.include_router(metrics.router)
+    app.include_router(admin_keys.router)
     app.include_router(console.router)
     install_docs(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
