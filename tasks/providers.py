@@ -5,17 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from config.settings import Settings
-from integrations.guard import get_guard
+from integrations.guard import get_guard, parse_limits
 from integrations.registry import JOB_TYPES
 
 
 @dataclass(frozen=True)
 class ProviderStatus:
-    """One provider: its breaker's state (`closed`, `open`, `half_open`) and its job types."""
+    """One provider: its breaker's state (`closed`, `open`, `half_open`), job types, rate limit.
+
+    `rate_limit` reads `N/Ws` (CONVEYOR_RATE_LIMITS), or "" when the provider has none.
+    """
 
     provider: str
     breaker: str
     job_types: tuple[str, ...]
+    rate_limit: str = ""
 
 
 def providers() -> dict[str, tuple[str, ...]]:
@@ -38,8 +42,14 @@ def provider_of(job_type: str) -> str:
 def provider_statuses(settings: Settings) -> list[ProviderStatus]:
     """Every registered provider with its breaker's state as all workers see it (Redis)."""
     guard = get_guard(settings)
+    limits = parse_limits(settings.rate_limits)
     return [
-        ProviderStatus(name, guard.breaker(name).state().value, types)
+        ProviderStatus(
+            name,
+            guard.breaker(name).state().value,
+            types,
+            f"{limits[name].count}/{limits[name].window_s:g}s" if name in limits else "",
+        )
         for name, types in providers().items()
     ]
 

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from api.app import create_app
 from config.settings import Settings
 from store.db import get_database
 from store.keys import IssuedKey, create_api_key
@@ -150,13 +151,17 @@ def test_console_actions_need_the_pages_form_token_and_the_same_site(
     assert actions == ["ops.retry"]
 
 
-def test_the_overview_shows_queues_and_breakers(
-    client: TestClient, operator_key: IssuedKey
+def test_the_overview_shows_queues_breakers_and_rate_limits(
+    settings: Settings, operator_key: IssuedKey
 ) -> None:
-    # Given an operator / When the overview is opened
-    page = client.get("/ops", headers=browser_auth(operator_key))
+    # Given an operator and a rate limit on the sandbox provider
+    limited = settings.model_copy(update={"rate_limits": "sandbox=50/1"})
+    # When the overview is opened
+    with TestClient(create_app(limited)) as client:
+        page = client.get("/ops", headers=browser_auth(operator_key))
     # Then every queue and every provider's breaker is there
     assert page.status_code == 200
     for queue in ("payments", "data", "webhooks"):
         assert f">{queue}</a>" in page.text
     assert 'class="breaker-closed">closed<' in page.text
+    assert "<td>50/1s</td>" in page.text
