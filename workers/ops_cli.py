@@ -154,9 +154,9 @@ def providers_cmd(
             tenant_id = ensure_tenant(session, OPS_TENANT).id
         ops.close_provider_breaker(db, settings, close, _actor(), tenant_id)
     for status in provider_statuses(settings):
-        typer.echo(
-            f"{status.provider:<10} breaker {status.breaker:<9} {', '.join(status.job_types)}"
-        )
+        limit = status.rate_limit or "none"
+        types = ", ".join(status.job_types)
+        typer.echo(f"{status.provider:<10} breaker {status.breaker:<9} limit {limit:<8} {types}")
 
 
 def audit(limit: Annotated[int, typer.Option(min=1, max=1000)] = 50) -> None:
