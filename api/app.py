@@ -7,10 +7,24 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from api import batch, data, health, jobs, provider_webhooks, replay, schedules, webhook_endpoints
+from api import (
+    admin_keys,
+    batch,
+    data,
+    health,
+    jobs,
+    metrics,
+    provider_webhooks,
+    replay,
+    schedules,
+    webhook_endpoints,
+)
+from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.keycache import TtlCache
 from api.limits import BodySizeLimit
+from api.ops import console
+from api.request_log import RequestLog
 from api.unavailable import install_unavailable_handlers
 from config.logging import configure_logging
 from config.production import require_safe_settings
@@ -34,9 +48,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         description="Submit background jobs; follow them to a terminal state.",
         lifespan=_lifespan,
+        docs_url=None,  # served by install_docs, from local assets
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.key_cache = TtlCache()
+    app.state.metrics_registry = metrics.registry_for(settings)
     install_error_handlers(app)
     install_unavailable_handlers(app)
     app.include_router(health.router)
@@ -47,5 +64,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(schedules.router)
     app.include_router(webhook_endpoints.router)
     app.include_router(data.router)
+    app.include_router(metrics.router)
+    app.include_router(admin_keys.router)
+    app.include_router(console.router)
+    install_docs(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestLog)  # outermost: its line covers every answer, 413s included
     return app

@@ -7,12 +7,14 @@ import uuid
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from api.audit_trail import audit_claims
 from api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from api.jobs import build_new_job
 from api.payment_rules import attach_claim, refused
 from api.schemas import JobCreate
 from store.jobs import mark_unpublished, submit_jobs
 from store.payment_claims import PaymentRefused
+from tasks.metrics import JOBS_SUBMITTED
 from tasks.publish import producer_app, publish_many
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
@@ -55,6 +57,11 @@ def create_batch(
         jobs = submit_jobs(db, news)
     except PaymentRefused as exc:
         raise refused(exc, ("body", "jobs", exc.position)) from None
+    for job in jobs:
+        JOBS_SUBMITTED.labels(job.type, str(principal.tenant_id)).inc()
+    audit_claims(
+        db, principal, [(j.id, n.claim) for j, n in zip(jobs, news, strict=True) if n.claim]
+    )
     due = [(j.id, j.type, j.queue) for j in jobs if j.next_attempt_at is None]
     failed = publish_many(producer_app(settings), due)
     if failed:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -11,9 +14,17 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.keycache import TtlCache
+from api.request_log import note_tenant
 from config.settings import Settings
 from store.db import Database, get_database
-from store.keys import KeyOwner, hash_key, tenant_for_key
+from store.keys import KeyOwner, hash_key, tenant_for_key, touch_key
+from store.roles import Role
+from store.types import utcnow
+
+# A key's last use is written at most this often per API instance (seconds).
+LAST_USED_EVERY_S = 60.0
+_touched: dict[uuid.UUID, float] = {}
+_touched_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -24,11 +35,18 @@ class Principal:
     tenant_name: str
     key_id: uuid.UUID
     key_prefix: str
+    role: Role = Role.TENANT
+    expires_at: datetime | None = None
 
     @property
     def actor(self) -> str:
         """How audit rows name this caller: the key's id and visible prefix."""
         return f"api_key:{self.key_id} ({self.key_prefix}…)"
+
+    @property
+    def is_operator(self) -> bool:
+        """True for operator and admin keys (the ops routes, across tenants)."""
+        return self.role.operates
 
 
 # The dependencies are `async def` although they do no I/O on their common path: FastAPI runs
@@ -65,24 +83,60 @@ async def current_principal(request: Request, db: DatabaseDep) -> Principal:
             "missing API key: send 'Authorization: Bearer <key>'",
             headers=_UNAUTHORIZED_HEADERS,
         )
+    return await principal_for_secret(request, db, secret.strip())
+
+
+async def principal_for_secret(request: Request, db: Database, secret: str) -> Principal:
+    """The principal behind an API key secret (cached for KEY_CACHE_TTL_S), or 401."""
     cache: TtlCache[Principal] = request.app.state.key_cache
-    digest = hash_key(secret.strip())
+    digest = hash_key(secret)
     cached = cache.get(digest)
-    if cached is not None:
+    if cached is not None and (cached.expires_at is None or cached.expires_at > utcnow()):
+        note_tenant(cached.tenant_name)
         return cached
-    owner = await run_in_threadpool(_owner_of, db, secret.strip())
+    owner = await run_in_threadpool(_owner_of, db, secret)
     if owner is None:
         raise ApiError(
             401, "unauthorized", "invalid or revoked API key", headers=_UNAUTHORIZED_HEADERS
         )
-    principal = Principal(owner.tenant_id, owner.tenant_name, owner.key_id, owner.key_prefix)
+    principal = Principal(
+        owner.tenant_id,
+        owner.tenant_name,
+        owner.key_id,
+        owner.key_prefix,
+        owner.role,
+        owner.expires_at,
+    )
     cache.put(digest, principal)
+    note_tenant(principal.tenant_name)
     return principal
 
 
 def _owner_of(db: Database, secret: str) -> KeyOwner | None:
     with db.session() as session:
-        return tenant_for_key(session, secret)
+        owner = tenant_for_key(session, secret)
+        if owner is not None and _due_for_touch(owner.key_id):
+            touch_key(session, owner.key_id, utcnow())
+        return owner
+
+
+def _due_for_touch(key_id: uuid.UUID) -> bool:
+    now = time.monotonic()
+    with _touched_lock:
+        if now - _touched.get(key_id, -LAST_USED_EVERY_S) < LAST_USED_EVERY_S:
+            return False
+        _touched[key_id] = now
+        return True
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+async def operator_principal(principal: PrincipalDep) -> Principal:
+    """The caller, if its key has the operator or admin role; 403 otherwise."""
+    if not principal.is_operator:
+        raise ApiError(403, "forbidden", "this route needs an operator or admin API key")
+    return principal
+
+
+OperatorDep = Annotated[Principal, Depends(operator_principal)]

@@ -12,9 +12,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response, status
 from pydantic import AwareDatetime, ValidationError
 
+from api.audit_trail import audit_cancel, audit_claims
 from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.payment_rules import attach_claim, refused
+from api.request_log import current_correlation_id
 from api.schemas import JobCreate, JobOut, JobPage
 from api.screening import screen, screen_header
 from api.waiting import WaitQuery, answer_after_wait, load_job, wait_for_end
@@ -33,6 +35,7 @@ from store.lifecycle import CancelResult, cancel_job
 from store.payment_claims import PaymentRefused
 from store.states import TERMINAL_STATES, JobState
 from store.types import utcnow
+from tasks.metrics import JOBS_SUBMITTED
 from tasks.notify import notify_finished, subscribed
 from tasks.policy import effective_policy
 from tasks.publish import producer_app, publish
@@ -99,6 +102,7 @@ def build_new_job(
         idempotency_key=idempotency_key,
         run_at=body.run_at,
         retry_policy=policy.as_dict(),
+        correlation_id=current_correlation_id(),
     )
 
 
@@ -153,6 +157,10 @@ def create_job(
             "this Idempotency-Key was used with a different request",
             {"idempotency_key": idempotency_key},
         ) from None
+    if created:
+        JOBS_SUBMITTED.labels(job.type, str(job.tenant_id)).inc()
+        if new.claim is not None:
+            audit_claims(db, principal, [(job.id, new.claim)])
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
         if wait > 0 and job.state not in TERMINAL_STATES:
@@ -254,6 +262,8 @@ def cancel(
     outbox.publish()
     if outcome is CancelResult.NOT_FOUND:
         raise ApiError(404, "not_found", "no such job", {"id": job_id})
+    if outcome in (CancelResult.CANCELLED, CancelResult.REQUESTED):
+        audit_cancel(db, principal, parsed, outcome.value)
     if outcome is CancelResult.CANCELLED:
         notify_finished(settings, parsed, JobState.CANCELLED.value)
     with db.session() as session:

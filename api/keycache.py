@@ -9,8 +9,9 @@ from typing import Generic, TypeVar
 
 V = TypeVar("V")
 
-# A revoked key keeps working for at most this long on an API instance that has seen it.
-KEY_CACHE_TTL_S = 10.0
+# A revoked (or rotated-out) key keeps working for at most this long on an API instance that has
+# seen it: one key lookup per key per second per instance buys revocation within one second.
+KEY_CACHE_TTL_S = 1.0
 KEY_CACHE_SIZE = 4096
 
 

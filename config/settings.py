@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     flower_password: SecretStr = SecretStr("")
     log_level: str = "INFO"
     log_json: bool = True
+    # Bearer token for the API's /metrics and the worker's metrics endpoint; empty = metrics off.
+    metrics_token: SecretStr = SecretStr("")
+    # The worker's metrics endpoint (one per worker process); port 0 = not served.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = Field(default=0, ge=0, le=65535)
 
     @model_validator(mode="after")
     def _derive_sandbox_url(self) -> Settings:

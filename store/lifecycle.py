@@ -64,6 +64,7 @@ class ClaimedJob:
     max_attempts: int
     created_at: datetime
     result: dict[str, Any] | None = None  # a pending result being settled, else None
+    correlation_id: str | None = None  # the submitting request's, for every attempt log line
 
 
 # The hot path runs its prebuilt Core statements on a bare connection (Database.connection);
@@ -106,6 +107,7 @@ _CLAIM = (
         JOBS.c.max_attempts,
         JOBS.c.created_at,
         JOBS.c.result,
+        JOBS.c.correlation_id,
     )
 )
 
@@ -138,6 +140,7 @@ def claim_job(
         max_attempts=row.max_attempts,
         created_at=row.created_at,
         result=row.result,
+        correlation_id=row.correlation_id,
     )
 
 

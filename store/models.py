@@ -59,6 +59,9 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(100), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    role: Mapped[str] = mapped_column(String(20), default="tenant", server_default="tenant")
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
 
 
 class Job(Base):
@@ -73,6 +76,8 @@ class Job(Base):
         Index("ix_jobs_state_lease", "state", "lease_expires_at"),
         Index("ix_jobs_state_enqueued", "state", "enqueued_at"),
         Index("ix_jobs_tenant_error_class", "tenant_id", "error_class", "created_at"),
+        Index("ix_jobs_state_queue_next", "state", "queue", "next_attempt_at"),
+        Index("ix_jobs_state_type_error", "state", "type", "error_class"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
@@ -139,7 +144,10 @@ class AuditEvent(Base):
     """Who did what to which jobs, for operator actions such as replays."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_audit_tenant_created", "tenant_id", "created_at"),
+        Index("ix_audit_created", "created_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
     tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))

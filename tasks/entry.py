@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import structlog
 from celery import Task, shared_task
 
 from config.settings import get_settings
@@ -15,6 +16,7 @@ from tasks.maintenance import publish_due, sweep
 from tasks.provider_events import APPLY_EVENT_TASK, apply_event
 from tasks.reconcile import reconcile
 from tasks.webhooks import deliver
+from tasks.task_states import JobEnded, raise_for_flower
 
 PUBLISH_DUE_TASK = "maintenance.jobs.publish_due"
 SWEEP_TASK = "maintenance.jobs.sweep"
@@ -22,9 +24,17 @@ RECONCILE_TASK = "maintenance.payments.reconcile"
 
 
 def _job_task(name: str) -> Task:
-    @shared_task(name=name, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+    # `throws`: a job that ended badly is an expected outcome, logged without a traceback.
+    @shared_task(name=name, bind=True, ignore_result=True, throws=(JobEnded,))  # type: ignore[untyped-decorator]
     def run(self: Task, job_id: str) -> str:
-        return execute(uuid.UUID(job_id), get_settings()).value
+        try:
+            parsed = uuid.UUID(job_id)
+            execution = execute(parsed, get_settings())
+            raise_for_flower(get_settings(), parsed, execution)
+            return execution.value
+        finally:
+            # The attempt bound job_id/correlation_id: the pool thread's next task starts clean.
+            structlog.contextvars.clear_contextvars()
 
     return run
 
@@ -38,13 +48,15 @@ def deliver_webhook_task(self: Task, job_id: str) -> str:
     return deliver(uuid.UUID(job_id), get_settings())
 
 
-@shared_task(name=PUBLISH_DUE_TASK, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+# The once-a-second publisher and the sweeper send no task events: they would be most of
+# Flower's task list (Celery's `Task.send_events`); their work shows in /metrics instead.
+@shared_task(name=PUBLISH_DUE_TASK, bind=True, ignore_result=True, send_events=False)  # type: ignore[untyped-decorator]
 def publish_due_task(self: Task) -> int:
     """Beat-driven: publish jobs whose delay or retry wait is over."""
     return publish_due(get_settings(), self.app)
 
 
-@shared_task(name=SWEEP_TASK, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+@shared_task(name=SWEEP_TASK, bind=True, ignore_result=True, send_events=False)  # type: ignore[untyped-decorator]
 def sweep_task(self: Task) -> dict[str, int]:
     """Beat-driven: republish unclaimed jobs and reclaim expired leases."""
     return sweep(get_settings(), self.app)

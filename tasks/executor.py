@@ -67,6 +67,7 @@ from tasks.decide import (
     Stopped,
     decide,
 )
+from tasks.metrics import DUPLICATE_DELIVERIES, observe_attempt
 from tasks.notify import notify_finished
 from tasks.policy import stored_policy
 from tasks.webhooks import Outbox
@@ -240,6 +241,7 @@ def _context(
 
 def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
     """Run one delivery of `job_id`; safe to call for duplicates, which simply leave."""
+    structlog.contextvars.clear_contextvars()  # pool threads are reused: no previous job's ids
     db = get_database(settings)
     owner = _owner()
     started_at = utcnow()
@@ -251,8 +253,13 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
             if state is not None:
                 record_duplicate(session, job_id, owner, started_at)
         log.info("job.duplicate_delivery", job_id=str(job_id), state=state)
+        DUPLICATE_DELIVERIES.inc()
         return Execution.NOT_CLAIMED
-    log_ = log.bind(job_id=str(job_id), job_type=job.type, attempt=job.attempts + 1)
+    # Every log line of this attempt, ours and the providers', carries the job and its request.
+    structlog.contextvars.bind_contextvars(
+        job_id=str(job_id), correlation_id=job.correlation_id, tenant=str(job.tenant_id)
+    )
+    log_ = log.bind(job_type=job.type, attempt=job.attempts + 1)
     policy = stored_policy(settings, job.retry_policy)
     job_type = get_job_type(job.type)
     clock = time.monotonic()
@@ -312,6 +319,16 @@ def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
         log_.warning("job.lease_lost")
         return Execution.LOST_LEASE
     log_.info("job.attempt_finished", state=landed.state.value, latency_ms=record.latency_ms)
+    observe_attempt(
+        queue=job_type.queue if job_type is not None else "unknown",
+        provider=job_type.provider if job_type is not None else "unknown",
+        outcome=decision.outcome.value,
+        latency_s=record.latency_ms / 1000,
+        job_type=job.type,
+        state=landed.state.value,
+        tenant=str(job.tenant_id),
+        terminal=landed.state in TERMINAL_STATES,
+    )
     if landed.notify and landed.state in TERMINAL_STATES:
         notify_finished(settings, job_id, landed.state.value)
     return Execution(landed.state.value)

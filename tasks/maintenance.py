@@ -29,6 +29,7 @@ from store.provider_events import unprocessed_events
 from store.states import JobState
 from store.types import utcnow
 from tasks.exclusive import exclusive
+from tasks.metrics import observe_sweep
 from tasks.notify import notify_finished
 from tasks.provider_events import Applied, apply_event
 from tasks.publish import publish_many
@@ -88,6 +89,7 @@ def sweep(settings: Settings, app: Celery) -> dict[str, int]:
         _reclaim(settings, counts)
         _republish(settings, app, counts)
         counts["events"] = apply_stranded_events(settings)
+    observe_sweep(counts)
     if any(counts.values()):
         log.info("maintenance.swept", **counts)
     return counts

@@ -12,6 +12,7 @@ from kombu import Producer  # type: ignore[attr-defined]
 
 from config.celery import celery_config
 from config.settings import Settings
+from tasks.metrics import PUBLISH_FAILURES
 
 log = structlog.get_logger(__name__)
 
@@ -84,5 +85,6 @@ def publish_many(app: Celery, jobs: Sequence[tuple[uuid.UUID, str, str]]) -> lis
             job_ids=[str(job_id) for job_id, _, _ in jobs[:LOGGED_IDS]],
             error=type(exc).__name__,
         )
+        PUBLISH_FAILURES.inc(len(jobs))
         return [job_id for job_id, _, _ in jobs]
     return []

@@ -14,11 +14,11 @@ from sqlalchemy.exc import OperationalError
 
 from config.celery import QUEUES
 from config.settings import Settings, get_settings
+from workers.ops_cli import register as register_ops_commands
 from workers.schedules_cli import app as schedules_app
 
 app = typer.Typer(help="Conveyor: background jobs and integration workers.", no_args_is_help=True)
-keys_app = typer.Typer(help="Manage tenants' API keys.", no_args_is_help=True)
-app.add_typer(keys_app, name="keys")
+register_ops_commands(app)
 app.add_typer(schedules_app, name="schedules")
 
 
@@ -34,22 +34,6 @@ def migrate() -> None:
     except OperationalError as exc:
         raise database_unreachable(settings.database_url, exc) from None
     typer.echo(f"migrated {where(settings.database_url)}")
-
-
-@keys_app.command("create")
-def keys_create(
-    tenant: Annotated[str, typer.Option(help="tenant name (created when new)")],
-    name: Annotated[str, typer.Option(help="a label for the key")] = "",
-) -> None:
-    """Issue an API key for a tenant; the key is shown once."""
-    from store.db import get_database
-    from store.keys import create_api_key
-    from workers.preflight import check_database
-
-    check_database(get_settings())
-    with get_database(get_settings()).session() as session:
-        issued = create_api_key(session, tenant, name)
-    typer.echo(issued.secret)
 
 
 @app.command()
@@ -134,23 +118,21 @@ def flower(
     port: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """Run Flower, always behind basic auth (CONVEYOR_FLOWER_USER / _PASSWORD)."""
-    from workers.flower import flower_argv, require_credentials
+    from workers.flower import require_credentials, run_flower
     from workers.preflight import Listener, check_broker, check_ports
 
     settings = _settings_to_start()
     try:
-        auth = require_credentials(settings)
+        credentials = require_credentials(settings)
     except ValueError as exc:
         typer.echo(f"conveyor: {exc}", err=True)
         raise typer.Exit(2) from None
     host, port = host or settings.flower_host, port or settings.flower_port
     check_ports([Listener("Flower", host, port, "CONVEYOR_FLOWER_PORT")])
     check_broker(settings)
-    # Credentials travel by environment, not argv, so `ps` never shows them.
-    os.environ["FLOWER_BASIC_AUTH"] = auth
     from workers.app import app as celery_app
 
-    celery_app.start(flower_argv(host, port))
+    run_flower(celery_app, host, port, credentials, settings.broker_url)
 
 
 @app.command()

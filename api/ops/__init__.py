@@ -1,0 +1,1 @@
+"""The operators' console under /ops: server-rendered pages behind the operator role."""

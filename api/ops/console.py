@@ -1,0 +1,272 @@
+"""`/ops`: queues, jobs, one job's timeline, dead letters with replay, breakers, audit.
+
+Server-rendered (Jinja2, autoescaped), readable without JavaScript; actions are plain HTML
+forms (POST, CSRF token). Reads span every tenant; every action is audited (`tasks/ops.py`).
+Attempt excerpts are redacted again before display (`integrations.redact.redact_text`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from api.deps import DatabaseDep, SettingsDep
+from api.errors import ApiError
+from api.metrics import broker_lengths
+from api.ops.auth import OperatorConsole, check_form
+from config.celery import QUEUES
+from integrations.redact import redact_text
+from store.backlog import QueueBacklog, queue_backlog, stuck_counts
+from store.ops import OpsFilter, audit_log, find_jobs, job_with_attempts
+from store.states import ErrorClass, JobState
+from store.types import utcnow
+from tasks import ops as actions
+from tasks.providers import provider_of, provider_statuses, providers
+
+router = APIRouter(prefix="/ops", include_in_schema=False)
+templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+
+PAGE = 100
+EXCERPT_MAX = 2000
+
+
+def _render(request: Request, name: str, **context: Any) -> HTMLResponse:
+    context.setdefault("csrf", getattr(request.state, "csrf", ""))
+    return templates.TemplateResponse(request, name, context)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    parsed = parse_qs((await request.body()).decode("utf-8", "replace"))
+    return {key: values[-1] for key, values in parsed.items()}
+
+
+def _filter(params: dict[str, str]) -> OpsFilter:
+    provider = params.get("provider") or None
+    # An unknown provider has no job types: it matches nothing rather than everything.
+    types = providers().get(provider, ()) if provider else None
+    return OpsFilter(
+        state=params.get("state") or None,
+        type=params.get("type") or None,
+        types=types,
+        error_class=params.get("error_class") or None,
+        tenant=params.get("tenant") or None,
+    )
+
+
+def _job_id(value: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ApiError(404, "not_found", "no such job", {"id": value}) from None
+
+
+@router.get("", response_class=HTMLResponse)
+def overview(
+    request: Request, operator: OperatorConsole, db: DatabaseDep, settings: SettingsDep
+) -> HTMLResponse:
+    """Queues (DB backlog, oldest age, broker length), breakers, stuck jobs in short."""
+    with db.session() as session:
+        found = {b.queue: b for b in queue_backlog(session, utcnow())}
+        stuck = stuck_counts(session)
+    backlog = [found.get(q, QueueBacklog(q)) for q in sorted({*QUEUES, *found})]
+    return _render(
+        request,
+        "overview.html",
+        operator=operator,
+        backlog=backlog,
+        broker=broker_lengths(settings),
+        breakers=provider_statuses(settings),
+        stuck_total=sum(s.count for s in stuck),
+    )
+
+
+@router.get("/jobs", response_class=HTMLResponse)
+def jobs(request: Request, operator: OperatorConsole, db: DatabaseDep) -> HTMLResponse:
+    """Jobs of every tenant by state, type, provider, error class, tenant (newest first)."""
+    params = dict(request.query_params)
+    with db.session() as session:
+        rows = find_jobs(session, _filter(params), PAGE)
+        items = [
+            {
+                "id": job.id,
+                "tenant": tenant,
+                "type": job.type,
+                "provider": provider_of(job.type),
+                "state": job.state,
+                "error_class": job.error_class or "",
+                "attempts": job.attempts,
+                "created_at": job.created_at,
+                "message": redact_text(str((job.error or {}).get("message", "")))[:200],
+            }
+            for job, tenant in rows
+        ]
+    return _render(
+        request,
+        "jobs.html",
+        operator=operator,
+        items=items,
+        params=params,
+        states=[s.value for s in JobState],
+        error_classes=[c.value for c in ErrorClass],
+        provider_names=list(providers()),
+        page=PAGE,
+    )
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job(request: Request, job_id: str, operator: OperatorConsole, db: DatabaseDep) -> HTMLResponse:
+    """One job's timeline: each attempt with outcome, status, latency, error, excerpts."""
+    with db.session() as session:
+        found = job_with_attempts(session, _job_id(job_id))
+        if found is None:
+            raise ApiError(404, "not_found", "no such job", {"id": job_id})
+        row, tenant = found
+        attempts = [
+            {
+                "number": a.number,
+                "started_at": a.started_at,
+                "outcome": a.outcome,
+                "http_status": a.http_status,
+                "latency_ms": a.latency_ms,
+                "error_class": a.error_class or "",
+                "error_message": redact_text(a.error_message or "")[:EXCERPT_MAX],
+                "request": redact_text(a.request_excerpt or "")[:EXCERPT_MAX],
+                "response": redact_text(a.response_excerpt or "")[:EXCERPT_MAX],
+                "worker": a.worker,
+            }
+            for a in row.attempt_rows
+        ]
+        error = {k: redact_text(str(v)) for k, v in (row.error or {}).items()}
+        view = {
+            "id": row.id,
+            "tenant": tenant,
+            "type": row.type,
+            "provider": provider_of(row.type),
+            "queue": row.queue,
+            "state": row.state,
+            "error_class": row.error_class or "",
+            "attempts": row.attempts,
+            "max_attempts": row.max_attempts,
+            "replays": row.replays,
+            "correlation_id": row.correlation_id or "",
+            "created_at": row.created_at,
+            "finished_at": row.finished_at,
+            "next_attempt_at": row.next_attempt_at,
+        }
+    return _render(
+        request,
+        "job.html",
+        operator=operator,
+        job=view,
+        error=error,
+        attempts=attempts,
+        message=request.query_params.get("message", ""),
+    )
+
+
+@router.post("/jobs/{job_id}/{action}")
+async def act_on_job(
+    request: Request,
+    job_id: str,
+    action: str,
+    operator: OperatorConsole,
+    db: DatabaseDep,
+    settings: SettingsDep,
+) -> Response:
+    """Retry or cancel one job (a form post), then show the job again with what happened."""
+    check_form(request, await _form(request))
+    parsed = _job_id(job_id)
+    if action == "retry":
+        message = actions.retry(db, settings, parsed, operator.actor)
+    elif action == "cancel":
+        message = actions.cancel(db, settings, parsed, operator.actor)
+    else:
+        raise ApiError(404, "not_found", "no such action", {"action": action})
+    query = urlencode({"message": message})
+    return RedirectResponse(f"/ops/jobs/{parsed}?{query}", status_code=303)
+
+
+@router.get("/stuck", response_class=HTMLResponse)
+def stuck(request: Request, operator: OperatorConsole, db: DatabaseDep) -> HTMLResponse:
+    """Dead and needs_review jobs grouped by state, provider, type and error class."""
+    with db.session() as session:
+        groups = [
+            {
+                "state": s.state,
+                "provider": provider_of(s.type),
+                "type": s.type,
+                "error_class": s.error_class,
+                "count": s.count,
+                "query": urlencode(
+                    {
+                        "state": s.state,
+                        "type": s.type,
+                        "error_class": "" if s.error_class == "none" else s.error_class,
+                    }
+                ),
+            }
+            for s in stuck_counts(session)
+        ]
+    return _render(request, "stuck.html", operator=operator, groups=groups)
+
+
+@router.post("/replay", response_class=HTMLResponse)
+async def replay(
+    request: Request, operator: OperatorConsole, db: DatabaseDep, settings: SettingsDep
+) -> HTMLResponse:
+    """First a dry run (how many, which), then, with `confirm`, the replay itself."""
+    form = await _form(request)
+    check_form(request, form)
+    flt = _filter(form)
+    if not actions.replayable(flt):
+        raise ApiError(422, "not_replayable", "replay needs state dead, failed or needs_review")
+    fields = {k: form.get(k, "") for k in ("state", "type", "provider", "error_class", "tenant")}
+    if form.get("confirm") != "yes":
+        preview = actions.dry_run(db, flt)
+        return _render(
+            request, "replay.html", operator=operator, fields=fields, preview=preview, done=None
+        )
+    done = actions.replay_group(db, settings, flt, operator.actor)
+    return _render(
+        request, "replay.html", operator=operator, fields=fields, preview=None, done=done
+    )
+
+
+@router.post("/providers/{provider}/close")
+async def close_breaker(
+    request: Request,
+    provider: str,
+    operator: OperatorConsole,
+    db: DatabaseDep,
+    settings: SettingsDep,
+) -> Response:
+    """Close a provider's circuit breaker by hand (audited)."""
+    check_form(request, await _form(request))
+    if provider not in providers():
+        raise ApiError(404, "not_found", "no such provider", {"provider": provider})
+    actions.close_provider_breaker(db, settings, provider, operator.actor, operator.tenant_id)
+    return RedirectResponse("/ops", status_code=303)
+
+
+@router.get("/audit", response_class=HTMLResponse)
+def audit(request: Request, operator: OperatorConsole, db: DatabaseDep) -> HTMLResponse:
+    """The latest audit events of every tenant."""
+    with db.session() as session:
+        events = [
+            {
+                "created_at": e.created_at,
+                "tenant": tenant,
+                "actor": e.actor,
+                "action": e.action,
+                "job_id": e.job_id,
+                "details": e.details,
+            }
+            for e, tenant in audit_log(session, 200)
+        ]
+    return _render(request, "audit.html", operator=operator, events=events)

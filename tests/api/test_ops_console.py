@@ -1,0 +1,167 @@
+"""The ops console over HTTP: an operator finds the charges an outage killed, sees why, and
+replays them after a dry run; tenants and strangers get nothing."""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.app import create_app
+from config.settings import Settings
+from store.db import get_database
+from store.keys import IssuedKey, create_api_key
+from store.models import AuditEvent, Job
+from store.roles import Role
+from tests.api.conftest import auth
+from tests.api.ops_world import CHARGE_TYPE, OUTAGE_MESSAGE, outage_killed_charges
+from tests.support.broker import queued_job_ids
+
+OPS_ROUTES = ["/ops", "/ops/jobs", "/ops/stuck", "/ops/audit"]
+
+
+@pytest.fixture
+def operator_key(settings: Settings) -> IssuedKey:
+    """An operator's key, of its own tenant."""
+    with get_database(settings).session() as session:
+        return create_api_key(session, f"ops-{uuid.uuid4().hex[:6]}", "pager", Role.OPERATOR)
+
+
+@pytest.fixture
+def killed(settings: Settings, tenant_key: IssuedKey) -> Iterator[list[uuid.UUID]]:
+    """Fifty charges of a tenant that a sandbox outage sent dead."""
+    yield outage_killed_charges(settings, tenant_key.tenant_id, 50)
+
+
+def browser_auth(key: IssuedKey) -> dict[str, str]:
+    """What a browser sends after the basic-auth prompt: any user, the key as password."""
+    token = base64.b64encode(f"oncall:{key.secret}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def csrf_of(page: str) -> str:
+    """The form token the page carries."""
+    match = re.search(r'name="csrf" value="([0-9a-f]{32})"', page)
+    assert match, page
+    return match.group(1)
+
+
+def test_the_operator_finds_sees_why_and_replays_the_killed_charges_after_a_dry_run(
+    client: TestClient,
+    settings: Settings,
+    operator_key: IssuedKey,
+    tenant_key: IssuedKey,
+    killed: list[uuid.UUID],
+) -> None:
+    headers = browser_auth(operator_key)
+    # Given fifty charges a provider outage killed
+    # When the operator opens the dead-letter page
+    stuck = client.get("/ops/stuck", headers=headers)
+    # Then they are one group: dead, sandbox, the charge type, transient, 50
+    assert stuck.status_code == 200
+    assert re.search(
+        r"dead</td><td>sandbox</td><td>payments.sandbox.charge</td>\s*<td>transient</td>\s*"
+        r'<td class="num"><a [^>]*>50</a>',
+        stuck.text,
+    ), stuck.text
+    # When they list them and open one
+    listed = client.get(
+        "/ops/jobs", params={"state": "dead", "provider": "sandbox"}, headers=headers
+    )
+    one = client.get(f"/ops/jobs/{killed[0]}", headers=headers)
+    # Then all fifty are listed with the tenant, and the timeline shows why, redacted
+    assert "50 job(s)" in listed.text
+    assert listed.text.count(tenant_key.tenant_name) == 50
+    assert one.text.count("503") >= 3 and OUTAGE_MESSAGE in one.text
+    assert "4242424242424242" not in one.text
+    assert one.text.count("transient") >= 3
+    # When they ask to replay the group: a dry run first
+    form = {
+        "csrf": csrf_of(stuck.text),
+        "state": "dead",
+        "type": CHARGE_TYPE,
+        "error_class": "transient",
+    }
+    dry = client.post("/ops/replay", data=form, headers=headers)
+    # Then it says fifty and changes nothing
+    assert dry.status_code == 200
+    assert re.search(r"Dry run: <strong>50</strong>", dry.text)
+    assert _states(settings, killed) == {"dead"}
+    # When they confirm
+    done = client.post("/ops/replay", data={**form, "confirm": "yes"}, headers=headers)
+    # Then all fifty are queued again, published, and the replay is audited under the tenant
+    assert re.search(r"Replayed <strong>50</strong> of 50", done.text), done.text
+    assert _states(settings, killed) == {"queued"}
+    assert set(queued_job_ids(settings, "payments")) >= {str(i) for i in killed}
+    with get_database(settings).session() as session:
+        events = list(session.scalars(select(AuditEvent).where(AuditEvent.action == "ops.replay")))
+    assert [e.tenant_id for e in events] == [tenant_key.tenant_id]
+    assert len(events[0].details["replayed"]) == 50
+    assert operator_key.secret[:10] in events[0].actor
+    audit_page = client.get("/ops/audit", headers=headers)
+    assert "ops.replay" in audit_page.text
+
+
+def _states(settings: Settings, ids: list[uuid.UUID]) -> set[str]:
+    with get_database(settings).session() as session:
+        return set(session.scalars(select(Job.state).where(Job.id.in_(ids))))
+
+
+@pytest.mark.parametrize("route", OPS_ROUTES)
+def test_tenants_and_strangers_cannot_open_the_console(
+    client: TestClient, tenant_key: IssuedKey, route: str
+) -> None:
+    # Given a tenant's key and no key / When an ops page is opened
+    stranger = client.get(route)
+    tenant = client.get(route, headers=browser_auth(tenant_key))
+    tenant_bearer = client.get(route, headers=auth(tenant_key))
+    # Then the stranger is asked for credentials and the tenant is refused
+    assert stranger.status_code == 401
+    assert stranger.headers["WWW-Authenticate"].startswith("Basic")
+    assert (tenant.status_code, tenant_bearer.status_code) == (403, 403)
+
+
+def test_console_actions_need_the_pages_form_token_and_the_same_site(
+    client: TestClient, settings: Settings, operator_key: IssuedKey, killed: list[uuid.UUID]
+) -> None:
+    # Given an operator and a dead job
+    headers = browser_auth(operator_key)
+    page = client.get(f"/ops/jobs/{killed[0]}", headers=headers)
+    token = csrf_of(page.text)
+    # When a retry is posted without the token, from another site, and properly
+    no_token = client.post(f"/ops/jobs/{killed[0]}/retry", data={}, headers=headers)
+    cross_site = client.post(
+        f"/ops/jobs/{killed[0]}/retry",
+        data={"csrf": token},
+        headers={**headers, "Sec-Fetch-Site": "cross-site"},
+    )
+    proper = client.post(f"/ops/jobs/{killed[0]}/retry", data={"csrf": token}, headers=headers)
+    # Then only the proper one acts, and it is audited
+    assert (no_token.status_code, cross_site.status_code) == (403, 403)
+    assert proper.status_code == 200 and "queued again" in proper.text
+    assert _states(settings, killed[:1]) == {"queued"}
+    assert _states(settings, killed[1:]) == {"dead"}
+    with get_database(settings).session() as session:
+        actions = list(session.scalars(select(AuditEvent.action)))
+    assert actions == ["ops.retry"]
+
+
+def test_the_overview_shows_queues_breakers_and_rate_limits(
+    settings: Settings, operator_key: IssuedKey
+) -> None:
+    # Given an operator and a rate limit on the sandbox provider
+    limited = settings.model_copy(update={"rate_limits": "sandbox=50/1"})
+    # When the overview is opened
+    with TestClient(create_app(limited)) as client:
+        page = client.get("/ops", headers=browser_auth(operator_key))
+    # Then every queue and every provider's breaker is there
+    assert page.status_code == 200
+    for queue in ("payments", "data", "webhooks"):
+        assert f">{queue}</a>" in page.text
+    assert 'class="breaker-closed">closed<' in page.text
+    assert "<td>50/1s</td>" in page.text

@@ -1,0 +1,127 @@
+"""A headless browser drives the ops console through an outage's aftermath: fifty charges a
+provider outage killed are found, explained and replayed after a dry run.
+
+Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); skipped without them
+except under CI, where their absence fails the test. Screenshots: var/test-artifacts/ops-console/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from config.settings import Settings
+from store.db import get_database
+from store.keys import IssuedKey, create_api_key
+from store.models import AuditEvent, Job
+from store.roles import Role
+from tests.api.ops_world import outage_killed_charges
+from tests.e2e.stack import api_process, stack_env
+from tests.support.procs import ROOT
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+ARTIFACTS = ROOT / "var" / "test-artifacts" / "ops-console"
+
+
+@pytest.fixture
+def browser() -> Iterator[object]:
+    """Headless Chromium under chromium-driver (no driver download: both come from Debian)."""
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        if os.environ.get("CI"):
+            pytest.fail("chromium and chromium-driver are missing: .ci/run installs them")
+        pytest.skip("chromium and chromium-driver are not installed (apt-get install them)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-dev-shm-usage",
+        "--disable-gpu",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def test_on_call_finds_explains_and_replays_fifty_killed_charges(
+    fresh_settings: Settings, key: IssuedKey, browser: object, logs_dir: Path, sandbox: str
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.remote.webdriver import WebDriver
+
+    assert isinstance(browser, WebDriver)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+
+    def shot(name: str) -> None:
+        browser.save_screenshot(str(ARTIFACTS / f"{name}.png"))
+
+    # Given fifty charges of a tenant that a provider outage sent dead, and an operator's key
+    killed = outage_killed_charges(fresh_settings, key.tenant_id, 50)
+    with get_database(fresh_settings).session() as session:
+        operator = create_api_key(session, f"ops-{uuid.uuid4().hex[:6]}", "pager", Role.OPERATOR)
+    env = stack_env(fresh_settings.database_url, fresh_settings.broker_key_prefix, sandbox)
+    with api_process(env, logs_dir) as url:
+        host = url.removeprefix("http://")
+        # When on-call opens the console (the browser's basic-auth prompt: the key as password)
+        browser.get(f"http://oncall:{operator.secret}@{host}/ops")
+        shot("01-overview")
+        assert "Queues" in browser.find_element(By.TAG_NAME, "h1").text
+        # ...follows the dead-letter link
+        browser.find_element(By.PARTIAL_LINK_TEXT, "dead or needing review").click()
+        group = browser.find_element(By.CSS_SELECTOR, "#groups tr:nth-child(2)")
+        shot("02-dead-letters")
+        # Then the fifty are one group: dead, sandbox, charge, transient
+        cells = [td.text for td in group.find_elements(By.TAG_NAME, "td")][:5]
+        assert cells == ["dead", "sandbox", "payments.sandbox.charge", "transient", "50"]
+        # When they open the group and one of its jobs
+        group.find_element(By.LINK_TEXT, "50").click()
+        assert browser.find_element(By.ID, "count").text.startswith("50 job(s)")
+        shot("03-jobs")
+        browser.find_element(By.CSS_SELECTOR, "#jobs tr:nth-child(2) a").click()
+        timeline = browser.find_element(By.ID, "attempts").text
+        shot("04-job-timeline")
+        # Then the timeline says why: three 503s, transient, with the card number redacted
+        assert timeline.count("503") >= 3 and "transient" in timeline
+        assert "4242424242424242" not in browser.page_source
+        # When they go back and ask for a replay: a dry run comes first
+        browser.get(f"{url}/ops/stuck")
+        browser.find_element(By.XPATH, "//button[contains(., 'dry run')]").click()
+        dry = browser.find_element(By.ID, "dry-run").text
+        shot("05-replay-dry-run")
+        assert "50 job(s) would be queued again" in dry
+        assert _states(fresh_settings, killed) == {"dead"}
+        # When they confirm
+        browser.find_element(By.ID, "confirm").click()
+        done = browser.find_element(By.ID, "done").text
+        shot("06-replayed")
+        # Then the fifty are queued again, and the audit log names the replay
+        assert "Replayed 50 of 50" in done
+        assert _states(fresh_settings, killed) == {"queued"}
+        browser.find_element(By.LINK_TEXT, "Audit log").click()
+        shot("07-audit-log")
+        assert "ops.replay" in browser.find_element(By.ID, "audit").text
+    with get_database(fresh_settings).session() as session:
+        actions = list(session.scalars(select(AuditEvent.action)))
+    assert actions == ["ops.replay"]
+
+
+def _states(settings: Settings, ids: list[uuid.UUID]) -> set[str]:
+    with get_database(settings).session() as session:
+        return set(session.scalars(select(Job.state).where(Job.id.in_(ids))))

@@ -1,0 +1,178 @@
+"""On-call chores from the shell: `conveyor jobs|queues|providers|audit` (the console's twins).
+
+They read and act on the database directly, across tenants, and audit every action as
+`cli:<user>`. Replay is a dry run unless `--yes` is given.
+"""
+
+from __future__ import annotations
+
+import getpass
+import uuid
+from typing import Annotated
+
+import typer
+
+from config.celery import QUEUES
+from config.settings import get_settings
+from store.backlog import QueueBacklog, queue_backlog, stuck_counts
+from store.db import get_database
+from store.keys import ensure_tenant
+from store.ops import OpsFilter, audit_log, find_jobs, job_with_attempts
+from store.types import utcnow
+from tasks import ops
+from tasks.providers import provider_statuses, providers
+from workers.keys_cli import keys_app
+
+jobs_app = typer.Typer(help="Find, inspect, retry, cancel and replay jobs.", no_args_is_help=True)
+OPS_TENANT = "operations"
+
+
+def _actor() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+def _filter(
+    state: str | None,
+    type_: str | None,
+    provider: str | None,
+    error_class: str | None,
+    tenant: str | None,
+) -> OpsFilter:
+    types = providers().get(provider, ()) if provider else None
+    return OpsFilter(state, type_, types, error_class, tenant)
+
+
+StateOpt = Annotated[str | None, typer.Option("--state", help="queued, dead, needs_review, …")]
+TypeOpt = Annotated[str | None, typer.Option("--type", help="job type")]
+ProviderOpt = Annotated[str | None, typer.Option("--provider", help="provider name")]
+ClassOpt = Annotated[str | None, typer.Option("--error-class", help="transient, declined, …")]
+TenantOpt = Annotated[str | None, typer.Option("--tenant", help="tenant name")]
+
+
+@jobs_app.command("list")
+def jobs_list(
+    state: StateOpt = None,
+    type_: TypeOpt = None,
+    provider: ProviderOpt = None,
+    error_class: ClassOpt = None,
+    tenant: TenantOpt = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """Jobs of every tenant matching the filter, newest first."""
+    flt = _filter(state, type_, provider, error_class, tenant)
+    with get_database(get_settings()).session() as session:
+        for job, name in find_jobs(session, flt, limit):
+            typer.echo(
+                f"{job.id}  {name:<16}  {job.type:<28}  {job.state:<17}  "
+                f"{job.error_class or '-':<16}  attempts {job.attempts}"
+            )
+
+
+@jobs_app.command("show")
+def jobs_show(job_id: uuid.UUID) -> None:
+    """One job and its attempts (errors only: excerpts stay in the console)."""
+    with get_database(get_settings()).session() as session:
+        found = job_with_attempts(session, job_id)
+        if found is None:
+            typer.echo(f"conveyor: no job {job_id}", err=True)
+            raise typer.Exit(1)
+        job, tenant = found
+        typer.echo(f"job {job.id}  tenant {tenant}  type {job.type}  state {job.state}")
+        typer.echo(f"error class {job.error_class or '-'}  correlation id {job.correlation_id}")
+        for a in job.attempt_rows:
+            typer.echo(
+                f"  #{a.number} {a.started_at:%H:%M:%S} {a.outcome:<10} http {a.http_status} "
+                f"{a.latency_ms} ms {a.error_class or ''} {a.error_message or ''}"
+            )
+
+
+@jobs_app.command("retry")
+def jobs_retry(job_id: uuid.UUID) -> None:
+    """Queue one dead, failed or needs_review job again (audited)."""
+    settings = get_settings()
+    typer.echo(ops.retry(get_database(settings), settings, job_id, _actor()))
+
+
+@jobs_app.command("cancel")
+def jobs_cancel(job_id: uuid.UUID) -> None:
+    """Cancel a waiting job, or ask a running one to stop (audited)."""
+    settings = get_settings()
+    typer.echo(ops.cancel(get_database(settings), settings, job_id, _actor()))
+
+
+@jobs_app.command("replay")
+def jobs_replay(
+    state: StateOpt = "dead",
+    type_: TypeOpt = None,
+    provider: ProviderOpt = None,
+    error_class: ClassOpt = None,
+    tenant: TenantOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="replay for real (else a dry run)")] = False,
+) -> None:
+    """Replay the jobs matching a filter: a dry run (count) unless --yes."""
+    settings = get_settings()
+    db = get_database(settings)
+    flt = _filter(state, type_, provider, error_class, tenant)
+    if not ops.replayable(flt):
+        typer.echo("conveyor: --state must be dead, failed or needs_review", err=True)
+        raise typer.Exit(2)
+    if not yes:
+        typer.echo(f"dry run: {ops.dry_run(db, flt).matched} job(s) would be replayed (--yes)")
+        return
+    done = ops.replay_group(db, settings, flt, _actor())
+    typer.echo(
+        f"replayed {len(done.replayed)} of {done.matched} job(s); withheld {len(done.withheld)}"
+    )
+
+
+def queues() -> None:
+    """Each queue's backlog in the database: queued, oldest age, due, scheduled, running."""
+    with get_database(get_settings()).session() as session:
+        found = {b.queue: b for b in queue_backlog(session, utcnow())}
+        stuck = sum(s.count for s in stuck_counts(session))
+    typer.echo(f"{'queue':<12} queued  oldest_s    due  scheduled  running")
+    for name in sorted({*QUEUES, *found}):
+        b = found.get(name, QueueBacklog(name))
+        typer.echo(
+            f"{name:<12} {b.queued:>6}  {b.oldest_queued_age_s:>8.0f}  {b.due:>5}  "
+            f"{b.scheduled:>9}  {b.running:>7}"
+        )
+    typer.echo(f"dead or needs_review: {stuck}")
+
+
+def providers_cmd(
+    close: Annotated[str | None, typer.Option(help="close this provider's breaker")] = None,
+) -> None:
+    """Each provider's circuit breaker; --close NAME closes one by hand (audited)."""
+    settings = get_settings()
+    db = get_database(settings)
+    if close is not None:
+        if close not in providers():
+            typer.echo(f"conveyor: no provider {close!r}", err=True)
+            raise typer.Exit(1)
+        with db.session() as session:
+            tenant_id = ensure_tenant(session, OPS_TENANT).id
+        ops.close_provider_breaker(db, settings, close, _actor(), tenant_id)
+    for status in provider_statuses(settings):
+        limit = status.rate_limit or "none"
+        types = ", ".join(status.job_types)
+        typer.echo(f"{status.provider:<10} breaker {status.breaker:<9} limit {limit:<8} {types}")
+
+
+def audit(limit: Annotated[int, typer.Option(min=1, max=1000)] = 50) -> None:
+    """The latest audit events of every tenant, newest first."""
+    with get_database(get_settings()).session() as session:
+        for event, tenant in audit_log(session, limit):
+            typer.echo(
+                f"{event.created_at:%Y-%m-%d %H:%M:%S}  {tenant:<16}  {event.actor:<40}  "
+                f"{event.action:<18}  {event.job_id or ''}"
+            )
+
+
+def register(app: typer.Typer) -> None:
+    """Add `keys`, `jobs`, `queues`, `providers` and `audit` to the `conveyor` command."""
+    app.add_typer(keys_app, name="keys")
+    app.add_typer(jobs_app, name="jobs")
+    app.command("queues")(queues)
+    app.command("providers")(providers_cmd)
+    app.command("audit")(audit)
