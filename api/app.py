@@ -11,15 +11,21 @@ from api import batch, health, jobs, provider_webhooks, replay
 from api.errors import install_error_handlers
 from api.keycache import TtlCache
 from api.limits import BodySizeLimit
+from api.openapi import install_openapi
+from api.quota import OpenJobQuota
+from api.ratelimit import RequestRateLimiter
+from api.shared_redis import close_api_redis
+from api.waiting import WaitSlots
 from config.logging import configure_logging
 from config.runtime import freeze_startup_heap
 from config.settings import Settings, get_settings
 
 
 @asynccontextmanager
-async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     freeze_startup_heap()
     yield
+    await close_api_redis(app)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -34,6 +40,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.key_cache = TtlCache()
+    app.state.rate_limiter = RequestRateLimiter(
+        settings.broker_key_prefix, settings.api_rate_limit_per_s, settings.api_rate_burst
+    )
+    app.state.wait_slots = WaitSlots(settings.api_waits_per_key)
+    app.state.quota = OpenJobQuota(settings.api_open_jobs_per_tenant)
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(batch.router)
@@ -41,4 +52,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(provider_webhooks.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_openapi(app)
     return app

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from api.jobs import build_new_job
+from api.jsonbody import JsonBodyRoute
+from api.openapi import error_responses
 from api.payment_rules import check_payment_job
+from api.quota import OpenJobQuota
 from api.schemas import JobCreate
 from store.jobs import mark_unpublished, submit_jobs
 from tasks.publish import producer_app, publish_many
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonBodyRoute)
 
 BATCH_MAX = 1000
 
@@ -41,9 +44,18 @@ class BatchAccepted(BaseModel):
     jobs: list[AcceptedJob]
 
 
-@router.post("/batch", status_code=status.HTTP_202_ACCEPTED, response_model=BatchAccepted)
+@router.post(
+    "/batch",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchAccepted,
+    responses=error_responses(422),
+)
 def create_batch(
-    body: BatchCreate, principal: PrincipalDep, db: DatabaseDep, settings: SettingsDep
+    request: Request,
+    body: BatchCreate,
+    principal: PrincipalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
 ) -> BatchAccepted:
     """Validate every job (a 422 names the index of the first bad one), commit, publish."""
     news = [
@@ -54,6 +66,8 @@ def create_batch(
         )
         for index, job in enumerate(body.jobs)
     ]
+    quota: OpenJobQuota = request.app.state.quota
+    quota.admit(db, principal.tenant_id, len(news))
     jobs = submit_jobs(db, news)
     due = [(j.id, j.type, j.queue) for j in jobs if j.next_attempt_at is None]
     failed = publish_many(producer_app(settings), due)

@@ -7,10 +7,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.keycache import TtlCache
+from api.ratelimit import RequestRateLimiter
+from api.shared_redis import api_redis
 from config.settings import Settings
 from store.db import Database, get_database
 from store.keys import KeyOwner, hash_key, tenant_for_key
@@ -53,12 +56,35 @@ DatabaseDep = Annotated[Database, Depends(get_db)]
 
 _UNAUTHORIZED_HEADERS = {"WWW-Authenticate": "Bearer"}
 
+# Declares the scheme in the OpenAPI document; the 401 below is ours, in the one error shape.
+bearer = HTTPBearer(auto_error=False, description="an API key: `Authorization: Bearer <key>`")
 
-async def current_principal(request: Request, db: DatabaseDep) -> Principal:
-    """Resolve `Authorization: Bearer <key>` to its tenant, or answer 401."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, secret = header.partition(" ")
-    if scheme.lower() != "bearer" or not secret.strip():
+
+async def current_principal(
+    request: Request,
+    db: DatabaseDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Principal:
+    """Resolve `Authorization: Bearer <key>` to its tenant (401), within its rate (429)."""
+    principal = await _principal(request, db, credentials)
+    limiter: RequestRateLimiter = request.app.state.rate_limiter
+    verdict = await limiter.hit(api_redis(request.app), str(principal.key_id))
+    if not verdict.admitted:
+        raise ApiError(
+            429,
+            "rate_limited",
+            "too many requests for this API key",
+            {"retry_after_s": round(verdict.retry_after_s, 3)},
+            headers={"Retry-After": verdict.retry_after_header},
+        )
+    return principal
+
+
+async def _principal(
+    request: Request, db: Database, credentials: HTTPAuthorizationCredentials | None
+) -> Principal:
+    secret = credentials.credentials.strip() if credentials is not None else ""
+    if not secret:
         raise ApiError(
             401,
             "unauthorized",
@@ -66,11 +92,11 @@ async def current_principal(request: Request, db: DatabaseDep) -> Principal:
             headers=_UNAUTHORIZED_HEADERS,
         )
     cache: TtlCache[Principal] = request.app.state.key_cache
-    digest = hash_key(secret.strip())
+    digest = hash_key(secret)
     cached = cache.get(digest)
     if cached is not None:
         return cached
-    owner = await run_in_threadpool(_owner_of, db, secret.strip())
+    owner = await run_in_threadpool(_owner_of, db, secret)
     if owner is None:
         raise ApiError(
             401, "unauthorized", "invalid or revoked API key", headers=_UNAUTHORIZED_HEADERS

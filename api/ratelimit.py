@@ -1,0 +1,84 @@
+"""Per-key request rate limits, one budget for every API instance (GCRA in Redis).
+
+The generic cell rate algorithm (ITU-T I.371; a token bucket kept as one timestamp) admits
+`rate_per_s` requests a second with bursts of up to `burst`, in one key per API key and one
+round trip per request, on Redis' clock so instances on many hosts agree. Written here on
+`redis.asyncio` rather than reusing `integrations.ratelimit` (a sorted set per key, synchronous
+client): the API checks on the event loop, without a thread hop, and `api` may not import
+`integrations` beyond the job-type registry and signing.
+
+When Redis cannot answer, requests are let through (logged): the limiter protects the service,
+it must not become the reason it is down.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+import structlog
+from redis.exceptions import RedisError
+
+log = structlog.get_logger(__name__)
+
+# KEYS[1] the key's theoretical arrival time (µs); ARGV: emission interval µs, tolerance µs.
+# Answers -1 when admitted, else the µs until the request would be.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local wait = new_tat - tolerance - now
+if wait > 0 then return math.ceil(wait) end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
+  math.ceil((new_tat - now) / 1000) + 1)
+return -1
+"""
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Admitted, or how long until the request would be (seconds, > 0)."""
+
+    admitted: bool
+    retry_after_s: float = 0.0
+
+    @property
+    def retry_after_header(self) -> str:
+        """`Retry-After` in whole seconds, at least 1 (RFC 9110 §10.2.3)."""
+        return str(max(1, math.ceil(self.retry_after_s)))
+
+
+ADMITTED = Verdict(True)
+
+
+class RequestRateLimiter:
+    """`rate_per_s` requests a second per key, bursts up to `burst`."""
+
+    def __init__(self, prefix: str, rate_per_s: float, burst: int) -> None:
+        self.prefix = prefix
+        self.interval_us = 1_000_000 / rate_per_s if rate_per_s > 0 else 0.0
+        self.tolerance_us = self.interval_us * burst
+
+    async def hit(self, client: aioredis.Redis, key: str) -> Verdict:
+        """Count one request for `key`; the verdict (admitted when Redis is unavailable)."""
+        if self.interval_us <= 0:
+            return ADMITTED
+        try:
+            wait_us = int(
+                await client.eval(
+                    _GCRA,
+                    1,
+                    f"{self.prefix}conveyor:api-rate:{key}",
+                    self.interval_us,
+                    self.tolerance_us,
+                )
+            )
+        except RedisError as exc:
+            log.warning("api.rate_limit_unavailable", error=type(exc).__name__)
+            return ADMITTED
+        return ADMITTED if wait_us < 0 else Verdict(False, wait_us / 1_000_000)
