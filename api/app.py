@@ -13,7 +13,7 @@ from api.keycache import TtlCache
 from api.limits import BodySizeLimit
 from api.openapi import install_openapi
 from api.quota import OpenJobQuota
-from api.ratelimit import RequestRateLimiter
+from api.ratelimit import KeyRateLimit, RequestRateLimiter
 from api.shared_redis import close_api_redis
 from api.waiting import WaitSlots
 from config.logging import configure_logging
@@ -40,9 +40,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.key_cache = TtlCache()
-    app.state.rate_limiter = RequestRateLimiter(
-        settings.broker_key_prefix, settings.api_rate_limit_per_s, settings.api_rate_burst
-    )
     app.state.wait_slots = WaitSlots(settings.api_waits_per_key)
     app.state.quota = OpenJobQuota(settings.api_open_jobs_per_tenant)
     install_error_handlers(app)
@@ -52,5 +49,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(jobs.router)
     app.include_router(provider_webhooks.router)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Outermost: a key over its rate is refused before anything else is spent on it.
+    app.add_middleware(
+        KeyRateLimit,
+        api=app,
+        limiter=RequestRateLimiter(
+            settings.broker_key_prefix, settings.api_rate_limit_per_s, settings.api_rate_burst
+        ),
+    )
     install_openapi(app)
     return app

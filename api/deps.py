@@ -12,8 +12,6 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.keycache import TtlCache
-from api.ratelimit import RequestRateLimiter
-from api.shared_redis import api_redis
 from config.settings import Settings
 from store.db import Database, get_database
 from store.keys import KeyOwner, hash_key, tenant_for_key
@@ -65,24 +63,10 @@ async def current_principal(
     db: DatabaseDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
-    """Resolve `Authorization: Bearer <key>` to its tenant (401), within its rate (429)."""
-    principal = await _principal(request, db, credentials)
-    limiter: RequestRateLimiter = request.app.state.rate_limiter
-    verdict = await limiter.hit(api_redis(request.app), str(principal.key_id))
-    if not verdict.admitted:
-        raise ApiError(
-            429,
-            "rate_limited",
-            "too many requests for this API key",
-            {"retry_after_s": round(verdict.retry_after_s, 3)},
-            headers={"Retry-After": verdict.retry_after_header},
-        )
-    return principal
+    """Resolve `Authorization: Bearer <key>` to its tenant, or answer 401.
 
-
-async def _principal(
-    request: Request, db: Database, credentials: HTTPAuthorizationCredentials | None
-) -> Principal:
+    (Its rate was checked before routing: `api.ratelimit.KeyRateLimit`.)
+    """
     secret = credentials.credentials.strip() if credentials is not None else ""
     if not secret:
         raise ApiError(

@@ -1,5 +1,9 @@
 """Per-key request rate limits, one budget for every API instance (GCRA in Redis).
 
+Checked by an ASGI middleware before routing, body reading or validation, keyed by the SHA-256
+of the presented bearer key (the digest the key table stores), so a flood is refused at the
+lowest cost the API can answer with.
+
 The generic cell rate algorithm (ITU-T I.371; a token bucket kept as one timestamp) admits
 `rate_per_s` requests a second with bursts of up to `burst`, in one key per API key and one
 round trip per request, on Redis' clock so instances on many hosts agree. Written here on
@@ -13,12 +17,18 @@ it must not become the reason it is down.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 import structlog
+from fastapi import FastAPI
 from redis.exceptions import RedisError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.shared_redis import api_redis
+from store.keys import hash_key
 
 log = structlog.get_logger(__name__)
 
@@ -82,3 +92,54 @@ class RequestRateLimiter:
             log.warning("api.rate_limit_unavailable", error=type(exc).__name__)
             return ADMITTED
         return ADMITTED if wait_us < 0 else Verdict(False, wait_us / 1_000_000)
+
+
+def _bearer_secret(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, secret = value.decode("latin-1").partition(" ")
+            secret = secret.strip()
+            return secret if scheme.lower() == "bearer" and secret else None
+    return None
+
+
+class KeyRateLimit:
+    """ASGI middleware: `429 rate_limited` with `Retry-After` for a key over its rate."""
+
+    def __init__(self, app: ASGIApp, api: FastAPI, limiter: RequestRateLimiter) -> None:
+        self.app = app
+        self.api = api
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        secret = _bearer_secret(scope) if scope["type"] == "http" else None
+        if secret is not None and self.limiter.interval_us > 0:
+            verdict = await self.limiter.hit(api_redis(self.api), hash_key(secret))
+            if not verdict.admitted:
+                await _refuse(send, verdict)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send: Send, verdict: Verdict) -> None:
+    body = json.dumps(
+        {
+            "error": {
+                "code": "rate_limited",
+                "message": "too many requests for this API key",
+                "details": {"retry_after_s": round(verdict.retry_after_s, 3)},
+            }
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", verdict.retry_after_header.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
