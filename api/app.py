@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import batch, health, jobs, provider_webhooks, replay
+from api.allow import install_method_not_allowed
 from api.errors import install_error_handlers
 from api.keycache import TtlCache
 from api.limits import BodySizeLimit
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.wait_slots = WaitSlots(settings.api_waits_per_key)
     app.state.quota = OpenJobQuota(settings.api_open_jobs_per_tenant)
     install_error_handlers(app)
+    install_method_not_allowed(app)
     app.include_router(health.router)
     app.include_router(batch.router)
     app.include_router(replay.router)

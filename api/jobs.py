@@ -173,8 +173,9 @@ def _submit_now(
     response_model=JobOut,
     responses={
         200: {
+            "model": JobOut,
             "description": "replay of an earlier submit with the same key, or (with `wait`) "
-            "the job already finished"
+            "the job already finished",
         },
         **error_responses(409),
     },

@@ -101,6 +101,33 @@ def document_errors(schema: dict[str, Any]) -> None:
         components.pop(unused, None)
 
 
+# Where a submitted job's id goes next (OpenAPI 3 links): read it, cancel it, retry it.
+_JOB_LINKS = {
+    "ReadJob": ("/v1/jobs/{job_id}", "get"),
+    "CancelJob": ("/v1/jobs/{job_id}/cancel", "post"),
+    "RetryJob": ("/v1/jobs/{job_id}/retry", "post"),
+}
+
+
+def link_jobs(schema: dict[str, Any]) -> None:
+    """Link the submit's answers to the operations taking the job id it returns."""
+    paths = schema.get("paths", {})
+    submit = paths.get("/v1/jobs", {}).get("post")
+    if submit is None:
+        return
+    links = {
+        name: {
+            "operationId": paths[path][method]["operationId"],
+            "parameters": {"job_id": "$response.body#/id"},
+        }
+        for name, (path, method) in _JOB_LINKS.items()
+        if method in paths.get(path, {})
+    }
+    for status in ("200", "202"):
+        if status in submit["responses"]:
+            submit["responses"][status]["links"] = links
+
+
 def install_openapi(app: FastAPI) -> None:
     """Serve the generated document with `document_errors` applied, built once."""
 
@@ -113,6 +140,7 @@ def install_openapi(app: FastAPI) -> None:
                 routes=app.routes,
             )
             document_errors(schema)
+            link_jobs(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
