@@ -206,26 +206,32 @@ async def create_job(
         )
     slots: WaitSlots = request.app.state.wait_slots
     async with slots.hold(principal.key_id):
-        new = await run_in_threadpool(
-            lambda: check_payment_job(db, build_new_job(body, principal, settings, key))
-        )
-        job, created = await run_in_threadpool(
-            _insert, db, settings, quota, replace(new, notify_on_end=True)
+        # One thread hop to validate and insert, one to publish, the wait on the event loop.
+        job, created = await slots.run(
+            lambda: _insert(
+                db,
+                settings,
+                quota,
+                replace(
+                    check_payment_job(db, build_new_job(body, principal, settings, key)),
+                    notify_on_end=True,
+                ),
+            )
         )
         client = api_redis(request.app)
         if not created:
             response.headers["Idempotent-Replayed"] = "true"
             if job.state not in TERMINAL_STATES:
-                await wait_for_end(client, settings, db, job.id, wait)
-                return await answer_after_wait(db, job, response, status.HTTP_200_OK)
+                await wait_for_end(slots, client, settings, db, job.id, wait)
+                return await answer_after_wait(slots, db, job, response, status.HTTP_200_OK)
             response.status_code = status.HTTP_200_OK
             return JobOut.of(job)
         # Subscribed before the id is published, so even an instant finish is heard.
         async with end_notice(client, settings, job.id) as notice:
-            if not await run_in_threadpool(_publish_or_flag, db, settings, job):
+            if not await slots.run(_publish_or_flag, db, settings, job):
                 return JobOut.of(job)
             await notice.wait(wait)
-        return await answer_after_wait(db, job, response, status.HTTP_202_ACCEPTED)
+        return await answer_after_wait(slots, db, job, response, status.HTTP_202_ACCEPTED)
 
 
 @router.get("/{job_id}", response_model=JobOut, responses=error_responses(404))
@@ -245,15 +251,20 @@ async def read_job(
     request thread. A key holding too many waits gets `429 too_many_waits`.
     """
     parsed = parse_job_id(job_id)
-    job = await run_in_threadpool(load_job, db, parsed, principal.tenant_id)
-    if job is None:
-        raise ApiError(404, "not_found", "no such job", {"id": job_id})
-    if wait > 0 and job.state not in TERMINAL_STATES:
-        slots: WaitSlots = request.app.state.wait_slots
-        async with slots.hold(principal.key_id):
-            await wait_for_end(api_redis(request.app), settings, db, parsed, wait)
-            return await answer_after_wait(db, job, response, status.HTTP_200_OK)
-    return JobOut.of(job, with_attempts=True)
+    if wait <= 0:
+        job = await run_in_threadpool(load_job, db, parsed, principal.tenant_id)
+        if job is None:
+            raise ApiError(404, "not_found", "no such job", {"id": job_id})
+        return JobOut.of(job, with_attempts=True)
+    slots: WaitSlots = request.app.state.wait_slots
+    async with slots.hold(principal.key_id):
+        job = await slots.run(load_job, db, parsed, principal.tenant_id)
+        if job is None:
+            raise ApiError(404, "not_found", "no such job", {"id": job_id})
+        if job.state in TERMINAL_STATES:
+            return JobOut.of(job, with_attempts=True)
+        await wait_for_end(slots, api_redis(request.app), settings, db, parsed, wait)
+        return await answer_after_wait(slots, db, job, response, status.HTTP_200_OK)
 
 
 def _invalid_cursor() -> ApiError:

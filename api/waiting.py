@@ -1,23 +1,26 @@
 """Long polls: hold an answer until a job ends, woken by the worker's notice, never by polling.
 
 A waiting client holds no request thread: the wait is an asyncio subscription on the API's
-Redis client, and only the database reads before and after it run in the thread pool. Each key
-may hold `CONVEYOR_API_WAITS_PER_KEY` waits at once on an instance; one more is `429
-too_many_waits`, so one tenant's long polls cannot use up what every tenant shares.
+Redis client, and only the database reads before and after it run in threads, at most
+`WAIT_THREADS` at a time, so a burst of long polls never takes the threads submits and
+`/readyz` need. Each key may hold `CONVEYOR_API_WAITS_PER_KEY` waits at once on an instance;
+one more is `429 too_many_waits`, so one tenant's long polls cannot use up what every tenant
+shares.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Annotated
+from functools import partial
+from typing import Annotated, Any, TypeVar
 
+import anyio
 import redis.asyncio as aioredis
 from fastapi import Query, Response, status
 from redis.exceptions import RedisError
-from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.schemas import JobOut
@@ -39,6 +42,10 @@ WaitQuery = Annotated[
 ]
 # Seconds a client told `too_many_waits` should hold off: by then some wait of its has ended.
 WAIT_RETRY_AFTER_S = 1
+# Threads long polls may use at once for their database reads (of the 40 Starlette shares).
+WAIT_THREADS = 8
+
+T = TypeVar("T")
 
 
 def load_job(db: Database, job_id: uuid.UUID, tenant_id: uuid.UUID | None = None) -> Job | None:
@@ -50,9 +57,18 @@ def load_job(db: Database, job_id: uuid.UUID, tenant_id: uuid.UUID | None = None
 class WaitSlots:
     """How many long polls each key holds on this instance, capped at `per_key`."""
 
-    def __init__(self, per_key: int) -> None:
+    def __init__(self, per_key: int, threads: int = WAIT_THREADS) -> None:
         self.per_key = per_key
+        self.threads = threads
         self._held: dict[uuid.UUID, int] = {}
+        self._limiter: tuple[asyncio.AbstractEventLoop, anyio.CapacityLimiter] | None = None
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(*args)` in a worker thread, at most `threads` of them for all long polls."""
+        loop = asyncio.get_running_loop()
+        if self._limiter is None or self._limiter[0] is not loop:
+            self._limiter = (loop, anyio.CapacityLimiter(self.threads))
+        return await anyio.to_thread.run_sync(partial(fn, *args), limiter=self._limiter[1])
 
     @asynccontextmanager
     async def hold(self, key_id: uuid.UUID) -> AsyncIterator[None]:
@@ -115,7 +131,12 @@ async def end_notice(
 
 
 async def wait_for_end(
-    client: aioredis.Redis, settings: Settings, db: Database, job_id: uuid.UUID, wait: float
+    slots: WaitSlots,
+    client: aioredis.Redis,
+    settings: Settings,
+    db: Database,
+    job_id: uuid.UUID,
+    wait: float,
 ) -> None:
     """Return once the job ends (announced by whoever ends it) or after `wait` seconds.
 
@@ -123,16 +144,16 @@ async def wait_for_end(
     an end before that statement is seen in the state, an end after it is announced.
     """
     async with end_notice(client, settings, job_id) as notice:
-        state = await run_in_threadpool(ask_to_notify, db, job_id)
+        state = await slots.run(ask_to_notify, db, job_id)
         if state is not None and state not in TERMINAL_STATES:
             await notice.wait(wait)
 
 
 async def answer_after_wait(
-    db: Database, job: Job, response: Response, unfinished_status: int
+    slots: WaitSlots, db: Database, job: Job, response: Response, unfinished_status: int
 ) -> JobOut:
     """The job after a wait: 200 when it ended, `unfinished_status` while it still runs."""
-    current = await run_in_threadpool(load_job, db, job.id) or job
+    current = await slots.run(load_job, db, job.id) or job
     finished = current.state in TERMINAL_STATES
     response.status_code = status.HTTP_200_OK if finished else unfinished_status
     return JobOut.of(current, with_attempts=True)
