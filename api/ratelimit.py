@@ -11,15 +11,18 @@ round trip per request, on Redis' clock so instances on many hosts agree. Writte
 client): the API checks on the event loop, without a thread hop, and `api` may not import
 `integrations` beyond the job-type registry and signing.
 
-When Redis cannot answer, requests are let through (logged): the limiter protects the service,
-it must not become the reason it is down.
+When Redis cannot answer within `CHECK_TIMEOUT_S`, requests are let through (logged) and the
+limiter stands aside for `STAND_ASIDE_S`, so an outage costs one short wait, not one per request:
+the limiter protects the service, it must not become the reason it is slow or down.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import math
+import time
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -49,6 +52,10 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
   math.ceil((new_tat - now) / 1000) + 1)
 return -1
 """
+# A check slower than this is skipped (admitted); then the limiter stands aside for a while.
+CHECK_TIMEOUT_S = 0.25
+STAND_ASIDE_S = 5.0
+
 _GCRA_SHA = hashlib.sha1(_GCRA.encode(), usedforsecurity=False).hexdigest()
 
 
@@ -75,19 +82,22 @@ class RequestRateLimiter:
         self.prefix = prefix
         self.interval_us = 1_000_000 / rate_per_s if rate_per_s > 0 else 0.0
         self.tolerance_us = self.interval_us * burst
+        self._aside_until = 0.0
 
     async def hit(self, client: aioredis.Redis, key: str) -> Verdict:
         """Count one request for `key`; the verdict (admitted when Redis is unavailable)."""
-        if self.interval_us <= 0:
+        if self.interval_us <= 0 or time.monotonic() < self._aside_until:
             return ADMITTED
         args = (f"{self.prefix}conveyor:api-rate:{key}", self.interval_us, self.tolerance_us)
         try:
-            try:
-                # By digest: Redis neither receives nor hashes the script on every request.
-                wait_us = int(await client.evalsha(_GCRA_SHA, 1, *args))
-            except NoScriptError:
-                wait_us = int(await client.eval(_GCRA, 1, *args))
-        except RedisError as exc:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                try:
+                    # By digest: Redis neither receives nor hashes the script on every request.
+                    wait_us = int(await client.evalsha(_GCRA_SHA, 1, *args))
+                except NoScriptError:
+                    wait_us = int(await client.eval(_GCRA, 1, *args))
+        except (RedisError, TimeoutError) as exc:
+            self._aside_until = time.monotonic() + STAND_ASIDE_S
             log.warning("api.rate_limit_unavailable", error=type(exc).__name__)
             return ADMITTED
         return ADMITTED if wait_us < 0 else Verdict(False, wait_us / 1_000_000)
