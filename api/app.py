@@ -19,13 +19,19 @@ from api import (
     schedules,
     webhook_endpoints,
 )
+from api.allow import install_method_not_allowed
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.keycache import TtlCache
 from api.limits import BodySizeLimit
+from api.openapi import install_openapi
 from api.ops import console
+from api.quota import OpenJobQuota
+from api.ratelimit import KeyRateLimit, RequestRateLimiter
 from api.request_log import RequestLog
+from api.shared_redis import close_api_redis
 from api.unavailable import install_unavailable_handlers
+from api.waiting import WaitSlots
 from config.logging import configure_logging
 from config.production import require_safe_settings
 from config.runtime import freeze_startup_heap
@@ -33,9 +39,10 @@ from config.settings import Settings, get_settings
 
 
 @asynccontextmanager
-async def _lifespan(_: FastAPI) -> AsyncIterator[None]:
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     freeze_startup_heap()
     yield
+    await close_api_redis(app)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -54,7 +61,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.key_cache = TtlCache()
     app.state.metrics_registry = metrics.registry_for(settings)
+    app.state.wait_slots = WaitSlots(settings.api_waits_per_key)
+    app.state.quota = OpenJobQuota(settings.api_open_jobs_per_tenant)
     install_error_handlers(app)
+    install_method_not_allowed(app)
     install_unavailable_handlers(app)
     app.include_router(health.router)
     app.include_router(batch.router)
@@ -69,5 +79,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console.router)
     install_docs(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(RequestLog)  # outermost: its line covers every answer, 413s included
+    # A key over its rate is refused before anything else is spent on it.
+    app.add_middleware(
+        KeyRateLimit,
+        api=app,
+        limiter=RequestRateLimiter(
+            settings.broker_key_prefix, settings.api_rate_limit_per_s, settings.api_rate_burst
+        ),
+    )
+    app.add_middleware(
+        RequestLog
+    )  # outermost: its line covers every answer, 413s and 429s included
+    install_openapi(app)
     return app

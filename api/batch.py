@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.audit_trail import audit_claims
 from api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from api.jobs import build_new_job
+from api.jsonbody import JsonBodyRoute
+from api.openapi import error_responses
 from api.payment_rules import attach_claim, refused
+from api.quota import OpenJobQuota
 from api.schemas import JobCreate
 from store.jobs import mark_unpublished, submit_jobs
 from store.payment_claims import PaymentRefused
 from tasks.metrics import JOBS_SUBMITTED
 from tasks.publish import producer_app, publish_many
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonBodyRoute)
 
 BATCH_MAX = 1000
 
@@ -44,15 +47,26 @@ class BatchAccepted(BaseModel):
     jobs: list[AcceptedJob]
 
 
-@router.post("/batch", status_code=status.HTTP_202_ACCEPTED, response_model=BatchAccepted)
+@router.post(
+    "/batch",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchAccepted,
+    responses=error_responses(422),
+)
 def create_batch(
-    body: BatchCreate, principal: PrincipalDep, db: DatabaseDep, settings: SettingsDep
+    request: Request,
+    body: BatchCreate,
+    principal: PrincipalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
 ) -> BatchAccepted:
     """Validate every job (a 422 names the index of the first bad one), commit, publish."""
     news = [
         attach_claim(build_new_job(job, principal, settings, None, ("body", "jobs", index)))
         for index, job in enumerate(body.jobs)
     ]
+    quota: OpenJobQuota = request.app.state.quota
+    quota.admit(db, principal.tenant_id, len(news))
     try:
         jobs = submit_jobs(db, news)
     except PaymentRefused as exc:

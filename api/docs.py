@@ -11,7 +11,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from swagger_ui_bundle import swagger_ui_path
@@ -70,38 +69,9 @@ def _document_errors(schema: dict[str, Any]) -> None:
     components["schemas"].pop("ValidationError", None)
 
 
-def _openapi(app: FastAPI) -> dict[str, Any]:
-    if app.openapi_schema is None:
-        schema = get_openapi(
-            title=app.title,
-            version=app.version,
-            description=app.description,
-            routes=app.routes,
-        )
-        schema.setdefault("components", {})["securitySchemes"] = {
-            "bearer": {
-                "type": "http",
-                "scheme": "bearer",
-                "description": "An API key: `Authorization: Bearer cvk_…` (`conveyor keys create`)",
-            }
-        }
-        schema["security"] = [{"bearer": []}]
-        _document_errors(schema)
-        for path in OPEN_PATHS:
-            for operation in schema.get("paths", {}).get(path, {}).values():
-                operation["security"] = []
-        app.openapi_schema = schema
-    return app.openapi_schema
-
-
 def install_docs(app: FastAPI) -> None:
-    """Serve `/docs` and its assets locally; the OpenAPI document gains the bearer scheme."""
+    """Serve `/docs` and its assets locally (the document itself: `api/openapi.py`)."""
     app.mount(ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="swagger-assets")
-
-    def openapi() -> dict[str, Any]:
-        return _openapi(app)
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:

@@ -5,24 +5,37 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from contextlib import nullcontext
 from dataclasses import replace
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response, status
-from pydantic import AwareDatetime, ValidationError
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from api.audit_trail import audit_cancel, audit_claims
 from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
+from api.inputs import Text, UtcDatetime
+from api.jsonbody import JsonBodyRoute
+from api.openapi import error_responses
 from api.payment_rules import attach_claim, refused
+from api.quota import OpenJobQuota
 from api.request_log import current_correlation_id
 from api.schemas import JobCreate, JobOut, JobPage
 from api.screening import screen, screen_header
-from api.waiting import WaitQuery, answer_after_wait, load_job, wait_for_end
+from api.shared_redis import api_redis
+from api.waiting import (
+    WaitQuery,
+    WaitSlots,
+    answer_after_wait,
+    end_notice,
+    load_job,
+    wait_for_end,
+)
 from config.settings import Settings
 from integrations.base import RetryPolicy
 from integrations.registry import JOB_TYPES, get_job_type
+from store.db import Database
 from store.jobs import (
     IdempotencyConflict,
     NewJob,
@@ -32,18 +45,21 @@ from store.jobs import (
     submit_job,
 )
 from store.lifecycle import CancelResult, cancel_job
+from store.models import Job
 from store.payment_claims import PaymentRefused
 from store.states import TERMINAL_STATES, JobState
 from store.types import utcnow
 from tasks.metrics import JOBS_SUBMITTED
-from tasks.notify import notify_finished, subscribed
+from tasks.notify import notify_finished
 from tasks.policy import effective_policy
 from tasks.publish import producer_app, publish
 from tasks.webhooks import Outbox
 
-router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonBodyRoute)
 
 IDEMPOTENCY_KEY_MAX = 255
+# Cursors this API issues are ~80 characters; anything much longer is not one of them.
+CURSOR_MAX = 512
 
 
 def _request_hash(body: JobCreate) -> str:
@@ -115,18 +131,78 @@ def parse_job_id(job_id: str) -> uuid.UUID:
         raise ApiError(404, "not_found", "no such job", {"id": job_id}) from None
 
 
+def _insert(
+    db: Database, principal: Principal, quota: OpenJobQuota, new: NewJob
+) -> tuple[Job, bool]:
+    """Check the tenant's quota and insert the row (blocking: runs in the thread pool).
+
+    A capture, void or refund is checked against the ledger in the same transaction
+    (422 on refusal) and audited once committed.
+    """
+    quota.admit(db, new.tenant_id, 1)
+    try:
+        job, created = submit_job(db, new)
+    except PaymentRefused as exc:
+        raise refused(exc) from None
+    except IdempotencyConflict:
+        raise ApiError(
+            409,
+            "idempotency_key_reused",
+            "this Idempotency-Key was used with a different request",
+            {"idempotency_key": new.idempotency_key},
+        ) from None
+    if created:
+        JOBS_SUBMITTED.labels(job.type, str(job.tenant_id)).inc()
+        if new.claim is not None:
+            audit_claims(db, principal, [(job.id, new.claim)])
+    return job, created
+
+
+def _publish_or_flag(db: Database, settings: Settings, job: Job) -> bool:
+    """Publish a due job's id; False (and the row flagged for the sweeper) when that fails."""
+    if job.next_attempt_at is not None or publish(
+        producer_app(settings), job.id, job.type, job.queue
+    ):
+        return True
+    with db.session() as session:
+        mark_unpublished(session, job.id)
+    return False
+
+
+def _submit_now(
+    body: JobCreate,
+    principal: Principal,
+    db: Database,
+    settings: Settings,
+    quota: OpenJobQuota,
+    idempotency_key: str | None,
+    response: Response,
+) -> JobOut:
+    new = attach_claim(build_new_job(body, principal, settings, idempotency_key))
+    job, created = _insert(db, principal, quota, new)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
+        response.status_code = status.HTTP_200_OK
+        return JobOut.of(job)
+    _publish_or_flag(db, settings, job)
+    return JobOut.of(job)
+
+
 @router.post(
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=JobOut,
     responses={
         200: {
+            "model": JobOut,
             "description": "replay of an earlier submit with the same key, or (with `wait`) "
-            "the job already finished"
-        }
+            "the job already finished",
+        },
+        **error_responses(409),
     },
 )
-def create_job(
+async def create_job(
+    request: Request,
     body: JobCreate,
     principal: PrincipalDep,
     db: DatabaseDep,
@@ -140,50 +216,49 @@ def create_job(
     """Accept a job: validate, commit the row, then publish its id (202).
 
     With `wait`, submit and wait in one request: the answer is the finished job (200) as soon as
-    it ends, or the job as it stands (202) when `wait` runs out first.
+    it ends, or the job as it stands (202) when `wait` runs out first. Beyond the tenant's quota
+    of unfinished jobs: `429 quota_exceeded`, nothing written.
     """
     screen_header("Idempotency-Key", idempotency_key)
-    new = attach_claim(build_new_job(body, principal, settings, idempotency_key or None))
-    if wait > 0:
-        new = replace(new, notify_on_end=True)
-    try:
-        job, created = submit_job(db, new)
-    except PaymentRefused as exc:
-        raise refused(exc) from None
-    except IdempotencyConflict:
-        raise ApiError(
-            409,
-            "idempotency_key_reused",
-            "this Idempotency-Key was used with a different request",
-            {"idempotency_key": idempotency_key},
-        ) from None
-    if created:
-        JOBS_SUBMITTED.labels(job.type, str(job.tenant_id)).inc()
-        if new.claim is not None:
-            audit_claims(db, principal, [(job.id, new.claim)])
-    if not created:
-        response.headers["Idempotent-Replayed"] = "true"
-        if wait > 0 and job.state not in TERMINAL_STATES:
-            wait_for_end(settings, db, job.id, wait)
-            return answer_after_wait(db, job, response, status.HTTP_200_OK)
-        response.status_code = status.HTTP_200_OK
-        return JobOut.of(job)
-    # Subscribed before the id is published, so even an instant finish is heard.
-    with subscribed(settings, job.id) if wait > 0 else nullcontext() as subscription:
-        if job.next_attempt_at is None and not publish(
-            producer_app(settings), job.id, job.type, job.queue
-        ):
-            with db.session() as session:
-                mark_unpublished(session, job.id)
+    quota: OpenJobQuota = request.app.state.quota
+    key = idempotency_key or None
+    if wait <= 0:
+        return await run_in_threadpool(
+            _submit_now, body, principal, db, settings, quota, key, response
+        )
+    slots: WaitSlots = request.app.state.wait_slots
+    async with slots.hold(principal.key_id):
+        # One thread hop to validate and insert, one to publish, the wait on the event loop.
+        job, created = await slots.run(
+            lambda: _insert(
+                db,
+                principal,
+                quota,
+                replace(
+                    attach_claim(build_new_job(body, principal, settings, key)),
+                    notify_on_end=True,
+                ),
+            )
+        )
+        client = api_redis(request.app)
+        if not created:
+            response.headers["Idempotent-Replayed"] = "true"
+            if job.state not in TERMINAL_STATES:
+                await wait_for_end(slots, client, settings, db, job.id, wait)
+                return await answer_after_wait(slots, db, job, response, status.HTTP_200_OK)
+            response.status_code = status.HTTP_200_OK
             return JobOut.of(job)
-        if subscription is None:
-            return JobOut.of(job)
-        subscription.wait(wait)
-    return answer_after_wait(db, job, response, status.HTTP_202_ACCEPTED)
+        # Subscribed before the id is published, so even an instant finish is heard.
+        async with end_notice(client, settings, job.id) as notice:
+            if not await slots.run(_publish_or_flag, db, settings, job):
+                return JobOut.of(job)
+            await notice.wait(wait)
+        return await answer_after_wait(slots, db, job, response, status.HTTP_202_ACCEPTED)
 
 
-@router.get("/{job_id}", response_model=JobOut)
-def read_job(
+@router.get("/{job_id}", response_model=JobOut, responses=error_responses(404))
+async def read_job(
+    request: Request,
     job_id: str,
     principal: PrincipalDep,
     db: DatabaseDep,
@@ -194,33 +269,49 @@ def read_job(
     """A job with its attempt history; another tenant's job is 404, not 403.
 
     With `wait`, the answer comes as soon as the job reaches a terminal state (or after `wait`
-    seconds), woken by the worker's notification rather than by polling.
+    seconds), woken by the worker's notification rather than by polling; the wait holds no
+    request thread. A key holding too many waits gets `429 too_many_waits`.
     """
     parsed = parse_job_id(job_id)
-    job = load_job(db, parsed, principal.tenant_id)
-    if job is None:
-        raise ApiError(404, "not_found", "no such job", {"id": job_id})
-    if wait > 0 and job.state not in TERMINAL_STATES:
-        wait_for_end(settings, db, parsed, wait)
-        return answer_after_wait(db, job, response, status.HTTP_200_OK)
-    return JobOut.of(job, with_attempts=True)
+    if wait <= 0:
+        job = await run_in_threadpool(load_job, db, parsed, principal.tenant_id)
+        if job is None:
+            raise ApiError(404, "not_found", "no such job", {"id": job_id})
+        return JobOut.of(job, with_attempts=True)
+    slots: WaitSlots = request.app.state.wait_slots
+    async with slots.hold(principal.key_id):
+        job = await slots.run(load_job, db, parsed, principal.tenant_id)
+        if job is None:
+            raise ApiError(404, "not_found", "no such job", {"id": job_id})
+        if job.state in TERMINAL_STATES:
+            return JobOut.of(job, with_attempts=True)
+        await wait_for_end(slots, api_redis(request.app), settings, db, parsed, wait)
+        return await answer_after_wait(slots, db, job, response, status.HTTP_200_OK)
 
 
-@router.get("", response_model=JobPage)
+def _invalid_cursor() -> ApiError:
+    return ApiError(
+        422, "invalid_cursor", "cursor is not one this API issued", {"loc": ["query", "cursor"]}
+    )
+
+
+@router.get("", response_model=JobPage, responses=error_responses(422))
 def list_jobs_route(
     principal: PrincipalDep,
     db: DatabaseDep,
     settings: SettingsDep,
     state: JobState | None = None,
-    type: str | None = None,
-    error_class: str | None = None,
-    created_after: AwareDatetime | None = None,
-    created_before: AwareDatetime | None = None,
+    type: Text | None = None,
+    error_class: Text | None = None,
+    created_after: UtcDatetime | None = None,
+    created_before: UtcDatetime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> JobPage:
     """The tenant's jobs newest first; pass `next_cursor` back as `cursor` for the next page."""
     limit = min(limit, settings.page_size_max)
+    if cursor is not None and len(cursor) > CURSOR_MAX:
+        raise _invalid_cursor()
     with db.session() as session:
         try:
             page = list_jobs(
@@ -234,17 +325,20 @@ def list_jobs_route(
                 created_before=created_before,
                 cursor=cursor,
             )
-        except ValueError:
-            raise ApiError(
-                422,
-                "invalid_cursor",
-                "cursor is not one this API issued",
-                {"loc": ["query", "cursor"]},
-            ) from None
+        except (ValueError, RecursionError):
+            raise _invalid_cursor() from None
         return JobPage(items=[JobOut.of(j) for j in page.jobs], next_cursor=page.next_cursor)
 
 
-@router.post("/{job_id}/cancel", response_model=JobOut, status_code=status.HTTP_200_OK)
+@router.post(
+    "/{job_id}/cancel",
+    response_model=JobOut,
+    status_code=status.HTTP_200_OK,
+    responses={
+        202: {"description": "the job is running: asked to stop at its next checkpoint"},
+        **error_responses(404, 409),
+    },
+)
 def cancel(
     job_id: str,
     principal: PrincipalDep,

@@ -8,7 +8,6 @@ goes back at once, with no provider call inline.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import structlog
@@ -17,6 +16,8 @@ from fastapi.responses import PlainTextResponse
 
 from api.deps import DatabaseDep, SettingsDep
 from api.errors import ApiError
+from api.jsonbody import MalformedJsonError, first_unstorable, parse_json
+from api.openapi import error_responses
 from config.redaction import redact_value
 from config.settings import Settings
 from integrations.payments.signing import SignatureError, verify_adyen_item, verify_stripe
@@ -35,6 +36,8 @@ EVENT_TYPE_MAX = 100
 REFERENCE_MAX = 255
 
 ADYEN_ACCEPTED = "[accepted]"
+# Provider events nest deeper than our own bodies (expanded objects), never this deep.
+WEBHOOK_MAX_DEPTH = 64
 
 
 async def raw_body(request: Request) -> bytes:
@@ -55,11 +58,13 @@ def _malformed(message: str, details: Any = None) -> ApiError:
 
 def _json_object(body: bytes) -> dict[str, Any]:
     try:
-        parsed = json.loads(body)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError both
+        parsed = parse_json(body, max_depth=WEBHOOK_MAX_DEPTH)
+    except MalformedJsonError:  # not UTF-8 JSON, too deep, a number out of range
         raise ApiError(400, "malformed_json", "the request body is not valid JSON") from None
     if not isinstance(parsed, dict):
         raise _malformed("the event is not a JSON object")
+    if first_unstorable(parsed, []) is not None:
+        raise _malformed("the event holds text with a NUL or a lone surrogate")
     return parsed
 
 
@@ -114,7 +119,11 @@ def _stripe_reference(event_type: str, obj: dict[str, Any]) -> str | None:
     return _optional(value, "payment reference", REFERENCE_MAX)
 
 
-@router.post("/stripe/webhooks", summary="Receive a signed Stripe event")
+@router.post(
+    "/stripe/webhooks",
+    summary="Receive a signed Stripe event",
+    responses=error_responses(400, 413, 503),
+)
 def stripe_webhook(
     body: RawBody,
     db: DatabaseDep,
@@ -163,7 +172,10 @@ def _adyen_success(value: Any, index: int) -> str:
     "/adyen/webhooks",
     summary="Receive signed Adyen notifications",
     response_class=PlainTextResponse,
-    responses={200: {"content": {"text/plain": {"example": ADYEN_ACCEPTED}}}},
+    responses={
+        200: {"content": {"text/plain": {"example": ADYEN_ACCEPTED}}},
+        **error_responses(400, 413, 503),
+    },
 )
 def adyen_webhook(body: RawBody, db: DatabaseDep, settings: SettingsDep) -> PlainTextResponse:
     """Verify every item's HMAC, keep each item once, publish the new ones; `[accepted]`."""

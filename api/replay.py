@@ -7,11 +7,14 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
+from api.inputs import Flag, Text, UtcDatetime
 from api.jobs import parse_job_id
+from api.jsonbody import JsonBodyRoute
+from api.openapi import error_responses
 from api.payment_rules import forgotten_outcome, outcome_unknown
 from api.schemas import JobOut
 from api.screening import screen
@@ -24,7 +27,7 @@ from store.types import utcnow
 from tasks.policy import stored_policy
 from tasks.publish import producer_app, publish
 
-router = APIRouter(tags=["dead letters"])
+router = APIRouter(tags=["dead letters"], route_class=JsonBodyRoute)
 
 REPLAY_LIMIT_MAX = 1000
 
@@ -39,10 +42,10 @@ class ReplayFilterIn(BaseModel):
         min_length=1,
         description="dead, failed or needs_review",
     )
-    type: str | None = None
-    error_class: str | None = None
-    created_after: AwareDatetime | None = None
-    created_before: AwareDatetime | None = None
+    type: Text | None = None
+    error_class: Text | None = None
+    created_after: UtcDatetime | None = None
+    created_before: UtcDatetime | None = None
 
 
 class ReplayRequest(BaseModel):
@@ -51,11 +54,11 @@ class ReplayRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     filter: ReplayFilterIn = Field(default_factory=ReplayFilterIn)
-    dry_run: StrictBool = False
+    dry_run: Flag = False
     # Also replay payments whose outcome is unknown and whose key the provider may have
     # forgotten; without it they are left out and listed in `withheld`.
-    force: StrictBool = False
-    limit: int = Field(default=100, ge=1, le=REPLAY_LIMIT_MAX)
+    force: Flag = False
+    limit: int = Field(default=100, ge=1, le=REPLAY_LIMIT_MAX, strict=True)
 
 
 class ReplayResult(BaseModel):
@@ -82,7 +85,11 @@ class AuditEventOut(BaseModel):
     created_at: datetime
 
 
-@router.post("/v1/jobs/replay", response_model=ReplayResult)
+@router.post(
+    "/v1/jobs/replay",
+    response_model=ReplayResult,
+    responses=error_responses(422),
+)
 def replay_many(
     body: ReplayRequest, principal: PrincipalDep, db: DatabaseDep, settings: SettingsDep
 ) -> ReplayResult:
@@ -150,10 +157,15 @@ class RetryRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    force: StrictBool = False
+    force: Flag = False
 
 
-@router.post("/v1/jobs/{job_id}/retry", response_model=JobOut, status_code=status.HTTP_202_ACCEPTED)
+@router.post(
+    "/v1/jobs/{job_id}/retry",
+    response_model=JobOut,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=error_responses(404, 409),
+)
 def retry_one(
     job_id: str,
     principal: PrincipalDep,
@@ -191,7 +203,11 @@ def retry_one(
         return JobOut.of(fresh, with_attempts=True)
 
 
-@router.get("/v1/audit-events", response_model=list[AuditEventOut])
+@router.get(
+    "/v1/audit-events",
+    response_model=list[AuditEventOut],
+    responses=error_responses(422),
+)
 def list_audit_events(
     principal: PrincipalDep,
     db: DatabaseDep,

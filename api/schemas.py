@@ -6,8 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from api.inputs import Text, UtcDatetime
 from store.models import Attempt, Job
 
 
@@ -16,10 +17,10 @@ class RetryOverride(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_attempts: int | None = Field(default=None, ge=1, le=100)
-    base_s: float | None = Field(default=None, gt=0, le=3600)
-    cap_s: float | None = Field(default=None, gt=0, le=86400)
-    max_age_s: float | None = Field(default=None, gt=0, le=30 * 86400)
+    max_attempts: int | None = Field(default=None, ge=1, le=100, strict=True)
+    base_s: float | None = Field(default=None, gt=0, le=3600, strict=True)
+    cap_s: float | None = Field(default=None, gt=0, le=86400, strict=True)
+    max_age_s: float | None = Field(default=None, gt=0, le=30 * 86400, strict=True)
 
 
 class JobCreate(BaseModel):
@@ -27,9 +28,9 @@ class JobCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    type: str = Field(min_length=1, max_length=100, examples=["data.sandbox.fetch_rates"])
+    type: Text = Field(min_length=1, max_length=100, examples=["data.sandbox.fetch_rates"])
     payload: dict[str, Any] = Field(default_factory=dict, examples=[{"base": "EUR"}])
-    run_at: AwareDatetime | None = Field(
+    run_at: UtcDatetime | None = Field(
         default=None, description="run no earlier than this (ISO 8601 with a time zone)"
     )
     retry: RetryOverride | None = Field(

@@ -31,6 +31,8 @@ SECRETS_GUARDED_ELSEWHERE = (
     *REQUIRED_SECRETS,
     # Without it the data secrets routes answer 503: nothing is stored unencrypted.
     "data_secret_key",
+    # Without it the API's /metrics answers 404: nothing is exposed.
+    "metrics_token",
 )
 # Placeholders the docs show (`.env.example`: `sk_test_...`, `whsec_...`) and common stand-ins;
 # none of them occurs in a generated secret (hex, base64, `sk_live_…` keys).

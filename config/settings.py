@@ -47,6 +47,13 @@ class Settings(BaseSettings):
     api_port: int = 8000
     max_body_bytes: int = Field(default=256 * 1024, ge=1024)
     page_size_max: int = Field(default=200, ge=1)
+    # Per API key, shared by every API instance through Redis (GCRA); 0 switches it off.
+    api_rate_limit_per_s: float = Field(default=1000.0, ge=0)
+    api_rate_burst: int = Field(default=2000, ge=1)
+    # Long polls (`?wait=`) one key may hold open at once on one API instance.
+    api_waits_per_key: int = Field(default=32, ge=1)
+    # Non-terminal jobs a tenant may have at once; 0 switches the quota off.
+    api_open_jobs_per_tenant: int = Field(default=1_000_000, ge=0)
 
     # Workers
     # Provider calls are network-bound: threads keep many in flight (the DB pool, 10 + 10

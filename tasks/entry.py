@@ -15,8 +15,8 @@ from tasks.executor import execute
 from tasks.maintenance import publish_due, sweep
 from tasks.provider_events import APPLY_EVENT_TASK, apply_event
 from tasks.reconcile import reconcile
-from tasks.webhooks import deliver
 from tasks.task_states import JobEnded, raise_for_flower
+from tasks.webhooks import deliver
 
 PUBLISH_DUE_TASK = "maintenance.jobs.publish_due"
 SWEEP_TASK = "maintenance.jobs.sweep"

@@ -379,7 +379,9 @@ def test_a_large_value_is_redacted_in_its_kept_window_and_a_number_across_the_cu
     # the cut and a secret field inside the kept part
     limit = 200
     filler = "x" * (limit - 40 + shift)
-    records = [{"note": filler, "pan": "4242 4242 4242 4242", "api_key": "k-123"}]
+    records: list[dict[str, object]] = [
+        {"note": filler, "pan": "4242 4242 4242 4242", "api_key": "k-123"}
+    ]
     records += [{"id": i, "name": f"record {i}"} for i in range(500)]
 
     # When it is excerpted

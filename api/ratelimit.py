@@ -1,0 +1,154 @@
+"""Per-key request rate limits, one budget for every API instance (GCRA in Redis).
+
+Checked by an ASGI middleware before routing, body reading or validation, keyed by the SHA-256
+of the presented bearer key (the digest the key table stores), so a flood is refused at the
+lowest cost the API can answer with.
+
+The generic cell rate algorithm (ITU-T I.371; a token bucket kept as one timestamp) admits
+`rate_per_s` requests a second with bursts of up to `burst`, in one key per API key and one
+round trip per request, on Redis' clock so instances on many hosts agree. Written here on
+`redis.asyncio` rather than reusing `integrations.ratelimit` (a sorted set per key, synchronous
+client): the API checks on the event loop, without a thread hop, and `api` may not import
+`integrations` beyond the job-type registry and signing.
+
+When Redis cannot answer within `CHECK_TIMEOUT_S`, requests are let through (logged) and the
+limiter stands aside for `STAND_ASIDE_S`, so an outage costs one short wait, not one per request:
+the limiter protects the service, it must not become the reason it is slow or down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+import structlog
+from fastapi import FastAPI
+from redis.exceptions import NoScriptError, RedisError
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from api.shared_redis import api_redis
+from store.keys import hash_key
+
+log = structlog.get_logger(__name__)
+
+# KEYS[1] the key's theoretical arrival time (µs); ARGV: emission interval µs, tolerance µs.
+# Answers -1 when admitted, else the µs until the request would be.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+local wait = new_tat - tolerance - now
+if wait > 0 then return math.ceil(wait) end
+redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
+  math.ceil((new_tat - now) / 1000) + 1)
+return -1
+"""
+# A check slower than this is skipped (admitted); then the limiter stands aside for a while.
+CHECK_TIMEOUT_S = 0.25
+STAND_ASIDE_S = 5.0
+
+_GCRA_SHA = hashlib.sha1(_GCRA.encode(), usedforsecurity=False).hexdigest()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Admitted, or how long until the request would be (seconds, > 0)."""
+
+    admitted: bool
+    retry_after_s: float = 0.0
+
+    @property
+    def retry_after_header(self) -> str:
+        """`Retry-After` in whole seconds, at least 1 (RFC 9110 §10.2.3)."""
+        return str(max(1, math.ceil(self.retry_after_s)))
+
+
+ADMITTED = Verdict(True)
+
+
+class RequestRateLimiter:
+    """`rate_per_s` requests a second per key, bursts up to `burst`."""
+
+    def __init__(self, prefix: str, rate_per_s: float, burst: int) -> None:
+        self.prefix = prefix
+        self.interval_us = 1_000_000 / rate_per_s if rate_per_s > 0 else 0.0
+        self.tolerance_us = self.interval_us * burst
+        self._aside_until = 0.0
+
+    async def hit(self, client: aioredis.Redis, key: str) -> Verdict:
+        """Count one request for `key`; the verdict (admitted when Redis is unavailable)."""
+        if self.interval_us <= 0 or time.monotonic() < self._aside_until:
+            return ADMITTED
+        args = (f"{self.prefix}conveyor:api-rate:{key}", self.interval_us, self.tolerance_us)
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT_S):
+                try:
+                    # By digest: Redis neither receives nor hashes the script on every request.
+                    wait_us = int(await client.evalsha(_GCRA_SHA, 1, *args))
+                except NoScriptError:
+                    wait_us = int(await client.eval(_GCRA, 1, *args))
+        except (RedisError, TimeoutError) as exc:
+            self._aside_until = time.monotonic() + STAND_ASIDE_S
+            log.warning("api.rate_limit_unavailable", error=type(exc).__name__)
+            return ADMITTED
+        return ADMITTED if wait_us < 0 else Verdict(False, wait_us / 1_000_000)
+
+
+def _bearer_secret(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, secret = value.decode("latin-1").partition(" ")
+            secret = secret.strip()
+            return secret if scheme.lower() == "bearer" and secret else None
+    return None
+
+
+class KeyRateLimit:
+    """ASGI middleware: `429 rate_limited` with `Retry-After` for a key over its rate."""
+
+    def __init__(self, app: ASGIApp, api: FastAPI, limiter: RequestRateLimiter) -> None:
+        self.app = app
+        self.api = api
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        secret = _bearer_secret(scope) if scope["type"] == "http" else None
+        if secret is not None and self.limiter.interval_us > 0:
+            verdict = await self.limiter.hit(api_redis(self.api), hash_key(secret))
+            if not verdict.admitted:
+                await _refuse(send, verdict)
+                return
+        await self.app(scope, receive, send)
+
+
+async def _refuse(send: Send, verdict: Verdict) -> None:
+    body = json.dumps(
+        {
+            "error": {
+                "code": "rate_limited",
+                "message": "too many requests for this API key",
+                "details": {"retry_after_s": round(verdict.retry_after_s, 3)},
+            }
+        }
+    ).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 429,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"retry-after", verdict.retry_after_header.encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,201 @@
+"""Per-key request rates (shared by every API instance), concurrent waits, and open-job quotas."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from api.app import create_app
+from config.settings import Settings
+from store.db import get_database
+from store.keys import IssuedKey
+from store.models import Job
+from tests.api.conftest import auth, error_of, job_rows, rates_job
+
+
+def app_client(settings: Settings, **overrides: Any) -> TestClient:
+    """A client of a fresh API instance on these settings with `overrides`."""
+    return TestClient(create_app(settings.model_copy(update=overrides)))
+
+
+@pytest.fixture
+def limited(settings: Settings) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two API instances sharing one Redis: bursts of 5 per key, then one request per 5 s."""
+    with (
+        app_client(settings, api_rate_limit_per_s=0.2, api_rate_burst=5) as first,
+        app_client(settings, api_rate_limit_per_s=0.2, api_rate_burst=5) as second,
+    ):
+        yield first, second
+
+
+def test_a_key_over_its_rate_gets_429_with_retry_after_and_nothing_is_written(
+    limited: tuple[TestClient, TestClient], settings: Settings, tenant_key: IssuedKey
+) -> None:
+    client, _ = limited
+    # Given a key that used its burst of 5 reads
+    for _ in range(5):
+        assert client.get("/v1/jobs", headers=auth(tenant_key)).status_code == 200
+    # When it submits a job at once
+    response = client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key))
+    # Then it is 429 rate_limited with a Retry-After, and no job was written
+    error_of(response, 429, "rate_limited")
+    assert int(response.headers["Retry-After"]) >= 1
+    assert job_rows(settings) == []
+
+
+def test_every_api_instance_spends_the_same_budget_per_key(
+    limited: tuple[TestClient, TestClient], tenant_key: IssuedKey
+) -> None:
+    first, second = limited
+    # Given 3 requests on one instance
+    for _ in range(3):
+        assert first.get("/v1/jobs", headers=auth(tenant_key)).status_code == 200
+    # When the same key calls another instance 3 more times
+    answers = [second.get("/v1/jobs", headers=auth(tenant_key)).status_code for _ in range(3)]
+    # Then only 2 fit the shared burst of 5
+    assert answers == [200, 200, 429]
+
+
+def test_one_key_over_its_rate_does_not_limit_another_tenant(
+    limited: tuple[TestClient, TestClient], tenant_key: IssuedKey, other_tenant_key: IssuedKey
+) -> None:
+    client, _ = limited
+    # Given a key limited after its burst
+    statuses = [client.get("/v1/jobs", headers=auth(tenant_key)).status_code for _ in range(8)]
+    assert statuses[-1] == 429
+    # When another tenant's key calls
+    response = client.get("/v1/jobs", headers=auth(other_tenant_key))
+    # Then it is served
+    assert response.status_code == 200
+
+
+def test_the_budget_refills_at_the_configured_rate(
+    settings: Settings, tenant_key: IssuedKey
+) -> None:
+    with app_client(settings, api_rate_limit_per_s=1, api_rate_burst=2) as client:
+        # Given a key that spent its burst (1 request a second)
+        while client.get("/v1/jobs", headers=auth(tenant_key)).status_code != 429:
+            pass
+        # When it waits a bit more than one emission interval
+        time.sleep(1.2)
+        # Then one request fits again, and the next does not
+        assert client.get("/v1/jobs", headers=auth(tenant_key)).status_code == 200
+        assert client.get("/v1/jobs", headers=auth(tenant_key)).status_code == 429
+
+
+def finish_all(settings: Settings) -> None:
+    """Mark every job succeeded, as workers would."""
+    with get_database(settings).session() as session:
+        session.execute(update(Job).values(state="succeeded"))
+
+
+def test_a_tenant_at_its_open_job_quota_gets_429_and_nothing_is_written(
+    settings: Settings, tenant_key: IssuedKey, other_tenant_key: IssuedKey
+) -> None:
+    with app_client(settings, api_open_jobs_per_tenant=3) as client:
+        # Given a tenant with 3 unfinished jobs, its quota
+        for _ in range(3):
+            response = client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key))
+            assert response.status_code == 202, response.text
+        # When it submits one more, and a batch of one
+        one = client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key))
+        many = client.post("/v1/jobs/batch", json={"jobs": [rates_job()]}, headers=auth(tenant_key))
+        # Then both are 429 quota_exceeded with a Retry-After, and nothing more was written
+        assert error_of(one, 429, "quota_exceeded")["details"]["limit"] == 3
+        error_of(many, 429, "quota_exceeded")
+        assert "Retry-After" in one.headers
+        assert len(job_rows(settings)) == 3
+        # And another tenant is not held back by it
+        other = client.post("/v1/jobs", json=rates_job(), headers=auth(other_tenant_key))
+        assert other.status_code == 202
+
+
+def test_a_batch_that_would_cross_the_quota_is_refused_whole(
+    settings: Settings, tenant_key: IssuedKey
+) -> None:
+    with app_client(settings, api_open_jobs_per_tenant=3) as client:
+        # Given a tenant with 2 unfinished jobs of 3 allowed
+        for _ in range(2):
+            client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key))
+        # When it submits a batch of 2
+        response = client.post(
+            "/v1/jobs/batch", json={"jobs": [rates_job(), rates_job()]}, headers=auth(tenant_key)
+        )
+        # Then the whole batch is refused and nothing of it was written
+        error_of(response, 429, "quota_exceeded")
+        assert len(job_rows(settings)) == 2
+
+
+def test_finished_jobs_free_the_quota_at_once(settings: Settings, tenant_key: IssuedKey) -> None:
+    with app_client(settings, api_open_jobs_per_tenant=2) as client:
+        # Given a tenant at its quota
+        for _ in range(2):
+            client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key))
+        assert (
+            client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key)).status_code == 429
+        )
+        # When its jobs finish
+        finish_all(settings)
+        # Then the next submit is accepted (decided on a fresh count)
+        response = client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key))
+        assert response.status_code == 202, response.text
+
+
+def test_a_key_holding_its_cap_of_waits_gets_429_too_many_waits(
+    settings: Settings, tenant_key: IssuedKey, other_tenant_key: IssuedKey
+) -> None:
+    with app_client(settings, api_waits_per_key=2) as client:
+        # Given a queued job nobody runs, and two requests of one key waiting on it
+        job_id = client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key)).json()["id"]
+        results: list[int] = []
+
+        def wait() -> None:
+            response = client.get(f"/v1/jobs/{job_id}?wait=3", headers=auth(tenant_key))
+            results.append(response.status_code)
+
+        waiters = [threading.Thread(target=wait) for _ in range(2)]
+        for thread in waiters:
+            thread.start()
+        time.sleep(1.0)
+        # When the same key asks for a third wait, and reads without waiting
+        third = client.get(f"/v1/jobs/{job_id}?wait=3", headers=auth(tenant_key))
+        plain = client.get(f"/v1/jobs/{job_id}", headers=auth(tenant_key))
+        # Then the third wait is 429 too_many_waits with a Retry-After; the plain read is served
+        error_of(third, 429, "too_many_waits")
+        assert third.headers["Retry-After"] == "1"
+        assert plain.status_code == 200
+        # And another tenant may still wait
+        other_job = client.post("/v1/jobs", json=rates_job(), headers=auth(other_tenant_key))
+        other = client.get(
+            f"/v1/jobs/{other_job.json()['id']}?wait=0.2", headers=auth(other_tenant_key)
+        )
+        assert other.status_code == 200
+        for thread in waiters:
+            thread.join(timeout=10)
+        # And the two waits ran their course and freed their slots
+        assert results == [200, 200]
+        again = client.get(f"/v1/jobs/{job_id}?wait=0.1", headers=auth(tenant_key))
+        assert again.status_code == 200
+        assert uuid.UUID(again.json()["id"])
+
+
+def test_with_the_limiter_redis_down_requests_pass_and_pay_no_timeout_each(
+    settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given an API whose rate-limit Redis refuses connections, with a tiny rate
+    dead = {"guard_redis_url": "redis://127.0.0.1:1/0", "api_rate_limit_per_s": 0.2}
+    with app_client(settings, api_rate_burst=1, **dead) as client:
+        # When a key sends ten reads in a row
+        began = time.monotonic()
+        statuses = [client.get("/v1/jobs", headers=auth(tenant_key)).status_code for _ in range(10)]
+        took = time.monotonic() - began
+    # Then all are served (the limiter stands aside) and the outage cost at most one short wait
+    assert statuses == [200] * 10
+    assert took < 3.0
