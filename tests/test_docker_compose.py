@@ -221,12 +221,12 @@ def test_every_app_service_and_the_image_run_in_production(services, dockerfile_
 
 
 def test_every_secret_comes_from_the_environment_with_no_default(services):
-    from config.production import CHECKED_SECRETS
+    from config.production import CHECKED_SECRETS, REQUIRED_SECRETS
 
     # Given the services that start a process production checks
     for name in sorted(CHECKED_PROCESS_SERVICES):
         env = _environment(services[name])
-        for field in CHECKED_SECRETS:
+        for field in (*CHECKED_SECRETS, *REQUIRED_SECRETS):
             variable = f"CONVEYOR_{field.upper()}"
             # When the secret's value is read, Then it is `${VARIABLE:?message}`: required
             assert re.fullmatch(rf"\$\{{{variable}:\?[^}}]+\}}", env.get(variable, "")), (

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from config.settings import get_settings
-from store.db import get_database
+from config.settings import Settings, get_settings
+from store.db import Database, get_database
 from store.keys import (
     audit_key_change,
     create_api_key,
@@ -23,6 +23,14 @@ from store.roles import Role
 from store.types import utcnow
 
 keys_app = typer.Typer(help="Manage API keys (tenant, operator, admin).", no_args_is_help=True)
+
+
+def _database(settings: Settings) -> Database:
+    """The database, once it is known to exist at the current schema (else one clear line)."""
+    from workers.preflight import check_database
+
+    check_database(settings)
+    return get_database(settings)
 
 
 def _actor() -> str:
@@ -40,7 +48,7 @@ def keys_create(
 ) -> None:
     """Issue an API key; the secret is printed once (on stdout, alone)."""
     expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
-    with get_database(get_settings()).session() as session:
+    with _database(get_settings()).session() as session:
         issued = create_api_key(session, tenant, name, role, expires)
         key = session.get(ApiKey, issued.key_id)
         assert key is not None
@@ -53,7 +61,7 @@ def keys_list(
     tenant: Annotated[str | None, typer.Option(help="only this tenant's keys")] = None,
 ) -> None:
     """Every key: prefix, tenant, role, created, expires, last used, revoked (never secrets)."""
-    with get_database(get_settings()).session() as session:
+    with _database(get_settings()).session() as session:
         keys = list_keys(session, tenant)
     typer.echo(
         f"{'id':<36}  {'prefix':<10}  {'tenant':<20}  {'role':<8}  {'expires':<20}  "
@@ -72,7 +80,7 @@ def keys_list(
 @keys_app.command("revoke")
 def keys_revoke(key: Annotated[str, typer.Argument(help="key id or prefix")]) -> None:
     """Revoke a key: every API instance refuses it within one second."""
-    with get_database(get_settings()).session() as session:
+    with _database(get_settings()).session() as session:
         found = find_key(session, key)
         if found is None:
             typer.echo(f"conveyor: no key {key!r}", err=True)
@@ -84,7 +92,7 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="key id or prefix")]) ->
 @keys_app.command("rotate")
 def keys_rotate(key: Annotated[str, typer.Argument(help="key id or prefix")]) -> None:
     """Issue a replacement (same tenant, role, expiry), revoke the old key; prints the new one."""
-    with get_database(get_settings()).session() as session:
+    with _database(get_settings()).session() as session:
         found = find_key(session, key)
         if found is None or found.revoked_at is not None:
             typer.echo(f"conveyor: no active key {key!r}", err=True)

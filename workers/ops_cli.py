@@ -8,23 +8,45 @@ from __future__ import annotations
 
 import getpass
 import uuid
+from types import ModuleType
 from typing import Annotated
 
 import typer
 
 from config.celery import QUEUES
-from config.settings import get_settings
+from config.settings import Settings, get_settings
 from store.backlog import QueueBacklog, queue_backlog, stuck_counts
-from store.db import get_database
+from store.db import Database, get_database
 from store.keys import ensure_tenant
 from store.ops import OpsFilter, audit_log, find_jobs, job_with_attempts
 from store.types import utcnow
-from tasks import ops
-from tasks.providers import provider_statuses, providers
 from workers.keys_cli import keys_app
+
+
+# `tasks` loads the job-type registry, which reads settings: imported when a command runs, so
+# an invalid setting reaches `conveyor`'s one-line error handling instead of a traceback.
+def _ops() -> ModuleType:
+    from tasks import ops
+
+    return ops
+
+
+def _providers() -> ModuleType:
+    from tasks import providers
+
+    return providers
+
 
 jobs_app = typer.Typer(help="Find, inspect, retry, cancel and replay jobs.", no_args_is_help=True)
 OPS_TENANT = "operations"
+
+
+def _database(settings: Settings) -> Database:
+    """The database, once it is known to exist at the current schema (else one clear line)."""
+    from workers.preflight import check_database
+
+    check_database(settings)
+    return get_database(settings)
 
 
 def _actor() -> str:
@@ -38,7 +60,7 @@ def _filter(
     error_class: str | None,
     tenant: str | None,
 ) -> OpsFilter:
-    types = providers().get(provider, ()) if provider else None
+    types = _providers().providers().get(provider, ()) if provider else None
     return OpsFilter(state, type_, types, error_class, tenant)
 
 
@@ -60,7 +82,7 @@ def jobs_list(
 ) -> None:
     """Jobs of every tenant matching the filter, newest first."""
     flt = _filter(state, type_, provider, error_class, tenant)
-    with get_database(get_settings()).session() as session:
+    with _database(get_settings()).session() as session:
         for job, name in find_jobs(session, flt, limit):
             typer.echo(
                 f"{job.id}  {name:<16}  {job.type:<28}  {job.state:<17}  "
@@ -71,7 +93,7 @@ def jobs_list(
 @jobs_app.command("show")
 def jobs_show(job_id: uuid.UUID) -> None:
     """One job and its attempts (errors only: excerpts stay in the console)."""
-    with get_database(get_settings()).session() as session:
+    with _database(get_settings()).session() as session:
         found = job_with_attempts(session, job_id)
         if found is None:
             typer.echo(f"conveyor: no job {job_id}", err=True)
@@ -90,14 +112,14 @@ def jobs_show(job_id: uuid.UUID) -> None:
 def jobs_retry(job_id: uuid.UUID) -> None:
     """Queue one dead, failed or needs_review job again (audited)."""
     settings = get_settings()
-    typer.echo(ops.retry(get_database(settings), settings, job_id, _actor()))
+    typer.echo(_ops().retry(_database(settings), settings, job_id, _actor()))
 
 
 @jobs_app.command("cancel")
 def jobs_cancel(job_id: uuid.UUID) -> None:
     """Cancel a waiting job, or ask a running one to stop (audited)."""
     settings = get_settings()
-    typer.echo(ops.cancel(get_database(settings), settings, job_id, _actor()))
+    typer.echo(_ops().cancel(_database(settings), settings, job_id, _actor()))
 
 
 @jobs_app.command("replay")
@@ -111,15 +133,15 @@ def jobs_replay(
 ) -> None:
     """Replay the jobs matching a filter: a dry run (count) unless --yes."""
     settings = get_settings()
-    db = get_database(settings)
+    db = _database(settings)
     flt = _filter(state, type_, provider, error_class, tenant)
-    if not ops.replayable(flt):
+    if not _ops().replayable(flt):
         typer.echo("conveyor: --state must be dead, failed or needs_review", err=True)
         raise typer.Exit(2)
     if not yes:
-        typer.echo(f"dry run: {ops.dry_run(db, flt).matched} job(s) would be replayed (--yes)")
+        typer.echo(f"dry run: {_ops().dry_run(db, flt).matched} job(s) would be replayed (--yes)")
         return
-    done = ops.replay_group(db, settings, flt, _actor())
+    done = _ops().replay_group(db, settings, flt, _actor())
     typer.echo(
         f"replayed {len(done.replayed)} of {done.matched} job(s); withheld {len(done.withheld)}"
     )
@@ -127,7 +149,7 @@ def jobs_replay(
 
 def queues() -> None:
     """Each queue's backlog in the database: queued, oldest age, due, scheduled, running."""
-    with get_database(get_settings()).session() as session:
+    with _database(get_settings()).session() as session:
         found = {b.queue: b for b in queue_backlog(session, utcnow())}
         stuck = sum(s.count for s in stuck_counts(session))
     typer.echo(f"{'queue':<12} queued  oldest_s    due  scheduled  running")
@@ -145,15 +167,15 @@ def providers_cmd(
 ) -> None:
     """Each provider's circuit breaker; --close NAME closes one by hand (audited)."""
     settings = get_settings()
-    db = get_database(settings)
+    db = _database(settings)
     if close is not None:
-        if close not in providers():
+        if close not in _providers().providers():
             typer.echo(f"conveyor: no provider {close!r}", err=True)
             raise typer.Exit(1)
         with db.session() as session:
             tenant_id = ensure_tenant(session, OPS_TENANT).id
-        ops.close_provider_breaker(db, settings, close, _actor(), tenant_id)
-    for status in provider_statuses(settings):
+        _ops().close_provider_breaker(db, settings, close, _actor(), tenant_id)
+    for status in _providers().provider_statuses(settings):
         limit = status.rate_limit or "none"
         types = ", ".join(status.job_types)
         typer.echo(f"{status.provider:<10} breaker {status.breaker:<9} limit {limit:<8} {types}")
@@ -161,7 +183,7 @@ def providers_cmd(
 
 def audit(limit: Annotated[int, typer.Option(min=1, max=1000)] = 50) -> None:
     """The latest audit events of every tenant, newest first."""
-    with get_database(get_settings()).session() as session:
+    with _database(get_settings()).session() as session:
         for event, tenant in audit_log(session, limit):
             typer.echo(
                 f"{event.created_at:%Y-%m-%d %H:%M:%S}  {tenant:<16}  {event.actor:<40}  "
