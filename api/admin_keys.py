@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import DatabaseDep, Principal, PrincipalDep
 from api.errors import ApiError
+from api.openapi import error_responses
 from store.db import Database
 from store.keys import (
     KeyInfo,
@@ -92,7 +93,12 @@ class KeyIssued(BaseModel):
     secret: str
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=KeyIssued)
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=KeyIssued,
+    responses=error_responses(403),
+)
 def create_key(body: KeyCreate, admin: AdminDep, db: DatabaseDep) -> KeyIssued:
     """Issue a key (audited `key.create`)."""
     expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
@@ -110,14 +116,14 @@ def create_key(body: KeyCreate, admin: AdminDep, db: DatabaseDep) -> KeyIssued:
     )
 
 
-@router.get("", response_model=list[KeyOut])
+@router.get("", response_model=list[KeyOut], responses=error_responses(403))
 def list_all(admin: AdminDep, db: DatabaseDep, tenant: str | None = None) -> list[KeyOut]:
     """Every key (of one tenant with `?tenant=`), oldest first."""
     with db.session() as session:
         return [KeyOut.of(k) for k in list_keys(session, tenant)]
 
 
-@router.post("/{key_ref}/revoke", response_model=KeyOut)
+@router.post("/{key_ref}/revoke", response_model=KeyOut, responses=error_responses(403, 404))
 def revoke(key_ref: str, admin: AdminDep, db: DatabaseDep) -> KeyOut:
     """Revoke a key by id or prefix (idempotent; audited `key.revoke`)."""
     with db.session() as session:
@@ -129,7 +135,12 @@ def revoke(key_ref: str, admin: AdminDep, db: DatabaseDep) -> KeyOut:
     return _listed(db, key_id)
 
 
-@router.post("/{key_ref}/rotate", status_code=status.HTTP_201_CREATED, response_model=KeyIssued)
+@router.post(
+    "/{key_ref}/rotate",
+    status_code=status.HTTP_201_CREATED,
+    response_model=KeyIssued,
+    responses=error_responses(403, 404),
+)
 def rotate(key_ref: str, admin: AdminDep, db: DatabaseDep) -> KeyIssued:
     """Issue a replacement with the same tenant, role and expiry; revoke the old key."""
     with db.session() as session:

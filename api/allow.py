@@ -26,12 +26,19 @@ def _fits(template: str, path: str) -> bool:
     )
 
 
+def _literals(template: str) -> int:
+    return sum(1 for part in template.split("/") if part and not part.startswith("{"))
+
+
 def documented_methods(paths: dict[str, Any], path: str) -> list[str]:
     """The methods the OpenAPI `paths` give for `path`: its literal entry, else templates."""
     if path in paths:
         entries = [paths[path]]
     else:
-        entries = [item for template, item in paths.items() if _fits(template, path)]
+        fitting = [(template, item) for template, item in paths.items() if _fits(template, path)]
+        # The most literal templates win: `/v1/data/secrets/{name}` over `/v1/data/{p}/{r}`.
+        most = max((_literals(template) for template, _ in fitting), default=0)
+        entries = [item for template, item in fitting if _literals(template) == most]
     return sorted({method.upper() for item in entries for method in item})
 
 

@@ -10,6 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from pydantic import AwareDatetime
+from starlette.convertors import Convertor, register_url_convertor
 
 from api.data_schemas import (
     NAME,
@@ -30,6 +31,21 @@ from store.sources import get_source, list_sources, put_source
 from store.syncs import list_syncs
 from tasks.data_sync import check_source_url
 
+
+class ProviderSegment(Convertor[str]):
+    """A data provider's name in a records path: never one of this router's own segments, so
+    `/v1/data/secrets/{name}` and `/v1/data/sources/{name}` are theirs alone (their `Allow`)."""
+
+    regex = "(?!(?:secrets|sources|syncs)/)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("data_provider", ProviderSegment())
 router = APIRouter(prefix="/v1/data", tags=["data"])
 
 FIELD_FILTERS_MAX = 5
@@ -68,7 +84,11 @@ def syncs(principal: PrincipalDep, db: DatabaseDep) -> list[SyncOut]:
         ]
 
 
-@router.put("/secrets/{name}", response_model=SecretOut)
+@router.put(
+    "/secrets/{name}",
+    response_model=SecretOut,
+    responses={201: {"description": "created", "model": SecretOut}},
+)
 def set_secret(
     name: NamePath,
     body: SecretIn,
@@ -99,7 +119,11 @@ def secrets(principal: PrincipalDep, db: DatabaseDep) -> list[SecretOut]:
         ]
 
 
-@router.put("/sources/{name}", response_model=SourceOut)
+@router.put(
+    "/sources/{name}",
+    response_model=SourceOut,
+    responses={201: {"description": "created", "model": SourceOut}},
+)
 def set_source(
     name: NamePath,
     body: SourceConfig,
@@ -146,7 +170,7 @@ def sources(principal: PrincipalDep, db: DatabaseDep) -> list[SourceOut]:
         ]
 
 
-@router.get("/{provider}/{resource}", response_model=RecordPage)
+@router.get("/{provider:data_provider}/{resource}", response_model=RecordPage)
 def records(
     provider: str,
     resource: str,

@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import SettingsDep
 from api.errors import ApiError
+from api.openapi import error_responses
 from config.celery import QUEUES
 from config.settings import Settings
 from store.backlog import QueueBacklog, queue_backlog, stuck_counts
@@ -171,7 +172,10 @@ def registry_for(settings: Settings) -> CollectorRegistry:
 @router.get(
     "/metrics",
     response_class=Response,
-    responses={200: {"content": {"text/plain": {}}, "description": "Prometheus text format"}},
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        **error_responses(401, 404),
+    },
 )
 def metrics(request: Request, settings: SettingsDep) -> Response:
     """Prometheus metrics of this API process and the backlog (bearer: the metrics token)."""

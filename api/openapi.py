@@ -12,7 +12,8 @@ from pydantic import BaseModel
 _WHY = {
     400: "malformed JSON (`malformed_json`) or a provider event that is not one",
     401: "missing, invalid or revoked API key (`unauthorized`)",
-    404: "no such job for this tenant (`not_found`)",
+    403: "the key's role may not do this (`forbidden`): admin or operator routes",
+    404: "nothing of this tenant's by that name or id (`not_found`)",
     409: "conflicts with the job's state or an earlier request (`conflict` family)",
     413: "the body exceeds the size limit (`payload_too_large`)",
     415: "the body is not `application/json` (`unsupported_media_type`)",
@@ -82,11 +83,16 @@ def document_errors(schema: dict[str, Any]) -> None:
     error_schema = ErrorBody.model_json_schema(ref_template="#/components/schemas/{model}")
     components.update(error_schema.pop("$defs", {}))
     components["ErrorBody"] = error_schema
-    for operations in schema.get("paths", {}).values():
-        for operation in operations.values():
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
             statuses: set[int] = set()
             if operation.get("security"):
                 statuses.update(AUTHED)
+                statuses.add(403)  # a key whose role may not use the route
+            if "{" in path:
+                statuses.add(404)  # what the path names is not the tenant's
+            if method in ("post", "put", "patch", "delete"):
+                statuses.add(409)  # conflicts with the state of what it acts on
             if "requestBody" in operation:
                 statuses.update(JSON_BODY)
             if operation.get("parameters"):

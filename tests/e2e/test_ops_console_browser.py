@@ -53,6 +53,8 @@ def browser() -> Iterator[object]:
     ):
         options.add_argument(arg)
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    # A page after a click may take a while on a loaded machine: every lookup waits up to 15 s.
+    driver.implicitly_wait(15)
     driver.set_page_load_timeout(60)
     try:
         yield driver
@@ -65,6 +67,7 @@ def test_on_call_finds_explains_and_replays_fifty_killed_charges(
 ) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.support.wait import WebDriverWait
 
     assert isinstance(browser, WebDriver)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -103,7 +106,8 @@ def test_on_call_finds_explains_and_replays_fifty_killed_charges(
         # When they go back and ask for a replay: a dry run comes first
         browser.get(f"{url}/ops/stuck")
         browser.find_element(By.XPATH, "//button[contains(., 'dry run')]").click()
-        dry = browser.find_element(By.ID, "dry-run").text
+        # The form posts and a new page loads: wait for it (a loaded machine takes a while)
+        dry = WebDriverWait(browser, 20).until(lambda b: b.find_element(By.ID, "dry-run")).text
         shot("05-replay-dry-run")
         assert "50 job(s) would be queued again" in dry
         assert _states(fresh_settings, killed) == {"dead"}

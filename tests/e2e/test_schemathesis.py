@@ -13,6 +13,7 @@ import xml.etree.ElementTree as ET  # our own report file, not untrusted input
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
 from config.settings import Settings
 from store.keys import IssuedKey
@@ -38,6 +39,9 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(
     # Given the API served by uvicorn on its own SQLite database, a worker (so long polls end
     # when their job does, not at their full `wait`), and a tenant's key
     env = stack_env(fresh_settings.database_url, fresh_settings.broker_key_prefix, sandbox_url)
+    # Keys that seal tenants' secrets: without them those routes answer 503 (not configured)
+    env["CONVEYOR_DATA_SECRET_KEY"] = Fernet.generate_key().decode()
+    env["CONVEYOR_WEBHOOK_SECRET_KEY"] = Fernet.generate_key().decode()
     with worker_process(env, logs_dir), api_process(env, logs_dir) as url:
         # When schemathesis runs every check, all phases (stateful: submit -> read/cancel/retry)
         junit = tmp_path / "junit.xml"
