@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 LOCK_FLAGS := --generate-hashes --universal --python-version 3.11 --quiet
+# Test processes: most tests wait on real workers, servers and sleeps, so more than the cores.
+TEST_WORKERS ?= 4
 
 .PHONY: up test lint install audit lock clean
 
@@ -17,7 +19,8 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	BIN=$(BIN) bash .ci/audit.sh
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy .

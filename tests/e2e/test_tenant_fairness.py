@@ -32,7 +32,9 @@ from store.models import ApiKey, Attempt, Job, Tenant
 from tests.conftest import make_settings
 from tests.e2e.stack import api_process, stack_env
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# Latency ratios: measured alone (`make test` runs `serial` tests after the parallel part),
+# so other tests' load does not stand in for tenant A's.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.serial]
 
 SAMPLES = 150
 # Tenant A floods at 10x its rate limit: two connections at 30 requests a second each, in
