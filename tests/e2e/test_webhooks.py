@@ -46,7 +46,7 @@ def endpoint(settings: Settings, tenant_id: uuid.UUID, url: str) -> None:
         )
 
 
-def emit(settings: Settings, tenant_id: uuid.UUID, count: int) -> list[uuid.UUID]:
+def emit(settings: Settings, tenant_id: uuid.UUID, count: int) -> list[tuple[uuid.UUID, str]]:
     """Write `count` events through the outbox and publish their deliveries, as a finish does."""
     events = [NewEvent("job.succeeded", None, {"n": n}) for n in range(count)]
     with get_database(settings).connection() as conn:
