@@ -49,7 +49,7 @@ from store.outbox import (
     subscribers,
     write_events,
 )
-from store.states import ErrorClass, JobState
+from store.states import AttemptOutcome, ErrorClass, JobState
 from store.types import utcnow
 from store.webhooks import Target, delivery_target, record_health
 from tasks.decide import (
@@ -61,6 +61,7 @@ from tasks.decide import (
     NotAttempted,
     decide,
 )
+from tasks.metrics import observe_delivery
 from tasks.policy import effective_policy, stored_policy
 from tasks.publish import producer_app, publish_many
 
@@ -294,6 +295,21 @@ def _attempt(
     return Fault(error), sent
 
 
+def _outcome_label(decision: Decision) -> str:
+    """The metric's `outcome`: delivered · retrying · deferred (endpoint busy) · failed ·
+    refused (address check) · held (endpoint disabled) · dead."""
+    code = decision.error.code if decision.error is not None else ""
+    if decision.state is JobState.SUCCEEDED:
+        return "delivered"
+    if decision.state is JobState.RETRYING:
+        return "deferred" if decision.outcome is AttemptOutcome.DEFERRED else "retrying"
+    if decision.state is JobState.FAILED and code.startswith("refused_"):
+        return "refused"
+    if decision.state is JobState.FAILED and code == HELD.code:
+        return "held"
+    return decision.state.value
+
+
 def _target(runner: Runner, job: ClaimedJob, now: datetime) -> Target | None:
     if job.type == CALLBACK_JOB_TYPE:
         return callback_target(runner, job.id, now)
@@ -382,6 +398,12 @@ def deliver(job_id: uuid.UUID, settings: Settings, *, resolver: Resolver | None 
         )
     if landed is None:
         return "lost_lease"
+    delivered = landed.state is JobState.SUCCEEDED and target is not None
+    observe_delivery(
+        "callback" if job.type == CALLBACK_JOB_TYPE else "endpoint",
+        _outcome_label(decision),
+        (now - target.event_created_at).total_seconds() if delivered and target else None,
+    )
     log.info(
         "webhooks.delivery_attempt",
         job_id=str(job_id),
