@@ -13,7 +13,9 @@ import uuid
 from pathlib import Path
 
 import redis
+import requests
 from sqlalchemy import func, select
+from standardwebhooks.webhooks import Webhook
 
 from config.settings import Settings
 from integrations.webhooks.secrets import SecretBox, generate_secret
@@ -28,6 +30,7 @@ from tasks.publish import producer_app, publish
 from tasks.webhooks import delivery_policy, publish_deliveries
 from tests.e2e.stack import (
     SHARED_REDIS,
+    api_process,
     beat_process,
     kill_group,
     stack_env,
@@ -177,3 +180,44 @@ def test_delivery_rate_and_latency_to_a_local_receiver(
     assert len(rx.received) == count
     # A bound loose enough for a loaded 2-core CI box; the figures printed are the result.
     assert p95 < 15.0
+
+
+def test_a_job_submitted_with_a_callback_url_is_called_back_signed(
+    fresh_settings: Settings, key: IssuedKey, sandbox_url: str, logs_dir: Path
+) -> None:
+    s = fresh_settings
+    env = env_for(s, sandbox_url)
+    headers = {"Authorization": f"Bearer {key.secret}"}
+    with (
+        receiver() as rx,
+        api_process(env, logs_dir) as api,
+        worker_process(env, logs_dir, "all"),
+        beat_process(env, logs_dir),
+    ):
+        # Given the tenant's callback secret, created through the API
+        created = requests.post(f"{api}/v1/webhook-callbacks/secret", headers=headers, timeout=10)
+        assert created.status_code == 201, created.text
+        secret = created.json()["secret"]
+        # When a job is submitted with its own callback URL (and no endpoint exists)
+        body = {
+            "type": "data.sandbox.fetch_rates",
+            "payload": {"base": "EUR"},
+            "callback_url": rx.url("/done"),
+        }
+        submitted = requests.post(f"{api}/v1/jobs", json=body, headers=headers, timeout=10)
+        assert submitted.status_code == 202, submitted.text
+        job_id = submitted.json()["id"]
+        # Then the worker runs it and its terminal event arrives at the URL, once
+        wait_until(lambda: len(rx.received) >= 1, "the job's callback", timeout=30)
+        time.sleep(1)  # room for a duplicate to show up
+        listed = requests.get(
+            f"{api}/v1/webhook-callbacks/deliveries",
+            params={"job_id": job_id},
+            headers=headers,
+            timeout=10,
+        ).json()
+    (got,) = rx.received
+    assert got.path == "/done"
+    event = Webhook(secret).verify(got.body.decode(), got.headers)
+    assert event["type"] == "job.succeeded" and event["data"]["job_id"] == job_id
+    assert [(d["state"], d["attempts"]) for d in listed] == [("succeeded", 1)]
