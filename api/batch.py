@@ -71,11 +71,11 @@ def create_batch(
         )
         for index, job in enumerate(body.jobs)
     ]
-    quota: OpenJobQuota = request.app.state.quota
-    quota.admit(db, principal.tenant_id, len(news))
     first_callback = next((i for i, n in enumerate(news) if n.callback_url is not None), None)
     if first_callback is not None:
         require_callback_secret(db, principal.tenant_id, ("body", "jobs", first_callback))
+    quota: OpenJobQuota = request.app.state.quota
+    quota.admit(db, principal.tenant_id, len(news))
     try:
         jobs = submit_jobs(db, news)
     except PaymentRefused as exc:

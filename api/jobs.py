@@ -149,12 +149,13 @@ def _insert(
 ) -> tuple[Job, bool]:
     """Check the tenant's quota and insert the row (blocking: runs in the thread pool).
 
+    A job with a `callback_url` needs the tenant's callback secret (422 before anything).
     A capture, void or refund is checked against the ledger in the same transaction
     (422 on refusal) and audited once committed.
     """
-    quota.admit(db, new.tenant_id, 1)
     if new.callback_url is not None:
         require_callback_secret(db, new.tenant_id, ("body",))
+    quota.admit(db, new.tenant_id, 1)
     try:
         job, created = submit_job(db, new)
     except PaymentRefused as exc:
