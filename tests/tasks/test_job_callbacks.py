@@ -158,3 +158,42 @@ def _callback_job_ids(settings: Settings) -> list[uuid.UUID]:
     with get_database(settings).session() as session:
         stmt = select(WebhookCallbackDelivery.job_id).order_by(WebhookCallbackDelivery.created_at)
         return list(session.scalars(stmt))
+
+
+def test_a_failed_callback_delivery_is_retried_through_the_jobs_api_with_the_same_id(
+    hooks: Settings,  # noqa: F811
+    tenant_key: IssuedKey,
+    sandbox: str,
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from tests.api.conftest import auth
+
+    # Given a callback delivery that failed for good (the receiver answered 400)
+    s = with_sandbox(hooks, sandbox)
+    secret = callback_secret(s, tenant_key.tenant_id)
+    healthy = False
+    with receiver(lambda _: Reply(200) if healthy else Reply(400)) as rx:
+        job_id = job_with_callback(s, tenant_key.tenant_id, rx.url("/cb"))
+        assert execute(job_id, s).value == "succeeded"
+        delivery = callback_delivery(s)
+        assert run_until_settled(s, delivery.job_id) == "failed"
+        # When the receiver is fixed and the tenant retries the delivery as the job it is
+        healthy = True
+        with TestClient(create_app(s)) as api:
+            retried = api.post(f"/v1/jobs/{delivery.job_id}/retry", headers=auth(tenant_key))
+            assert retried.status_code == 202, retried.text
+            # Then it is delivered, with the event's webhook-id, and listed as delivered
+            assert run_until_settled(s, delivery.job_id) == "succeeded"
+            listed = api.get(
+                "/v1/webhook-callbacks/deliveries",
+                params={"job_id": str(job_id)},
+                headers=auth(tenant_key),
+            ).json()
+    first, second = rx.received
+    assert first.headers["webhook-id"] == second.headers["webhook-id"]
+    verify(secret, second)
+    assert [(d["id"], d["state"], d["attempts"]) for d in listed] == [
+        (str(delivery.job_id), "succeeded", 2)
+    ]
