@@ -137,3 +137,12 @@ def test_another_tenant_has_no_callback_secret_of_its_own(
     error_of(api.get(SECRET, headers=auth(other_tenant_key)), 404, "not_found")
     error_of(api.post(f"{SECRET}/rotate", headers=auth(other_tenant_key)), 404, "not_found")
     assert api.get("/v1/webhook-callbacks/deliveries", headers=auth(other_tenant_key)).json() == []
+
+
+def test_a_grace_that_is_not_a_number_is_refused(
+    api: TestClient, tenant_key: IssuedKey, signing: str
+) -> None:
+    for bad in (False, "60"):
+        answer = api.post(f"{SECRET}/rotate", json={"grace_s": bad}, headers=auth(tenant_key))
+        error_of(answer, 422, "validation_error")
+    assert api.post(f"{SECRET}/rotate", json={"grace_s": 60}, headers=auth(tenant_key)).is_success
