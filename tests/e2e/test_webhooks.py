@@ -142,6 +142,30 @@ def test_slow_endpoint_of_one_tenant_does_not_hold_back_another(
     assert len(slow.received) <= 8
 
 
+def test_negative_control_without_the_cap_the_slow_endpoint_holds_every_thread(
+    fresh_settings: Settings, key: IssuedKey, sandbox_url: str, logs_dir: Path
+) -> None:
+    # Given the same world, but a per-endpoint cap as large as the worker's 4 threads
+    s = fresh_settings
+    env = env_for(s, sandbox_url, worker_concurrency="4", webhook_endpoint_concurrency="4")
+    with get_database(s).session() as session:
+        other = create_api_key(session, f"b-{uuid.uuid4().hex[:6]}")
+    with receiver(lambda _: Reply(200, delay_s=SLOW_S)) as slow, receiver() as fast:
+        endpoint(s, key.tenant_id, slow.url())
+        endpoint(s, other.tenant_id, fast.url())
+        with worker_process(env, logs_dir, "hooks"), beat_process(env, logs_dir):
+            # When A's 4 deliveries are in flight ahead of B's 20
+            emit(s, key.tenant_id, 4)
+            wait_until(lambda: len(slow.received) >= 4, "A's first 4 deliveries to be sent")
+            started = time.monotonic()
+            emit(s, other.tenant_id, 20)
+            wait_until(lambda: len(fast.received) >= 1, "tenant B's first delivery", timeout=30)
+            first = fast.received[0].at - started
+    # Then B's first delivery waited for A's receiver: the test above can see a delay
+    print(f"without the cap, tenant B's first delivery after {first:.2f} s")
+    assert first > B_BOUND_S
+
+
 def test_delivery_rate_and_latency_to_a_local_receiver(
     fresh_settings: Settings, key: IssuedKey, sandbox_url: str, logs_dir: Path
 ) -> None:
