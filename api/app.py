@@ -17,6 +17,7 @@ from api import (
     provider_webhooks,
     replay,
     schedules,
+    webhook_callbacks,
     webhook_endpoints,
 )
 from api.allow import install_method_not_allowed
@@ -73,6 +74,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(provider_webhooks.router)
     app.include_router(schedules.router)
     app.include_router(webhook_endpoints.router)
+    app.include_router(webhook_callbacks.router)
     app.include_router(data.router)
     app.include_router(metrics.router)
     app.include_router(admin_keys.router)

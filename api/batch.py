@@ -15,6 +15,7 @@ from api.openapi import error_responses
 from api.payment_rules import attach_claim, refused
 from api.quota import OpenJobQuota
 from api.schemas import JobCreate
+from api.webhook_callbacks import request_resolver, require_callback_secret
 from store.jobs import mark_unpublished, submit_jobs
 from store.payment_claims import PaymentRefused
 from tasks.metrics import JOBS_SUBMITTED
@@ -61,10 +62,18 @@ def create_batch(
     settings: SettingsDep,
 ) -> BatchAccepted:
     """Validate every job (a 422 names the index of the first bad one), commit, publish."""
+    resolver = request_resolver(request)
     news = [
-        attach_claim(build_new_job(job, principal, settings, None, ("body", "jobs", index)))
+        attach_claim(
+            build_new_job(
+                job, principal, settings, None, ("body", "jobs", index), resolver=resolver
+            )
+        )
         for index, job in enumerate(body.jobs)
     ]
+    first_callback = next((i for i, n in enumerate(news) if n.callback_url is not None), None)
+    if first_callback is not None:
+        require_callback_secret(db, principal.tenant_id, ("body", "jobs", first_callback))
     quota: OpenJobQuota = request.app.state.quota
     quota.admit(db, principal.tenant_id, len(news))
     try:

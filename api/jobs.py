@@ -32,8 +32,14 @@ from api.waiting import (
     load_job,
     wait_for_end,
 )
+from api.webhook_callbacks import (
+    checked_callback_url,
+    request_resolver,
+    require_callback_secret,
+)
 from config.settings import Settings
 from integrations.base import RetryPolicy
+from integrations.outbound import Resolver
 from integrations.registry import JOB_TYPES, get_job_type
 from store.db import Database
 from store.jobs import (
@@ -100,10 +106,16 @@ def build_new_job(
     settings: Settings,
     idempotency_key: str | None,
     loc: tuple[str | int, ...] = ("body",),
+    *,
+    resolver: Resolver | None = None,
 ) -> NewJob:
-    """Validate a submit (422 pointing at `loc` when wrong) and turn it into a row to insert."""
+    """Validate a submit (422 pointing at `loc` when wrong) and turn it into a row to insert.
+
+    A `callback_url` is address-checked here (`resolver` answers DNS; the system's if None).
+    """
     payload = _validated_payload(body, loc)
     screen(body.model_dump(mode="json"), loc)
+    callback_url = checked_callback_url(body.callback_url, settings, resolver, loc)
     job_type = get_job_type(body.type)
     assert job_type is not None
     override = RetryPolicy(**body.retry.model_dump()) if body.retry else None
@@ -119,6 +131,7 @@ def build_new_job(
         run_at=body.run_at,
         retry_policy=policy.as_dict(),
         correlation_id=current_correlation_id(),
+        callback_url=callback_url,
     )
 
 
@@ -136,9 +149,12 @@ def _insert(
 ) -> tuple[Job, bool]:
     """Check the tenant's quota and insert the row (blocking: runs in the thread pool).
 
+    A job with a `callback_url` needs the tenant's callback secret (422 before anything).
     A capture, void or refund is checked against the ledger in the same transaction
     (422 on refusal) and audited once committed.
     """
+    if new.callback_url is not None:
+        require_callback_secret(db, new.tenant_id, ("body",))
     quota.admit(db, new.tenant_id, 1)
     try:
         job, created = submit_job(db, new)
@@ -177,8 +193,9 @@ def _submit_now(
     quota: OpenJobQuota,
     idempotency_key: str | None,
     response: Response,
+    resolver: Resolver | None,
 ) -> JobOut:
-    new = attach_claim(build_new_job(body, principal, settings, idempotency_key))
+    new = attach_claim(build_new_job(body, principal, settings, idempotency_key, resolver=resolver))
     job, created = _insert(db, principal, quota, new)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -222,9 +239,10 @@ async def create_job(
     screen_header("Idempotency-Key", idempotency_key)
     quota: OpenJobQuota = request.app.state.quota
     key = idempotency_key or None
+    resolver = request_resolver(request)
     if wait <= 0:
         return await run_in_threadpool(
-            _submit_now, body, principal, db, settings, quota, key, response
+            _submit_now, body, principal, db, settings, quota, key, response, resolver
         )
     slots: WaitSlots = request.app.state.wait_slots
     async with slots.hold(principal.key_id):
@@ -235,7 +253,7 @@ async def create_job(
                 principal,
                 quota,
                 replace(
-                    attach_claim(build_new_job(body, principal, settings, key)),
+                    attach_claim(build_new_job(body, principal, settings, key, resolver=resolver)),
                     notify_on_end=True,
                 ),
             )

@@ -36,6 +36,15 @@ class JobCreate(BaseModel):
     retry: RetryOverride | None = Field(
         default=None, description="override the job type's retry policy, within server caps"
     )
+    callback_url: Text | None = Field(
+        default=None,
+        min_length=1,
+        max_length=2048,
+        description="http(s) URL that receives the job's terminal event (`job.*`), signed with "
+        "the tenant's callback secret (POST /v1/webhook-callbacks/secret); every address the "
+        "host resolves to must be public",
+        examples=["https://example.com/conveyor/callback"],
+    )
 
 
 class AttemptOut(BaseModel):
@@ -94,6 +103,7 @@ class JobOut(BaseModel):
     finished_at: datetime | None
     next_attempt_at: datetime | None
     cancel_requested_at: datetime | None
+    callback_url: str | None = None
     attempt_history: list[AttemptOut] | None = None
 
     @classmethod
@@ -118,6 +128,7 @@ class JobOut(BaseModel):
             finished_at=job.finished_at,
             next_attempt_at=job.next_attempt_at,
             cancel_requested_at=job.cancel_requested_at,
+            callback_url=job.callback_url,
             attempt_history=[AttemptOut.of(a) for a in job.attempt_rows] if with_attempts else None,
         )
 

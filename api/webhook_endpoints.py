@@ -108,7 +108,7 @@ class RotateIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    grace_s: float | None = Field(default=None, ge=0, le=7 * 86400)
+    grace_s: float | None = Field(default=None, ge=0, le=7 * 86400, strict=True)
 
 
 class DeliveryOut(BaseModel):

@@ -56,6 +56,7 @@ class NewJob:
     correlation_id: str | None = None
     retry_policy: dict[str, Any] | None = None
     notify_on_end: bool = False
+    callback_url: str | None = None  # address-checked by the caller; gets the terminal event
     # A capture, void or refund: checked against the tenant's ledger, and for a refund its
     # amount reserved, inside the transaction that commits the job (store/payment_claims.py).
     claim: PaymentClaim | None = None
@@ -101,6 +102,7 @@ def _row(new: NewJob, now: datetime) -> dict[str, Any]:
         "retry_policy": new.retry_policy,
         "replays": 0,
         "notify_on_end": new.notify_on_end,
+        "callback_url": new.callback_url,
         "created_at": now,
         "updated_at": now,
     }

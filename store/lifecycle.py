@@ -65,6 +65,7 @@ class ClaimedJob:
     created_at: datetime
     result: dict[str, Any] | None = None  # a pending result being settled, else None
     correlation_id: str | None = None  # the submitting request's, for every attempt log line
+    callback_url: str | None = None  # the submitter's URL for the job's terminal event
 
 
 # The hot path runs its prebuilt Core statements on a bare connection (Database.connection);
@@ -108,6 +109,7 @@ _CLAIM = (
         JOBS.c.created_at,
         JOBS.c.result,
         JOBS.c.correlation_id,
+        JOBS.c.callback_url,
     )
 )
 
@@ -141,6 +143,7 @@ def claim_job(
         created_at=row.created_at,
         result=row.result,
         correlation_id=row.correlation_id,
+        callback_url=row.callback_url,
     )
 
 

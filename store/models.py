@@ -105,6 +105,9 @@ class Job(Base):
     # Someone waits for this job's end (a submit or read with `wait`): the worker that ends it
     # announces the end on Redis pub/sub; for jobs nobody waits on it skips that round trip.
     notify_on_end: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The submitter's own URL for this job's terminal event (address-checked at submit and at
+    # delivery; signed with the tenant's callback secret: tasks/webhooks.py).
+    callback_url: Mapped[str | None] = mapped_column(String(2048))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]

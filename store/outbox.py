@@ -5,6 +5,8 @@ event and no event exists for an unfinished job. Each (endpoint, event) pair get
 job (queue `webhooks`), committed `queued` in the same transaction: if the worker dies before
 publishing it, the sweeper publishes it later. For an endpoint that is disabled the delivery is
 written held (`failed`, code `endpoint_disabled`) and can be replayed once it is re-enabled.
+A job submitted with its own `callback_url` gets one more delivery job of its terminal event
+(`webhooks.callback.deliver`), to that URL, whether or not the tenant has endpoints.
 """
 
 from __future__ import annotations
@@ -21,9 +23,11 @@ from store.errors import JobError
 from store.lifecycle import Runner
 from store.models import JOBS
 from store.states import ErrorClass, JobState
-from store.webhook_models import DELIVERIES, ENDPOINTS, EVENTS
+from store.webhook_models import CALLBACK_DELIVERIES, DELIVERIES, ENDPOINTS, EVENTS
 
 DELIVERY_JOB_TYPE = "webhooks.endpoint.deliver"
+CALLBACK_JOB_TYPE = "webhooks.callback.deliver"
+DELIVERY_JOB_TYPES = frozenset({DELIVERY_JOB_TYPE, CALLBACK_JOB_TYPE})
 DELIVERY_QUEUE = "webhooks"
 HELD = JobError(
     ErrorClass.PERMANENT,
@@ -58,6 +62,7 @@ class NewEvent:
     type: str
     job_id: uuid.UUID | None
     data: dict[str, Any]
+    to_callback: bool = False  # also sent to the job's own callback URL (its terminal event)
 
 
 @dataclass(frozen=True)
@@ -81,15 +86,18 @@ def write_events(
     targets: Sequence[Subscriber],
     policy: DeliveryPolicy,
     now: datetime,
-) -> list[uuid.UUID]:
-    """Insert the events and a delivery job per subscribed endpoint; returns the ids to publish.
+    callback_url: str | None = None,
+) -> list[tuple[uuid.UUID, str]]:
+    """Insert the events and a delivery job per subscribed endpoint (and per `to_callback`
+    event with a `callback_url`); returns (job id, job type) of those to publish.
 
     The caller's transaction commits them with whatever caused the events.
     """
     event_rows: list[dict[str, Any]] = []
     job_rows: list[dict[str, Any]] = []
     delivery_rows: list[dict[str, Any]] = []
-    publish: list[uuid.UUID] = []
+    callback_rows: list[dict[str, Any]] = []
+    publish: list[tuple[uuid.UUID, str]] = []
     for event in events:
         event_id = uuid.uuid4()
         event_rows.append(
@@ -102,11 +110,32 @@ def write_events(
                 "created_at": now,
             }
         )
+        if callback_url is not None and event.to_callback:
+            job_id = uuid.uuid4()
+            payload = {"event_id": str(event_id)}
+            job_rows.append(
+                _delivery_job(job_id, tenant_id, CALLBACK_JOB_TYPE, payload, True, policy, now)
+            )
+            callback_rows.append(
+                {
+                    "job_id": job_id,
+                    "event_id": event_id,
+                    "tenant_id": tenant_id,
+                    "url": callback_url,
+                    "created_at": now,
+                }
+            )
+            publish.append((job_id, CALLBACK_JOB_TYPE))
         for target in targets:
             if not target.wants(event.type):
                 continue
             job_id = uuid.uuid4()
-            job_rows.append(_delivery_job(job_id, tenant_id, target, event_id, policy, now))
+            payload = {"endpoint_id": str(target.id), "event_id": str(event_id)}
+            job_rows.append(
+                _delivery_job(
+                    job_id, tenant_id, DELIVERY_JOB_TYPE, payload, target.enabled, policy, now
+                )
+            )
             delivery_rows.append(
                 {
                     "job_id": job_id,
@@ -117,30 +146,34 @@ def write_events(
                 }
             )
             if target.enabled:
-                publish.append(job_id)
+                publish.append((job_id, DELIVERY_JOB_TYPE))
     if event_rows:
         runner.execute(insert(EVENTS), event_rows)
     if job_rows:
         runner.execute(insert(JOBS), job_rows)
+    if delivery_rows:
         runner.execute(insert(DELIVERIES), delivery_rows)
+    if callback_rows:
+        runner.execute(insert(CALLBACK_DELIVERIES), callback_rows)
     return publish
 
 
 def _delivery_job(
     job_id: uuid.UUID,
     tenant_id: uuid.UUID,
-    target: Subscriber,
-    event_id: uuid.UUID,
+    job_type: str,
+    payload: dict[str, str],
+    enabled: bool,
     policy: DeliveryPolicy,
     now: datetime,
 ) -> dict[str, Any]:
-    held = not target.enabled
+    held = not enabled
     return {
         "id": job_id,
         "tenant_id": tenant_id,
-        "type": DELIVERY_JOB_TYPE,
+        "type": job_type,
         "queue": DELIVERY_QUEUE,
-        "payload": {"endpoint_id": str(target.id), "event_id": str(event_id)},
+        "payload": payload,
         "state": JobState.FAILED.value if held else JobState.QUEUED.value,
         "idempotency_key": None,
         "request_hash": "",

@@ -74,3 +74,35 @@ class WebhookDelivery(Base):
 ENDPOINTS = cast(Table, WebhookEndpoint.__table__)
 EVENTS = cast(Table, WebhookEvent.__table__)
 DELIVERIES = cast(Table, WebhookDelivery.__table__)
+
+
+class WebhookCallbackSecret(Base):
+    """A tenant's secret signing deliveries to jobs' own `callback_url`s; stored encrypted."""
+
+    __tablename__ = "webhook_callback_secrets"
+
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"), primary_key=True)
+    secret_sealed: Mapped[str] = mapped_column(Text)
+    previous_secret_sealed: Mapped[str | None] = mapped_column(Text)
+    previous_secret_until: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class WebhookCallbackDelivery(Base):
+    """One job's terminal event to the job's own `callback_url`; its job holds the state."""
+
+    __tablename__ = "webhook_callback_deliveries"
+    __table_args__ = (Index("ix_webhook_callback_deliveries_tenant", "tenant_id", "created_at"),)
+
+    job_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True
+    )
+    event_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_events.id"))
+    tenant_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("tenants.id"))
+    url: Mapped[str] = mapped_column(String(2048))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+CALLBACK_SECRETS = cast(Table, WebhookCallbackSecret.__table__)
+CALLBACK_DELIVERIES = cast(Table, WebhookCallbackDelivery.__table__)

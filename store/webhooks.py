@@ -99,9 +99,10 @@ def rotate_secret(
 
 @dataclass(frozen=True)
 class Target:
-    """What one delivery needs: the endpoint's URL, state and sealed secrets, the event."""
+    """What one delivery needs: where to (an endpoint, or a job's callback URL), whether it is
+    enabled, the sealed secrets, the event, and the key of the in-flight cap it counts in."""
 
-    endpoint_id: uuid.UUID
+    endpoint_id: uuid.UUID | None  # None: a job's own callback URL
     url: str
     enabled: bool
     secrets_sealed: tuple[str, ...]  # current first, then the previous one within its grace
@@ -109,6 +110,17 @@ class Target:
     event_type: str
     event_data: dict[str, Any]
     event_created_at: datetime
+    slot_key: str
+
+
+def valid_secrets(
+    current: str | None, previous: str | None, previous_until: datetime | None, now: datetime
+) -> tuple[str, ...]:
+    """The sealed secrets that sign now: the current one, and the previous within its grace."""
+    secrets = [current] if current else []
+    if previous and previous_until and previous_until > now:
+        secrets.append(previous)
+    return tuple(secrets)
 
 
 def delivery_target(runner: Runner, job_id: uuid.UUID, now: datetime) -> Target | None:
@@ -135,18 +147,18 @@ def delivery_target(runner: Runner, job_id: uuid.UUID, now: datetime) -> Target 
     ).one_or_none()
     if row is None:
         return None
-    secrets = [row.secret_sealed]
-    if row.previous_secret_sealed and row.previous_secret_until and row.previous_secret_until > now:
-        secrets.append(row.previous_secret_sealed)
     return Target(
-        row.id,
-        row.url,
-        bool(row.enabled),
-        tuple(secrets),
-        row.event_id,
-        row.type,
-        row.data,
-        row.created_at,
+        endpoint_id=row.id,
+        url=row.url,
+        enabled=bool(row.enabled),
+        secrets_sealed=valid_secrets(
+            row.secret_sealed, row.previous_secret_sealed, row.previous_secret_until, now
+        ),
+        event_id=row.event_id,
+        event_type=row.type,
+        event_data=row.data,
+        event_created_at=row.created_at,
+        slot_key=str(row.id),
     )
 
 

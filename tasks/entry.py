@@ -10,7 +10,7 @@ from celery import Task, shared_task
 
 from config.settings import get_settings
 from integrations.registry import JOB_TYPES
-from store.outbox import DELIVERY_JOB_TYPE
+from store.outbox import CALLBACK_JOB_TYPE, DELIVERY_JOB_TYPE
 from tasks.executor import execute
 from tasks.maintenance import publish_due, sweep
 from tasks.provider_events import APPLY_EVENT_TASK, apply_event
@@ -45,6 +45,12 @@ JOB_TASKS: dict[str, Any] = {name: _job_task(name) for name in JOB_TYPES}
 @shared_task(name=DELIVERY_JOB_TYPE, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
 def deliver_webhook_task(self: Task, job_id: str) -> str:
     """One try of an outbound webhook delivery (queue `webhooks`), by its job id."""
+    return deliver(uuid.UUID(job_id), get_settings())
+
+
+@shared_task(name=CALLBACK_JOB_TYPE, bind=True, ignore_result=True)  # type: ignore[untyped-decorator]
+def deliver_callback_task(self: Task, job_id: str) -> str:
+    """One try of a job's terminal event to its own `callback_url` (queue `webhooks`)."""
     return deliver(uuid.UUID(job_id), get_settings())
 
 

@@ -65,3 +65,29 @@ def observe_sweep(counts: dict[str, int]) -> None:
     for action, count in counts.items():
         if count:
             SWEEPER_RECLAIMS.labels(action).inc(count)
+
+
+# --- Outbound webhooks (tasks/webhooks.py) ---------------------------------------------------
+# Event → delivery spans the first try (milliseconds) to retries hours or days later.
+WEBHOOK_LATENCY_BUCKETS_S = (
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 21600.0,
+    86400.0, 259200.0,
+)  # fmt: skip
+WEBHOOK_DELIVERIES = Counter(
+    "conveyor_webhook_deliveries_total",
+    "Webhook delivery tries by target kind and outcome.",
+    ["kind", "outcome"],
+)
+WEBHOOK_EVENT_TO_DELIVERY = Histogram(
+    "conveyor_webhook_event_to_delivery_seconds",
+    "Time from an event's commit to its delivery (2xx), retries included.",
+    ["kind"],
+    buckets=WEBHOOK_LATENCY_BUCKETS_S,
+)
+
+
+def observe_delivery(kind: str, outcome: str, event_age_s: float | None) -> None:
+    """Record one delivery try (`kind` = endpoint · callback) and, when delivered, its latency."""
+    WEBHOOK_DELIVERIES.labels(kind, outcome).inc()
+    if event_age_s is not None:
+        WEBHOOK_EVENT_TO_DELIVERY.labels(kind).observe(max(event_age_s, 0.0))

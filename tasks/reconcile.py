@@ -2,6 +2,8 @@
 
 Safe to run any number of times: it changes only jobs still in needs_review, and a second
 run finds them settled. Reports (mismatches, duplicates, missing charges) change nothing.
+A settlement writes the job's events (`job.succeeded` with `payment.*`, or `job.failed`) in
+its own transaction, as a worker's finish does (tasks/webhooks.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from store.payments import job_keys, record_effects
 from store.reconcile import jobs_under_review, recent_ledger, settle
 from store.states import ErrorClass, JobState
 from store.types import utcnow
+from tasks.webhooks import Outbox
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +52,15 @@ def _operation(job: Job) -> tuple[str, str]:
     return provider, operation
 
 
+def _settle_failed(settings: Settings, job: Job, error: JobError, note: str) -> None:
+    """Settle a job under review as failed; its `job.failed` event commits with it."""
+    outbox = Outbox(settings)
+    with get_database(settings).session() as session:
+        if settle(session, job.id, JobState.FAILED, utcnow(), error=error, note=note):
+            outbox.collect_end(session, job.id)
+    outbox.publish()
+
+
 def _adopt(settings: Settings, job: Job, found: PaymentResult, operation: str) -> Finding:
     db = get_database(settings)
     now = utcnow()
@@ -59,12 +71,12 @@ def _adopt(settings: Settings, job: Job, found: PaymentResult, operation: str) -
             decline.code if decline else "declined",
             decline.message if decline else "declined by the provider",
         )
-        with db.session() as session:
-            settle(session, job.id, JobState.FAILED, now, error=error, note="provider: declined")
+        _settle_failed(settings, job, error, "provider: declined")
         return Finding("adopted_decline", str(job.id), {"reference": found.reference})
     result = {"status": found.status.value, "reference": found.reference, "amount": found.amount}
     amount = found.amount_captured if operation == "charge" else 0
     effect = LedgerEffect(operation, found.reference, found.reference, amount, found.currency)
+    outbox = Outbox(settings)
     try:
         with db.session() as session:
             if settle(
@@ -76,8 +88,11 @@ def _adopt(settings: Settings, job: Job, found: PaymentResult, operation: str) -
                 note="provider: the payment exists",
             ):
                 record_effects(session, job.id, job.tenant_id, _operation(job)[0], [effect])
+                # job.succeeded and payment.* commit with the settlement, or not at all.
+                outbox.collect_end(session, job.id, [effect])
     except IntegrityError:
         return Finding("duplicate", str(job.id), {"reference": found.reference})
+    outbox.publish()
     return Finding("adopted_charge", str(job.id), {"reference": found.reference})
 
 
@@ -96,15 +111,7 @@ def _review(settings: Settings, provider: PaymentProvider, job: Job) -> Finding:
             "not_charged",
             "the provider holds no payment under this job's key",
         )
-        with get_database(settings).session() as session:
-            settle(
-                session,
-                job.id,
-                JobState.FAILED,
-                utcnow(),
-                error=error,
-                note="provider: no payment under the key",
-            )
+        _settle_failed(settings, job, error, "provider: no payment under the key")
         return Finding("not_charged", str(job.id), {"key": key})
     expected = job.payload.get("amount")
     if expected is not None and found.amount != expected:

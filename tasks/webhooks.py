@@ -16,6 +16,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,17 +29,19 @@ from sqlalchemy.orm import Session
 from config.settings import Settings
 from integrations.base import RetryPolicy
 from integrations.outbound import Resolver
-from integrations.outcome import Failed, FailureKind, Outcome
+from integrations.outcome import Failed, FailureKind, LedgerEffect, Outcome
 from integrations.redact import redact, redact_text
 from integrations.webhooks.delivery import Message, Sent, send
 from integrations.webhooks.secrets import SecretBox, SecretUnreadable
 from integrations.webhooks.slots import get_slots
+from store.callbacks import callback_target
 from store.db import get_database
 from store.errors import JobError
 from store.lifecycle import AttemptRecord, ClaimedJob, Runner, claim_job, finish_job
 from store.models import Job
 from store.outbox import (
-    DELIVERY_JOB_TYPE,
+    CALLBACK_JOB_TYPE,
+    DELIVERY_JOB_TYPES,
     DELIVERY_QUEUE,
     HELD,
     DeliveryPolicy,
@@ -46,7 +49,7 @@ from store.outbox import (
     subscribers,
     write_events,
 )
-from store.states import ErrorClass, JobState
+from store.states import AttemptOutcome, ErrorClass, JobState
 from store.types import utcnow
 from store.webhooks import Target, delivery_target, record_health
 from tasks.decide import (
@@ -58,6 +61,7 @@ from tasks.decide import (
     NotAttempted,
     decide,
 )
+from tasks.metrics import observe_delivery
 from tasks.policy import effective_policy, stored_policy
 from tasks.publish import producer_app, publish_many
 
@@ -128,23 +132,29 @@ def job_events(
         data["result"] = _summary(decision.result)
     elif decision.error is not None:
         data["error"] = {"class": decision.error.error_class.value, "code": decision.error.code}
-    events = [NewEvent(JOB_EVENTS[state], job.id, data)]
-    for effect in decision.effects if state is JobState.SUCCEEDED else ():
-        events.append(
-            NewEvent(
-                PAYMENT_EVENTS.get(effect.operation, f"payment.{effect.operation}"),
-                job.id,
-                {
-                    "job_id": str(job.id),
-                    "operation": effect.operation,
-                    "payment_reference": effect.payment_reference,
-                    "reference": effect.provider_reference,
-                    "amount": effect.amount,
-                    "currency": effect.currency,
-                },
-            )
-        )
+    events = [NewEvent(JOB_EVENTS[state], job.id, data, to_callback=True)]
+    if state is JobState.SUCCEEDED:
+        events.extend(payment_events(job.id, decision.effects))
     return events
+
+
+def payment_events(job_id: uuid.UUID, effects: Sequence[LedgerEffect]) -> list[NewEvent]:
+    """One `payment.*` event per ledger effect a job's end wrote."""
+    return [
+        NewEvent(
+            PAYMENT_EVENTS.get(effect.operation, f"payment.{effect.operation}"),
+            job_id,
+            {
+                "job_id": str(job_id),
+                "operation": effect.operation,
+                "payment_reference": effect.payment_reference,
+                "reference": effect.provider_reference,
+                "amount": effect.amount,
+                "currency": effect.currency,
+            },
+        )
+        for effect in effects
+    ]
 
 
 @dataclass
@@ -152,33 +162,45 @@ class Outbox:
     """Delivery jobs written by a finishing transaction, to publish once it has committed."""
 
     settings: Settings
-    pending: list[uuid.UUID] = field(default_factory=list)
+    pending: list[tuple[uuid.UUID, str]] = field(default_factory=list)
 
     def collect(self, runner: Runner, job: ClaimedJob, state: JobState, decision: Decision) -> None:
         """Inside the finishing transaction: write the job's events if it ended and the tenant
-        has endpoints (one indexed lookup otherwise)."""
-        if state not in JOB_EVENTS or job.type == DELIVERY_JOB_TYPE:
+        has endpoints or the job a callback URL (one indexed lookup otherwise)."""
+        if state not in JOB_EVENTS or job.type in DELIVERY_JOB_TYPES:
             return
         targets = subscribers(runner, job.tenant_id)
-        if not targets:
+        if not targets and job.callback_url is None:
             return
         now = utcnow()
         events = job_events(job, state, decision, now)
         policy = delivery_policy(self.settings)
-        self.pending.extend(write_events(runner, job.tenant_id, events, targets, policy, now))
+        self.pending.extend(
+            write_events(runner, job.tenant_id, events, targets, policy, now, job.callback_url)
+        )
 
-    def collect_end(self, session: Session, job_id: uuid.UUID) -> None:
+    def collect_end(
+        self, session: Session, job_id: uuid.UUID, effects: Sequence[LedgerEffect] = ()
+    ) -> None:
         """The same for a job ended outside a worker's finish (a cancel, a lost worker's job
-        gone `dead`), read back inside the transaction that ended it."""
+        gone `dead`, a payment settled by reconciliation with its ledger `effects`), read back
+        inside the transaction that ended it."""
         row = session.execute(
             select(
-                Job.tenant_id, Job.type, Job.state, Job.attempts, Job.created_at, Job.error
+                Job.tenant_id,
+                Job.type,
+                Job.state,
+                Job.attempts,
+                Job.created_at,
+                Job.error,
+                Job.result,
+                Job.callback_url,
             ).where(Job.id == job_id)
         ).one_or_none()
-        if row is None or row.state not in JOB_EVENTS or row.type == DELIVERY_JOB_TYPE:
+        if row is None or row.state not in JOB_EVENTS or row.type in DELIVERY_JOB_TYPES:
             return
         targets = subscribers(session, row.tenant_id)
-        if not targets:
+        if not targets and row.callback_url is None:
             return
         now = utcnow()
         data: dict[str, Any] = {
@@ -189,11 +211,17 @@ class Outbox:
             "created_at": row.created_at.isoformat(),
             "finished_at": now.isoformat(),
         }
-        if row.error:
+        if row.state == JobState.SUCCEEDED.value:
+            data["result"] = _summary(row.result)
+        elif row.error:
             data["error"] = {"class": row.error.get("class"), "code": row.error.get("code")}
-        event = NewEvent(JOB_EVENTS[JobState(row.state)], job_id, data)
+        events = [NewEvent(JOB_EVENTS[JobState(row.state)], job_id, data, to_callback=True)]
+        if row.state == JobState.SUCCEEDED.value:
+            events.extend(payment_events(job_id, effects))
         policy = delivery_policy(self.settings)
-        self.pending.extend(write_events(session, row.tenant_id, [event], targets, policy, now))
+        self.pending.extend(
+            write_events(session, row.tenant_id, events, targets, policy, now, row.callback_url)
+        )
 
     def publish(self) -> None:
         """After the commit: send the delivery jobs (one the broker misses, the sweeper sends)."""
@@ -202,10 +230,10 @@ class Outbox:
             self.pending = []
 
 
-def publish_deliveries(settings: Settings, job_ids: list[uuid.UUID]) -> None:
-    """Publish delivery jobs to queue `webhooks`; failures are left to the sweeper."""
+def publish_deliveries(settings: Settings, jobs: Sequence[tuple[uuid.UUID, str]]) -> None:
+    """Publish delivery jobs (id, type) to queue `webhooks`; failures are left to the sweeper."""
     publish_many(
-        producer_app(settings), [(job_id, DELIVERY_JOB_TYPE, DELIVERY_QUEUE) for job_id in job_ids]
+        producer_app(settings), [(job_id, job_type, DELIVERY_QUEUE) for job_id, job_type in jobs]
     )
 
 
@@ -235,12 +263,19 @@ def _attempt(
         return gone, None
     if not target.enabled:
         return Failed(HELD.code, HELD.message, kind=FailureKind.PERMANENT), None
+    if not target.secrets_sealed:
+        missing = Failed(
+            "callback_secret_missing",
+            "the tenant has no callback signing secret (POST /v1/webhook-callbacks/secret)",
+            kind=FailureKind.PERMANENT,
+        )
+        return missing, None
     try:
         secrets = [SecretBox(settings).open(sealed) for sealed in target.secrets_sealed]
     except SecretUnreadable as exc:
         error = JobError(ErrorClass.INTERNAL, "secret_unreadable", str(exc))
         return Fault(error), None
-    with get_slots(settings).slot(target.endpoint_id) as taken:
+    with get_slots(settings).slot(target.slot_key) as taken:
         if not taken:
             return NotAttempted("endpoint_busy", BUSY_WAIT_S), None
         message = Message(str(target.event_id), event_body(target), secrets)
@@ -260,6 +295,27 @@ def _attempt(
     return Fault(error), sent
 
 
+def _outcome_label(decision: Decision) -> str:
+    """The metric's `outcome`: delivered · retrying · deferred (endpoint busy) · failed ·
+    refused (address check) · held (endpoint disabled) · dead."""
+    code = decision.error.code if decision.error is not None else ""
+    if decision.state is JobState.SUCCEEDED:
+        return "delivered"
+    if decision.state is JobState.RETRYING:
+        return "deferred" if decision.outcome is AttemptOutcome.DEFERRED else "retrying"
+    if decision.state is JobState.FAILED and code.startswith("refused_"):
+        return "refused"
+    if decision.state is JobState.FAILED and code == HELD.code:
+        return "held"
+    return decision.state.value
+
+
+def _target(runner: Runner, job: ClaimedJob, now: datetime) -> Target | None:
+    if job.type == CALLBACK_JOB_TYPE:
+        return callback_target(runner, job.id, now)
+    return delivery_target(runner, job.id, now)
+
+
 def deliver(job_id: uuid.UUID, settings: Settings, *, resolver: Resolver | None = None) -> str:
     """Run one try of delivery job `job_id`; returns the state it landed in.
 
@@ -272,7 +328,7 @@ def deliver(job_id: uuid.UUID, settings: Settings, *, resolver: Resolver | None 
     started_at = utcnow()
     with db.connection() as conn:
         job = claim_job(conn, job_id, owner, timedelta(seconds=settings.lease_s), started_at)
-        target = delivery_target(conn, job_id, started_at) if job is not None else None
+        target = _target(conn, job, started_at) if job is not None else None
     if job is None:
         return "not_claimed"
     clock = time.monotonic()
@@ -320,7 +376,12 @@ def deliver(job_id: uuid.UUID, settings: Settings, *, resolver: Resolver | None 
             count_attempt=decision.counts,
         )
         disabled = None
-        if landed is not None and sent is not None and target is not None:
+        if (
+            landed is not None
+            and sent is not None
+            and target is not None
+            and target.endpoint_id is not None
+        ):
             disabled = record_health(
                 conn,
                 target.endpoint_id,
@@ -337,6 +398,12 @@ def deliver(job_id: uuid.UUID, settings: Settings, *, resolver: Resolver | None 
         )
     if landed is None:
         return "lost_lease"
+    delivered = landed.state is JobState.SUCCEEDED and target is not None
+    observe_delivery(
+        "callback" if job.type == CALLBACK_JOB_TYPE else "endpoint",
+        _outcome_label(decision),
+        (now - target.event_created_at).total_seconds() if delivered and target else None,
+    )
     log.info(
         "webhooks.delivery_attempt",
         job_id=str(job_id),

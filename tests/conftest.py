@@ -30,7 +30,13 @@ from store.models import (
     ScheduleRun,
     Tenant,
 )
-from store.webhook_models import WebhookDelivery, WebhookEndpoint, WebhookEvent
+from store.webhook_models import (
+    WebhookCallbackDelivery,
+    WebhookCallbackSecret,
+    WebhookDelivery,
+    WebhookEndpoint,
+    WebhookEvent,
+)
 from tests.support.procs import Proc, free_port, http_ok, python_argv, wait_until
 
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -101,6 +107,8 @@ def settings(database_url: str, broker_prefix: str) -> Iterator[Settings]:
     yield s
     with get_database(s).session() as session:
         for model in (
+            WebhookCallbackDelivery,
+            WebhookCallbackSecret,
             WebhookDelivery,
             WebhookEvent,
             WebhookEndpoint,

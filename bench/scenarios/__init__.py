@@ -15,6 +15,7 @@ from bench.scenarios import (
     ingest_batch,
     latency,
     memory,
+    webhooks,
 )
 
 Scenario = Callable[[Options], ScenarioResult]
@@ -31,6 +32,7 @@ EXTENDED: dict[str, Scenario] = {
     growth.NAME: growth.run,
     memory.NAME: memory.run,
     data_sync.NAME: data_sync.run,
+    webhooks.NAME: webhooks.run,
 }
 GROUPS: dict[str, dict[str, Scenario]] = {"all": SCENARIOS, "extended": EXTENDED}
 

@@ -43,9 +43,10 @@ class EndpointSlots:
         self._acquire = client.register_script(_ACQUIRE)
 
     @contextmanager
-    def slot(self, endpoint_id: uuid.UUID) -> Iterator[bool]:
-        """Yields True holding a slot of the endpoint, or False when all are taken."""
-        key = f"{self.prefix}{endpoint_id}"
+    def slot(self, target: str) -> Iterator[bool]:
+        """Yields True holding a slot of the target (an endpoint id, a tenant's callback host),
+        or False when all are taken."""
+        key = f"{self.prefix}{target}"
         token = uuid.uuid4().hex
         now = time.time()
         taken = bool(self._acquire(keys=[key], args=[now, now + self.hold_s, self.cap, token]))

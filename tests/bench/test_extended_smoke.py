@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bench.scenarios import growth, memory
+from bench.scenarios import growth, memory, webhooks
 
 ROOT = Path(__file__).resolve().parents[2]
 TIMEOUT_S = 300
@@ -59,3 +59,13 @@ def test_memory_runs_with_a_short_soak(tmp_path: Path) -> None:
     entry = entries[memory.NAME]
     assert entry["series"]
     assert entry["details"]["samples"]
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+def test_webhooks_runs_on_a_small_burst(tmp_path: Path) -> None:
+    # Given a burst of 20 events (and the paced ones) / When the scenario runs once
+    entries = run_bench(tmp_path / "webhooks.json", "webhooks", "--n", "20", "--runs", "1")
+    # Then it wrote Conveyor's figures and the bare-HTTP baseline's
+    entry = entries[webhooks.NAME]
+    assert {s["system"] for s in entry["series"]} == {"conveyor", webhooks.BASELINE}

@@ -13,7 +13,9 @@ import uuid
 from pathlib import Path
 
 import redis
+import requests
 from sqlalchemy import func, select
+from standardwebhooks.webhooks import Webhook
 
 from config.settings import Settings
 from integrations.webhooks.secrets import SecretBox, generate_secret
@@ -28,6 +30,7 @@ from tasks.publish import producer_app, publish
 from tasks.webhooks import delivery_policy, publish_deliveries
 from tests.e2e.stack import (
     SHARED_REDIS,
+    api_process,
     beat_process,
     kill_group,
     stack_env,
@@ -46,7 +49,7 @@ def endpoint(settings: Settings, tenant_id: uuid.UUID, url: str) -> None:
         )
 
 
-def emit(settings: Settings, tenant_id: uuid.UUID, count: int) -> list[uuid.UUID]:
+def emit(settings: Settings, tenant_id: uuid.UUID, count: int) -> list[tuple[uuid.UUID, str]]:
     """Write `count` events through the outbox and publish their deliveries, as a finish does."""
     events = [NewEvent("job.succeeded", None, {"n": n}) for n in range(count)]
     with get_database(settings).connection() as conn:
@@ -108,15 +111,19 @@ def test_outbox_survives_a_worker_killed_between_finishing_and_delivering(
         assert session.scalar(select(func.count()).where(Attempt.job_id == delivery.job_id)) == 1
 
 
+SLOW_S = 8.0  # tenant A's receiver answers after this long
+B_BOUND_S = 5.0  # the stated bound on tenant B's delivery latency behind it
+
+
 def test_slow_endpoint_of_one_tenant_does_not_hold_back_another(
     fresh_settings: Settings, key: IssuedKey, sandbox_url: str, logs_dir: Path
 ) -> None:
-    # Given 4 worker threads, at most 2 per endpoint, and tenant A's receiver taking 3 s
+    # Given 4 worker threads, at most 2 per endpoint, and tenant A's receiver taking 8 s
     s = fresh_settings
     env = env_for(s, sandbox_url, worker_concurrency="4", webhook_endpoint_concurrency="2")
     with get_database(s).session() as session:
         other = create_api_key(session, f"b-{uuid.uuid4().hex[:6]}")
-    with receiver(lambda _: Reply(200, delay_s=3.0)) as slow, receiver() as fast:
+    with receiver(lambda _: Reply(200, delay_s=SLOW_S)) as slow, receiver() as fast:
         endpoint(s, key.tenant_id, slow.url())
         endpoint(s, other.tenant_id, fast.url())
         with worker_process(env, logs_dir, "hooks"), beat_process(env, logs_dir):
@@ -127,11 +134,36 @@ def test_slow_endpoint_of_one_tenant_does_not_hold_back_another(
             emit(s, other.tenant_id, 20)
             wait_until(lambda: len(fast.received) >= 20, "tenant B's deliveries", timeout=30)
             latencies = sorted(r.at - started for r in fast.received)
-    # Then every one of B's deliveries arrived within 2.5 s (A's single delivery takes 3 s)
+    # Then every one of B's deliveries arrived within B_BOUND_S: without the per-endpoint cap
+    # A's 8 deliveries would hold all 4 threads and B's first would wait SLOW_S
     p50, worst = statistics.median(latencies), latencies[-1]
     print(f"tenant B behind a slow tenant A: p50 {p50:.2f} s, max {worst:.2f} s")
-    assert latencies[-1] < 2.5
+    assert latencies[-1] < B_BOUND_S
     assert len(slow.received) <= 8
+
+
+def test_negative_control_without_the_cap_the_slow_endpoint_holds_every_thread(
+    fresh_settings: Settings, key: IssuedKey, sandbox_url: str, logs_dir: Path
+) -> None:
+    # Given the same world, but a per-endpoint cap as large as the worker's 4 threads
+    s = fresh_settings
+    env = env_for(s, sandbox_url, worker_concurrency="4", webhook_endpoint_concurrency="4")
+    with get_database(s).session() as session:
+        other = create_api_key(session, f"b-{uuid.uuid4().hex[:6]}")
+    with receiver(lambda _: Reply(200, delay_s=SLOW_S)) as slow, receiver() as fast:
+        endpoint(s, key.tenant_id, slow.url())
+        endpoint(s, other.tenant_id, fast.url())
+        with worker_process(env, logs_dir, "hooks"), beat_process(env, logs_dir):
+            # When A's 4 deliveries are in flight ahead of B's 20
+            emit(s, key.tenant_id, 4)
+            wait_until(lambda: len(slow.received) >= 4, "A's first 4 deliveries to be sent")
+            started = time.monotonic()
+            emit(s, other.tenant_id, 20)
+            wait_until(lambda: len(fast.received) >= 1, "tenant B's first delivery", timeout=30)
+            first = fast.received[0].at - started
+    # Then B's first delivery waited for A's receiver: the test above can see a delay
+    print(f"without the cap, tenant B's first delivery after {first:.2f} s")
+    assert first > B_BOUND_S
 
 
 def test_delivery_rate_and_latency_to_a_local_receiver(
@@ -172,3 +204,44 @@ def test_delivery_rate_and_latency_to_a_local_receiver(
     assert len(rx.received) == count
     # A bound loose enough for a loaded 2-core CI box; the figures printed are the result.
     assert p95 < 15.0
+
+
+def test_a_job_submitted_with_a_callback_url_is_called_back_signed(
+    fresh_settings: Settings, key: IssuedKey, sandbox_url: str, logs_dir: Path
+) -> None:
+    s = fresh_settings
+    env = env_for(s, sandbox_url)
+    headers = {"Authorization": f"Bearer {key.secret}"}
+    with (
+        receiver() as rx,
+        api_process(env, logs_dir) as api,
+        worker_process(env, logs_dir, "all"),
+        beat_process(env, logs_dir),
+    ):
+        # Given the tenant's callback secret, created through the API
+        created = requests.post(f"{api}/v1/webhook-callbacks/secret", headers=headers, timeout=10)
+        assert created.status_code == 201, created.text
+        secret = created.json()["secret"]
+        # When a job is submitted with its own callback URL (and no endpoint exists)
+        body = {
+            "type": "data.sandbox.fetch_rates",
+            "payload": {"base": "EUR"},
+            "callback_url": rx.url("/done"),
+        }
+        submitted = requests.post(f"{api}/v1/jobs", json=body, headers=headers, timeout=10)
+        assert submitted.status_code == 202, submitted.text
+        job_id = submitted.json()["id"]
+        # Then the worker runs it and its terminal event arrives at the URL, once
+        wait_until(lambda: len(rx.received) >= 1, "the job's callback", timeout=30)
+        time.sleep(1)  # room for a duplicate to show up
+        listed = requests.get(
+            f"{api}/v1/webhook-callbacks/deliveries",
+            params={"job_id": job_id},
+            headers=headers,
+            timeout=10,
+        ).json()
+    (got,) = rx.received
+    assert got.path == "/done"
+    event = Webhook(secret).verify(got.body.decode(), got.headers)
+    assert event["type"] == "job.succeeded" and event["data"]["job_id"] == job_id
+    assert [(d["state"], d["attempts"]) for d in listed] == [("succeeded", 1)]
