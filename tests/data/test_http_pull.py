@@ -266,6 +266,9 @@ def test_malformed_json_fails_permanently_with_an_excerpt(
     message = job.attempt_rows[-1].error_message
     assert job.attempt_rows[-1].error_class == "permanent"
     assert "the body is not JSON" in message and '{"data": [{"id": "item-0000001"' in message
+    assert job.attempt_rows[-1].http_status == 200
+    assert '"item-0000001"' in (job.attempt_rows[-1].response_excerpt or "")
+    assert sync_of(s, "items").pages == 0 and stored(s, "items") == {}
 
 
 def test_a_record_without_its_key_fails_naming_the_record(
