@@ -49,6 +49,12 @@ class SourceConfig(BaseModel):
     page_size_param: str = Field(default="limit", min_length=1, max_length=100)
     page_size: int = Field(default=100, ge=1, le=1000)
     max_pages: int = Field(default=100, ge=1, le=100_000)
+    conditional: bool = Field(
+        default=False,
+        description="send the first page's ETag / Last-Modified of the last complete pass "
+        "(If-None-Match / If-Modified-Since); a 304 is a success with nothing changed. For "
+        "sources whose first page's validators change whenever any record does",
+    )
     auth_header: str | None = Field(default=None, pattern=HEADER_NAME)
     auth_prefix: str = Field(default="", max_length=50, examples=["Bearer "])
     secret: str | None = Field(default=None, pattern=NAME, description="a secret's name")

@@ -18,6 +18,7 @@ from config.redaction import (
     find_secrets,
     luhn_valid,
     mask_pans,
+    redact_head,
     redact_text,
     redact_value,
 )
@@ -50,8 +51,6 @@ SECRET_HEADER_PARTS = ("signature", "secret", "token", "api-key", "apikey", "pas
 redact = redact_value
 
 
-# Above this many times the limit, only the kept window of a value is redacted.
-LARGE_FACTOR = 4
 # Wider than the longest card number with separators (19 digits + 4 spaces or dashes).
 WINDOW_MARGIN = 64
 
@@ -62,12 +61,15 @@ def excerpt(value: Any, limit: int = DEFAULT_EXCERPT_LIMIT) -> str:
         raise ValueError(f"limit must be >= 0, got {limit}")
     if not isinstance(value, str):
         raw = json.dumps(value, sort_keys=True, default=str, ensure_ascii=False)
-        if len(raw) > LARGE_FACTOR * max(limit, 1):
-            # A large answer (a page of records): redact only the window that will be kept,
-            # plus a margin wider than any card number, so a number straddling the cut is
-            # still seen whole and masked. The text rules cover secret fields, CVCs and PANs.
-            text = redact_text(raw[: limit + WINDOW_MARGIN])
-            return f"{text[:limit]}…[truncated {len(raw) - limit} chars]"
+        if len(raw) > limit + WINDOW_MARGIN:
+            # A long answer (a page of records): redact only the elements that reach the kept
+            # window, plus a margin wider than any card number, each by the same rules as the
+            # whole value (`redact_head`); the text rules then see the window's elements whole.
+            head, _ = redact_head(value, limit + WINDOW_MARGIN)
+            text = redact_text(json.dumps(head, sort_keys=True, default=str, ensure_ascii=False))
+            if len(text) >= limit + WINDOW_MARGIN:
+                return f"{text[:limit]}…[truncated {len(raw) - limit} chars]"
+            # (the text rules shortened the window below its margin: take the whole value)
     clean = redact_value(value)
     if isinstance(clean, str):
         text = clean

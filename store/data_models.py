@@ -42,7 +42,7 @@ class DataRecord(Base):
     resource: Mapped[str] = mapped_column(String(100))
     natural_key: Mapped[str] = mapped_column(String(255))
     data: Mapped[dict[str, Any]]
-    # SHA-256 of the record's canonical JSON: an unchanged record is not written again.
+    # SHA-256 of the record's canonical JSON: an unchanged record keeps its data and changed_at.
     content_hash: Mapped[str] = mapped_column(String(64))
     job_id: Mapped[uuid.UUID]  # the job that last fetched it
     first_seen_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,31 +1,35 @@
 """Stored provider records: a page upserted in one statement, counted as inserted/updated/unchanged.
 
-Keyed by (tenant, provider, resource, natural key). The upsert is SQLite's and PostgreSQL's
-`INSERT … ON CONFLICT (…) DO UPDATE … WHERE content_hash differs`, so an unchanged record is
-not rewritten; `RETURNING first_seen_at` tells an insert (first seen now) from an update, and
-whatever did not come back was unchanged: its `last_seen_at` is bumped by one more UPDATE.
+Keyed by (tenant, provider, resource, natural key). A page goes to the database as ONE JSON
+parameter (`[{"k": key, "h": hash, "d": data}, …]`) that the database unpacks itself
+(SQLite `json_each`, PostgreSQL `json_to_recordset`) into `INSERT … SELECT … ON CONFLICT DO
+UPDATE`: one statement and one round trip per page, with nothing converted per row in Python.
+A record whose hash is unchanged keeps its data and change time and gets only its last sighting
+and job; `RETURNING` tells an insert (first seen = last seen), an update (changed = last seen)
+and an unchanged record apart.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, TextClause, Uuid, and_, bindparam, or_, select, text
 from sqlalchemy.orm import Session
 
-from store.data_models import RECORDS, DataRecord
+from store.data_models import DataRecord
+from store.types import UTCDateTime
 
 
 class NewRecord(NamedTuple):
-    """A record as fetched: natural key, fields, and the SHA-256 of its canonical JSON."""
+    """A record as fetched: natural key, its fields as canonical JSON, and that text's SHA-256."""
 
     key: str
-    data: dict[str, Any]
+    data_json: str
     content_hash: str
 
 
@@ -48,74 +52,91 @@ class Scope:
     resource: str
 
 
+# What RETURNING says of each row: 2 inserted, 1 updated, 0 unchanged.
+_INSERTED, _UPDATED = 2, 1
+_UPSERT_SQL = {
+    # SQLite needs a WHERE on an upsert's SELECT, so that ON CONFLICT is not read as a join's.
+    "sqlite": """
+INSERT INTO data_records (tenant_id, provider, resource, natural_key, data, content_hash, job_id,
+                          first_seen_at, last_seen_at, changed_at)
+SELECT :tenant_id, :provider, :resource, r.value ->> '$.k', r.value -> '$.d', r.value ->> '$.h',
+       :job_id, :now, :now, :now
+FROM json_each(:page) AS r WHERE true
+ON CONFLICT (tenant_id, provider, resource, natural_key) DO UPDATE SET
+    data = CASE WHEN data_records.content_hash = excluded.content_hash
+                THEN data_records.data ELSE excluded.data END,
+    changed_at = CASE WHEN data_records.content_hash = excluded.content_hash
+                      THEN data_records.changed_at ELSE excluded.changed_at END,
+    content_hash = excluded.content_hash,
+    job_id = excluded.job_id,
+    last_seen_at = excluded.last_seen_at
+RETURNING CAST(first_seen_at = last_seen_at AS INTEGER) + CAST(changed_at = last_seen_at AS INTEGER)
+""",
+    "postgresql": """
+INSERT INTO data_records (tenant_id, provider, resource, natural_key, data, content_hash, job_id,
+                          first_seen_at, last_seen_at, changed_at)
+SELECT :tenant_id, :provider, :resource, r.k, r.d, r.h, :job_id, :now, :now, :now
+FROM json_to_recordset(CAST(:page AS json)) AS r(k text, h text, d json)
+ON CONFLICT (tenant_id, provider, resource, natural_key) DO UPDATE SET
+    data = CASE WHEN data_records.content_hash = excluded.content_hash
+                THEN data_records.data ELSE excluded.data END,
+    changed_at = CASE WHEN data_records.content_hash = excluded.content_hash
+                      THEN data_records.changed_at ELSE excluded.changed_at END,
+    content_hash = excluded.content_hash,
+    job_id = excluded.job_id,
+    last_seen_at = excluded.last_seen_at
+RETURNING CAST(first_seen_at = last_seen_at AS INTEGER) + CAST(changed_at = last_seen_at AS INTEGER)
+""",
+}
+_UPSERTS: dict[str, TextClause] = {}
+
+
+def _upsert(dialect_name: str) -> TextClause:
+    stmt = _UPSERTS.get(dialect_name)
+    if stmt is None:
+        stmt = _UPSERTS[dialect_name] = text(_UPSERT_SQL[dialect_name]).bindparams(
+            bindparam("tenant_id", type_=Uuid()),
+            bindparam("job_id", type_=Uuid()),
+            bindparam("now", type_=UTCDateTime()),
+        )
+    return stmt
+
+
+def page_json(records: Sequence[NewRecord]) -> str:
+    """The page as the one JSON parameter of the upsert; a key twice counts once (the last)."""
+    latest = {record.key: record for record in records}
+    return (
+        "["
+        + ",".join(
+            f'{{"k":{json.dumps(r.key)},"h":"{r.content_hash}","d":{r.data_json}}}'
+            for r in latest.values()
+        )
+        + "]"
+    )
+
+
 def upsert_records(
     conn: Connection, scope: Scope, job_id: uuid.UUID, records: Sequence[NewRecord], now: datetime
 ) -> UpsertCounts:
     """Insert new records, update changed ones, leave unchanged ones but their last sighting.
 
-    One or two statements whatever the page size; a key twice in one page counts once (the
-    last copy wins). Runs inside the caller's transaction.
+    One statement whatever the page size; a key twice in one page counts once (the last copy
+    wins). Runs inside the caller's transaction.
     """
-    latest = {record.key: record for record in records}
-    if not latest:
+    if not records:
         return UpsertCounts()
-    rows = [
-        {
-            "tenant_id": scope.tenant_id,
-            "provider": scope.provider,
-            "resource": scope.resource,
-            "natural_key": record.key,
-            "data": record.data,
-            "content_hash": record.content_hash,
-            "job_id": job_id,
-            "first_seen_at": now,
-            "last_seen_at": now,
-            "changed_at": now,
-        }
-        for record in latest.values()
-    ]
-    # One constant statement executed with many parameter sets: SQLAlchemy's "insertmanyvalues"
-    # sends it as batched multi-row VALUES (one round trip per page) and compiles it once.
-    written = conn.execute(_upsert(conn.dialect.name), rows).all()
-    inserted = sum(1 for row in written if row.first_seen_at == now)
-    unchanged = set(latest) - {row.natural_key for row in written}
-    if unchanged:
-        conn.execute(
-            update(RECORDS)
-            .where(
-                RECORDS.c.tenant_id == scope.tenant_id,
-                RECORDS.c.provider == scope.provider,
-                RECORDS.c.resource == scope.resource,
-                RECORDS.c.natural_key.in_(bindparam("keys", expanding=True)),
-            )
-            .values(last_seen_at=now, job_id=job_id),
-            {"keys": sorted(unchanged)},
-        )
-    return UpsertCounts(len(latest), inserted, len(written) - inserted, len(unchanged))
-
-
-_UPSERTS: dict[str, Any] = {}
-
-
-def _upsert(dialect_name: str) -> Any:
-    """`INSERT … ON CONFLICT (key) DO UPDATE … WHERE hash differs RETURNING key, first_seen`."""
-    stmt = _UPSERTS.get(dialect_name)
-    if stmt is None:
-        dialect = postgresql if dialect_name == "postgresql" else sqlite
-        insert = dialect.insert(RECORDS)
-        excluded = insert.excluded
-        stmt = _UPSERTS[dialect_name] = insert.on_conflict_do_update(
-            index_elements=["tenant_id", "provider", "resource", "natural_key"],
-            set_={
-                "data": excluded.data,
-                "content_hash": excluded.content_hash,
-                "job_id": excluded.job_id,
-                "last_seen_at": excluded.last_seen_at,
-                "changed_at": excluded.changed_at,
-            },
-            where=RECORDS.c.content_hash != excluded.content_hash,
-        ).returning(RECORDS.c.natural_key, RECORDS.c.first_seen_at)
-    return stmt
+    params = {
+        "tenant_id": scope.tenant_id,
+        "provider": scope.provider,
+        "resource": scope.resource,
+        "job_id": job_id,
+        "now": now,
+        "page": page_json(records),
+    }
+    states = conn.execute(_upsert(conn.dialect.name), params).scalars().all()
+    inserted = sum(1 for state in states if state == _INSERTED)
+    updated = sum(1 for state in states if state == _UPDATED)
+    return UpsertCounts(len(states), inserted, updated, len(states) - inserted - updated)
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,17 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, case, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Integer,
+    Update,
+    bindparam,
+    case,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -87,7 +97,8 @@ def begin_sync(conn: Connection, scope: Scope, job_id: uuid.UUID, now: datetime)
 
 @dataclass(frozen=True)
 class PageSaved:
-    """Where a committed page leaves the sync: the next cursor (None ends the pass)."""
+    """Where a committed page leaves the sync: the next cursor (None ends the pass), and the
+    validators a first page came with."""
 
     next_cursor: str | None
     counts: UpsertCounts
@@ -99,23 +110,79 @@ def save_page(
     conn: Connection, scope: Scope, job_id: uuid.UUID, page: PageSaved, now: datetime
 ) -> bool:
     """Move the cursor on and add the page's counts; False when another job holds the sync."""
-    values: dict[str, object] = {
-        "cursor": page.next_cursor,
-        "pages": SYNCS.c.pages + 1,
-        "fetched": SYNCS.c.fetched + page.counts.fetched,
-        "inserted": SYNCS.c.inserted + page.counts.inserted,
-        "updated": SYNCS.c.updated + page.counts.updated,
-        "unchanged": SYNCS.c.unchanged + page.counts.unchanged,
-        "last_page_at": now,
+    params = {
+        "s_tenant": scope.tenant_id,
+        "s_provider": scope.provider,
+        "s_resource": scope.resource,
+        "s_job": job_id,
+        "s_cursor": page.next_cursor,
+        "s_fetched": page.counts.fetched,
+        "s_inserted": page.counts.inserted,
+        "s_updated": page.counts.updated,
+        "s_unchanged": page.counts.unchanged,
+        "s_etag": page.etag,
+        "s_last_modified": page.last_modified,
+        "s_now": now,
     }
-    if page.next_cursor is None:
-        values.update(
-            etag=page.etag, last_modified=page.last_modified, last_success_at=now, last_error=None
-        )
-    result = conn.execute(
-        update(SYNCS).where(*_scoped(scope), SYNCS.c.job_id == job_id).values(**values)
-    )
+    result = conn.execute(_SAVE_LAST if page.next_cursor is None else _SAVE, params)
     return result.rowcount == 1
+
+
+def _save_statement(ends_pass: bool) -> Update:
+    """The cursor's move, built once: one compiled statement for every page."""
+    # The validators are the first page's (the page saved while the cursor is still empty):
+    # a pass from the top sends them, and it starts only once this pass has completed.
+    first = SYNCS.c.cursor.is_(None)
+    values: dict[str, object] = {
+        "cursor": bindparam("s_cursor", type_=SYNCS.c.cursor.type),
+        "pages": SYNCS.c.pages + 1,
+        "fetched": SYNCS.c.fetched + bindparam("s_fetched", type_=Integer()),
+        "inserted": SYNCS.c.inserted + bindparam("s_inserted", type_=Integer()),
+        "updated": SYNCS.c.updated + bindparam("s_updated", type_=Integer()),
+        "unchanged": SYNCS.c.unchanged + bindparam("s_unchanged", type_=Integer()),
+        "last_page_at": bindparam("s_now", type_=SYNCS.c.last_page_at.type),
+        "etag": case((first, bindparam("s_etag", type_=SYNCS.c.etag.type)), else_=SYNCS.c.etag),
+        "last_modified": case(
+            (first, bindparam("s_last_modified", type_=SYNCS.c.last_modified.type)),
+            else_=SYNCS.c.last_modified,
+        ),
+    }
+    if ends_pass:
+        values.update(
+            last_success_at=bindparam("s_now", type_=SYNCS.c.last_success_at.type),
+            last_error=None,
+        )
+    return (
+        update(SYNCS)
+        .where(
+            SYNCS.c.tenant_id == bindparam("s_tenant", type_=SYNCS.c.tenant_id.type),
+            SYNCS.c.provider == bindparam("s_provider", type_=SYNCS.c.provider.type),
+            SYNCS.c.resource == bindparam("s_resource", type_=SYNCS.c.resource.type),
+            SYNCS.c.job_id == bindparam("s_job", type_=SYNCS.c.job_id.type),
+        )
+        .values(**values)
+    )
+
+
+_SAVE = _save_statement(ends_pass=False)
+_SAVE_LAST = _save_statement(ends_pass=True)
+
+
+def commit_without_flush(conn: Connection) -> None:
+    """On PostgreSQL, let this transaction's COMMIT return before its WAL reaches the disk
+    (`synchronous_commit = off`, for this transaction alone).
+
+    A page's commit then costs no fsync. A server crash may undo the last pages a sync
+    committed, never partly: their records and cursor go together, and the next run fetches
+    them again from the cursor that survived. A job's own end is a synchronous commit, which
+    flushes every page committed before it. (SQLite workers make the same trade with
+    `CONVEYOR_WORKER_SQLITE_SYNCHRONOUS=NORMAL`.)
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(_NO_FLUSH)
+
+
+_NO_FLUSH = text("SET LOCAL synchronous_commit TO OFF")
 
 
 def note_failure(

@@ -25,7 +25,7 @@ from store.db import Database
 from store.records import NewRecord, Scope, UpsertCounts, upsert_records
 from store.secrets import SecretKeyMissing, SecretUnreadable, reveal_secret
 from store.sources import get_source
-from store.syncs import PageSaved, begin_sync, note_failure, save_page
+from store.syncs import PageSaved, begin_sync, commit_without_flush, note_failure, save_page
 from store.types import utcnow
 
 
@@ -55,8 +55,9 @@ class DatabaseSyncStore:
         """Upsert the page's records and save the next cursor in one transaction."""
         scope = self._scope(provider, resource)
         now = utcnow()
-        records = [NewRecord(r.key, r.data, r.content_hash) for r in page.records]
+        records = [NewRecord(r.key, r.canonical_json, r.content_hash) for r in page.records]
         with self.db.connection() as conn:
+            commit_without_flush(conn)
             counts = upsert_records(conn, scope, self.job_id, records, now)
             saved = PageSaved(page.next_cursor, counts, page.etag, page.last_modified)
             if not save_page(conn, scope, self.job_id, saved, now):

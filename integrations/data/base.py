@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 from integrations.errors import PermanentError
@@ -28,11 +29,15 @@ class Record:
     key: str
     data: dict[str, Any]
 
-    @property
+    @cached_property
+    def canonical_json(self) -> str:
+        """`data` as canonical JSON (sorted keys, no spaces): what is hashed and stored."""
+        return json.dumps(self.data, sort_keys=True, separators=(",", ":"), default=str)
+
+    @cached_property
     def content_hash(self) -> str:
         """SHA-256 of the canonical JSON of `data`: equal content, equal hash."""
-        canonical = json.dumps(self.data, sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return hashlib.sha256(self.canonical_json.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -99,6 +104,7 @@ class PullSource:
     page_size_param: str = "limit"
     page_size: int = 100
     max_pages: int = 100
+    conditional: bool = False
     auth_header: str | None = None
     auth_prefix: str = ""
     secret: str | None = field(default=None, repr=False)

@@ -7,6 +7,12 @@ and how many pages one run may fetch, and the auth header whose value comes from
 included, passes the outbound address check (`integrations.outbound.check_url`): no loopback,
 private or link-local target unless `CONVEYOR_OUTBOUND_ALLOW_LOOPBACK` (development, tests).
 Records are stored under provider `http`, resource = the source's name.
+
+A source marked `conditional` keeps the `ETag` and `Last-Modified` of the first page of its last
+complete pass and sends them (`If-None-Match`, `If-Modified-Since`) when a new pass starts; a
+304 ends the run as a success that changed nothing, without fetching another page. That suits
+a source whose first page's validators change whenever any record does (a collection version,
+the newest change's time); where each page has validators of its own, leave it off.
 """
 
 from __future__ import annotations
@@ -47,9 +53,12 @@ def malformed(what: str, text: str) -> PermanentError:
 
 
 def classify(response: HttpResponse) -> Any:
-    """The parsed JSON of a 2xx answer; PermanentError when it is not JSON, else the status's
-    class (`integrations.status.error_for_status`: 429 and 5xx transient, other 4xx permanent).
+    """The parsed JSON of a 2xx answer, None for 304 Not Modified; PermanentError when it is
+    not JSON, else the status's class (`integrations.status.error_for_status`: 429 and 5xx
+    transient, other 4xx permanent).
     """
+    if response.status == 304:
+        return None
     if 200 <= response.status < 300:
         if response.body is None:
             raise malformed("the body is not JSON", response.text)
@@ -60,9 +69,19 @@ def classify(response: HttpResponse) -> Any:
     raise error or PermanentError(f"unexpected status {response.status}", code="unexpected")
 
 
-def page_from(source: PullSource, response: HttpResponse, url: str) -> Page:
-    """The records and the next cursor (or absolute next link) of one answer."""
+def page_from(source: PullSource, response: HttpResponse, request: PageRequest, url: str) -> Page:
+    """The records and the next cursor (or absolute next link) of one answer; the first page's
+    validators when the source is conditional."""
     body = classify(response)
+    if body is None:
+        if request.etag is None and request.last_modified is None:
+            raise PermanentError("304 Not Modified to an unconditional request", code="unexpected")
+        return Page(
+            (),
+            not_modified=True,
+            etag=response.headers.get("ETag") or request.etag,
+            last_modified=response.headers.get("Last-Modified") or request.last_modified,
+        )
     try:
         items = resolve(body, source.records_path)
     except PathMissing as exc:
@@ -82,7 +101,11 @@ def page_from(source: PullSource, response: HttpResponse, url: str) -> Page:
         if not isinstance(item, dict):
             raise malformed(f"record {index} is not an object", response.text)
         records.append(Record(str(key), item))
-    return Page(tuple(records), _next(source, body, response, url))
+    nxt = _next(source, body, response, url)
+    if not (source.conditional and request.cursor is None):
+        return Page(tuple(records), nxt)
+    etag, changed = response.headers.get("ETag"), response.headers.get("Last-Modified")
+    return Page(tuple(records), nxt, etag=etag, last_modified=changed)
 
 
 def _next(source: PullSource, body: Any, response: HttpResponse, url: str) -> str | None:
@@ -131,11 +154,21 @@ def pull(payload: Pull, ctx: JobContext) -> Outcome:
             check_url(url, allow_private=ctx.settings.outbound_allow_loopback)
         except ValueError as exc:
             raise PermanentError(f"outbound URL refused: {exc}", code="outbound_refused") from exc
-        response = ctx.http.send("GET", url, headers=headers, deadline=ctx.deadline)
-        return page_from(source, response, url)
+        sent = dict(headers)
+        if request.etag:
+            sent["If-None-Match"] = request.etag
+        if request.last_modified:
+            sent["If-Modified-Since"] = request.last_modified
+        response = ctx.http.send("GET", url, headers=sent, deadline=ctx.deadline)
+        return page_from(source, response, request, url)
 
     return run_sync(
-        ctx, PROVIDER, source.name, fetch, max_pages=source.max_pages, conditional=False
+        ctx,
+        PROVIDER,
+        source.name,
+        fetch,
+        max_pages=source.max_pages,
+        conditional=source.conditional,
     )
 
 

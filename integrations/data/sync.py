@@ -11,12 +11,14 @@ still bounds it. A failure is noted on the sync and raised with its class unchan
 
 from __future__ import annotations
 
+import contextvars
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from integrations.base import JobContext, Outcome, Succeeded
-from integrations.data.base import Page, PageCounts, PageRequest, SyncStore
+from integrations.data.base import Page, PageCounts, PageRequest, SyncState, SyncStore
 from integrations.errors import Deferred, IntegrationError, PermanentError
 
 # Room left before the deadline for one more page: at least this, or twice the slowest page.
@@ -52,42 +54,54 @@ def run_sync(
     """
     store = sync_store(ctx)
     state = store.begin(provider, resource)
-    cursor = state.cursor
-    # Validators describe a whole pass: they are sent only when a pass starts from the top.
-    use_validators = conditional and cursor is None
     counts = PageCounts()
     pages = 0
     slowest = 0.0
     not_modified = False
     checked_at = -CANCEL_CHECK_S
-    while True:
-        started = time.monotonic()
-        if started - checked_at >= CANCEL_CHECK_S:
-            ctx.checkpoint("fetching a page")
-            checked_at = started
-        request = PageRequest(
-            cursor,
-            state.etag if use_validators else None,
-            state.last_modified if use_validators else None,
-        )
-        try:
-            page = fetch(request)
-            counts += store.store_page(provider, resource, page)
-        except IntegrationError as exc:
-            store.fail(provider, resource, exc.message)
-            raise
-        pages += 1
-        not_modified = not_modified or page.not_modified
-        cursor = page.next_cursor
-        slowest = max(slowest, time.monotonic() - started)
-        if cursor is None or pages >= max_pages:
-            break
-        if _out_of_time(ctx, slowest):
-            raise Deferred(
-                f"the sync continues from its cursor after {pages} pages this attempt",
-                CONTINUE_AFTER_S,
-            )
+    request = _first_request(state, conditional)
+    cursor = request.cursor
+    # One page is fetched ahead while the one before it is stored: the provider's time and the
+    # database's overlap. Only what `store_page` committed counts; a page fetched ahead of a
+    # crash or a failure is simply fetched again from the saved cursor.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sync-fetch") as ahead:
+        pending: Future[Page] | None = None
+        while True:
+            started = time.monotonic()
+            if started - checked_at >= CANCEL_CHECK_S:
+                ctx.checkpoint("fetching a page")
+                checked_at = started
+            try:
+                page = pending.result() if pending is not None else fetch(request)
+                pending = None
+                cursor = page.next_cursor
+                more = cursor is not None and pages + 1 < max_pages
+                if more and not _out_of_time(ctx, slowest):
+                    request = PageRequest(cursor)
+                    pending = ahead.submit(contextvars.copy_context().run, fetch, request)
+                counts += store.store_page(provider, resource, page)
+            except IntegrationError as exc:
+                store.fail(provider, resource, exc.message)
+                raise
+            pages += 1
+            not_modified = not_modified or page.not_modified
+            slowest = max(slowest, time.monotonic() - started)
+            if cursor is None or pages >= max_pages:
+                break
+            if pending is None or _out_of_time(ctx, slowest):
+                raise Deferred(
+                    f"the sync continues from its cursor after {pages} pages this attempt",
+                    CONTINUE_AFTER_S,
+                )
     return Succeeded(result=_result(provider, resource, pages, counts, cursor, not_modified))
+
+
+def _first_request(state: SyncState, conditional: bool) -> PageRequest:
+    """Resume at the saved cursor; validators describe a whole pass, so they go only with the
+    first page of a pass that starts from the top."""
+    if state.cursor is not None or not conditional:
+        return PageRequest(state.cursor)
+    return PageRequest(None, state.etag, state.last_modified)
 
 
 def _out_of_time(ctx: JobContext, slowest_s: float) -> bool:

@@ -2,7 +2,10 @@
 
 `GET /data/items?limit=&cursor=` answers `{"data": [...], "meta": {"next_cursor": …}}`;
 `GET /data/items-linked?page=&per_page=` answers `{"items": [...]}` with an RFC 8288
-`Link: <…>; rel="next"` header. Both need `Authorization: Bearer <token>`.
+`Link: <…>; rel="next"` header. Both need `Authorization: Bearer <token>`. Every page carries
+the collection's validators, as APIs with a collection version do: an `ETag` from the dataset's
+content and a `Last-Modified` that moves on with each change; `If-None-Match` /
+`If-Modified-Since` that still match are answered `304 Not Modified` (RFC 9110 §13.2.2).
 `POST /_sandbox/data` sets the dataset size, changed records, ECB revision, delay, token and a
 fault script (`{"status": 503}`, `{"malformed": true}`, `{}` for a normal answer);
 `GET /_sandbox/data` shows the counters.
@@ -11,19 +14,23 @@ fault script (`{"status": 503}`, `{"malformed": true}`, `{}` for a normal answer
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from email.utils import format_datetime
 from typing import Any
 
 from integrations.sandbox.errors import ApiError, invalid_request
 from integrations.sandbox.faults import MAX_DELAY_MS, int_or_none
-from integrations.sandbox.feed_state import FeedFault, FeedState, RawReply, feed_of
+from integrations.sandbox.feed_state import FeedFault, FeedState, RawReply, feed_of, not_modified
 from integrations.sandbox.wire import Backend, Reply, Request
 
 MAX_PAGE = 1000
 MAX_ITEMS = 10_000_000
+FIRST_PUBLISHED = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 
 def item(index: int, revision: int) -> dict[str, Any]:
@@ -73,13 +80,16 @@ def get_items(server: Backend, request: Request) -> Reply:
     feed, faulted = _guard(server, request, "items")
     if faulted is not None:
         return faulted
+    headers, unchanged = _conditional(feed, request, "items")
+    if unchanged is not None:
+        return unchanged
     limit = _int(request, "limit", 100, 1, MAX_PAGE)
     cursor = request.query.get("cursor", [""])[-1]
     start = _decode(cursor) if cursor else 0
     page = _items(feed, start, limit)
     following = start + len(page)
     meta = {"next_cursor": _encode(following) if following < feed.items else None}
-    return Reply(200, {"data": page, "meta": meta})
+    return Reply(200, {"data": page, "meta": meta}, headers)
 
 
 def get_linked(server: Backend, request: Request) -> Reply:
@@ -87,13 +97,36 @@ def get_linked(server: Backend, request: Request) -> Reply:
     feed, faulted = _guard(server, request, "items-linked")
     if faulted is not None:
         return faulted
+    headers, unchanged = _conditional(feed, request, "items-linked")
+    if unchanged is not None:
+        return unchanged
     per_page = _int(request, "per_page", 100, 1, MAX_PAGE)
     number = _int(request, "page", 1, 1, MAX_ITEMS)
     start = (number - 1) * per_page
-    headers = {}
     if start + per_page < feed.items:
         headers["Link"] = f'</data/items-linked?page={number + 1}&per_page={per_page}>; rel="next"'
     return Reply(200, {"items": _items(feed, start, per_page)}, headers)
+
+
+def validators(feed: FeedState) -> tuple[str, datetime]:
+    """The dataset's ETag (from its size and revisions) and Last-Modified (one minute a change)."""
+    with feed.lock:
+        state = json.dumps([feed.items, sorted(feed.revisions.items())])
+        changes = feed.data_changes
+    etag = '"' + hashlib.sha256(state.encode()).hexdigest()[:20] + '"'
+    return etag, FIRST_PUBLISHED + timedelta(minutes=changes)
+
+
+def _conditional(
+    feed: FeedState, request: Request, what: str
+) -> tuple[dict[str, str], Reply | None]:
+    """The validators to send, and the 304 to answer instead when the client's still match."""
+    etag, changed = validators(feed)
+    headers = {"ETag": etag, "Last-Modified": format_datetime(changed, usegmt=True)}
+    if not_modified(request, etag, changed):
+        feed.count(f"{what}:304")
+        return headers, RawReply(304, headers=headers, raw=b"")
+    return headers, None
 
 
 def _encode(offset: int) -> str:
@@ -136,16 +169,19 @@ def post_admin(server: Backend, request: Request) -> Reply:
         if body.get("reset"):
             fresh = FeedState()
             feed.items, feed.revisions, feed.ecb_revision = fresh.items, {}, 0
+            feed.data_changes = 0
             feed.delay_ms, feed.token, feed.faults = 0, fresh.token, []
             feed.requests.clear()
-        if items is not None:
+        if items is not None and items != feed.items:
             feed.items = items
+            feed.data_changes += 1
         if delay is not None:
             feed.delay_ms = delay
         if ecb_revision is not None:
             feed.ecb_revision = ecb_revision
         if isinstance(body.get("revisions"), dict):
             feed.revisions.update({str(k): int(v) for k, v in body["revisions"].items()})
+            feed.data_changes += 1
         if isinstance(body.get("token"), str) and body["token"]:
             feed.token = body["token"]
         if "faults" in body:

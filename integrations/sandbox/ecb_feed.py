@@ -11,10 +11,10 @@ import hashlib
 import time
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from email.utils import format_datetime, parsedate_to_datetime
+from email.utils import format_datetime
 
 from integrations.sandbox.errors import ApiError
-from integrations.sandbox.feed_state import FeedState, RawReply, feed_of
+from integrations.sandbox.feed_state import FeedState, RawReply, feed_of, not_modified
 from integrations.sandbox.rates import PER_EUR
 from integrations.sandbox.wire import Backend, Reply, Request
 
@@ -71,19 +71,6 @@ def last_modified(revision: int) -> datetime:
     )
 
 
-def _not_modified(request: Request, etag: str, changed: datetime) -> bool:
-    match = request.header("If-None-Match")
-    if match is not None:  # RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since
-        return any(tag.strip() in (etag, "*") for tag in match.split(","))
-    since = request.header("If-Modified-Since")
-    if since is None:
-        return False
-    try:
-        return changed <= parsedate_to_datetime(since)
-    except (TypeError, ValueError):
-        return False
-
-
 def get_file(server: Backend, request: Request) -> Reply:
     """One of the two reference-rate files, conditional, with the feed's faults and delay."""
     feed = feed_of(server)
@@ -108,7 +95,7 @@ def _answer(feed: FeedState, request: Request, body: str) -> Reply:
     etag = '"' + hashlib.sha256(body.encode()).hexdigest()[:20] + '"'
     changed = last_modified(feed.ecb_revision)
     headers = {"ETag": etag, "Last-Modified": format_datetime(changed, usegmt=True)}
-    if _not_modified(request, etag, changed):
+    if not_modified(request, etag, changed):
         feed.count("ecb:304")
         return RawReply(304, headers=headers, raw=b"", content_type="application/xml")
     return RawReply(200, headers=headers, raw=body.encode(), content_type="application/xml")

@@ -6,9 +6,11 @@ import threading
 import weakref
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
-from integrations.sandbox.wire import Reply
+from integrations.sandbox.wire import Reply, Request
 
 DEFAULT_ITEMS = 300
 DEFAULT_TOKEN = "dt_sandbox_feed_token"  # noqa: S105 - the sandbox feed's well-known test token
@@ -39,6 +41,8 @@ class FeedState:
     # Record id → revision: a revision above 0 changes that record's content.
     revisions: dict[str, int] = field(default_factory=dict)
     ecb_revision: int = 0
+    # How many times the JSON dataset changed (items or revisions): its Last-Modified.
+    data_changes: int = 0
     delay_ms: int = 0
     token: str = DEFAULT_TOKEN
     faults: list[FeedFault] = field(default_factory=list)
@@ -62,6 +66,7 @@ class FeedState:
                 "items": self.items,
                 "revisions": dict(self.revisions),
                 "ecb_revision": self.ecb_revision,
+                "data_changes": self.data_changes,
                 "delay_ms": self.delay_ms,
                 "faults_left": len(self.faults),
                 "requests": dict(self.requests),
@@ -79,3 +84,17 @@ def feed_of(server: object) -> FeedState:
         if state is None:
             state = _feeds[server] = FeedState()
         return state
+
+
+def not_modified(request: Request, etag: str, changed: datetime) -> bool:
+    """Whether a conditional GET is answered 304: RFC 9110 §13.2.2 (If-None-Match first)."""
+    match = request.header("If-None-Match")
+    if match is not None:  # RFC 9110 §13.2.2: If-None-Match wins over If-Modified-Since
+        return any(tag.strip() in (etag, "*") for tag in match.split(","))
+    since = request.header("If-Modified-Since")
+    if since is None:
+        return False
+    try:
+        return changed <= parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False

@@ -15,7 +15,7 @@ from store.keys import IssuedKey
 from tasks.executor import Execution, execute
 from tests.api.conftest import auth, error_of
 from tests.data.conftest import set_feed
-from tests.tasks.factories import make_job
+from tests.tasks.factories import load, make_job
 
 TOKEN = "dt_sandbox_feed_token"
 
@@ -121,11 +121,25 @@ def test_another_tenant_sees_none_of_it(
     assert api.get("/v1/data/syncs", headers=other).json() == []
     assert api.get("/v1/data/sources", headers=other).json() == []
     assert api.get("/v1/data/secrets", headers=other).json() == []
+    # nor through the first tenant's keyset cursor
+    page = api.get("/v1/data/http/items", params={"limit": 50}, headers=auth(tenant_key)).json()
+    assert len(page["items"]) == 50 and page["next_cursor"]
+    after = api.get("/v1/data/http/items", params={"cursor": page["next_cursor"]}, headers=other)
+    assert after.status_code == 200 and after.json()["items"] == []
+    # and its source cannot name the first tenant's secret
+    borrowed = api.put(
+        "/v1/data/sources/items", json=source(data_settings.sandbox_url), headers=other
+    )
+    error_of(borrowed, 422, "unknown_secret")
     # and a pull naming the first tenant's source fails as unknown for the second
     job_id = make_job(
         data_settings, other_tenant_key.tenant_id, "data.http.pull", {"source": "items"}
     )
     assert execute(job_id, data_settings) is Execution.FAILED
+    assert (load(data_settings, job_id).error or {}).get("code") == "unknown_source"
+    # while the first tenant's records stay as its own pull left them
+    last = api.get("/v1/data/http/items", params={"key": "item-0000119"}, headers=auth(tenant_key))
+    assert [r["job_id"] for r in last.json()["items"]] == [page["items"][0]["job_id"]]
 
 
 def test_a_secret_is_never_answered(

@@ -106,6 +106,10 @@ def test_a_non_eur_base_stores_cross_rates_under_its_own_resource(
     assert Decimal(usd[f"{day}|JPY"]["rate"]) == expected
     assert Decimal(usd[f"{day}|EUR"]["rate"]) == (1 / eur_usd).quantize(Decimal("0.000001"))
     assert f"{day}|USD" not in usd
+    # and, from the sandbox's fixed daily file (USD 1.0883, JPY 162.72 per EUR), exactly:
+    # 162.72 / 1.0883 = 149.51759625… and 1 / 1.0883 = 0.91886428…, rounded half-even
+    assert (eur[f"{day}|USD"]["rate"], eur[f"{day}|JPY"]["rate"]) == ("1.0883", "162.72")
+    assert (usd[f"{day}|JPY"]["rate"], usd[f"{day}|EUR"]["rate"]) == ("149.517596", "0.918864")
 
 
 def test_a_weekend_day_stores_the_friday_before(

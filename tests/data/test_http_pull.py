@@ -8,7 +8,7 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from config.settings import Settings
 from store.data_models import DataRecord, DataSync
@@ -121,6 +121,90 @@ def test_a_changed_record_is_updated_once(data_settings: Settings, tenant_key: I
     assert after.changed_at > before.changed_at and after.first_seen_at == before.first_seen_at
 
 
+def test_a_conditional_source_unchanged_since_its_last_pass_is_a_304_that_changes_nothing(
+    data_settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given a conditional source of 250 records, pulled once in full
+    s = data_settings
+    set_feed(s.sandbox_url, items=250)
+    url = f"{s.sandbox_url}/data/items"
+    configure(s, tenant_key.tenant_id, "items", {"url": url, **CURSOR_SOURCE, "conditional": True})
+    _, first = pull(s, tenant_key.tenant_id, "items")
+    etag = sync_of(s, "items").etag
+    # When it runs again with nothing changed at the source
+    outcome, job = pull(s, tenant_key.tenant_id, "items")
+    # Then the first page's If-None-Match got a 304: a success, one request, nothing written
+    assert first.result["pages"] == 3 and etag is not None
+    assert outcome is Execution.SUCCEEDED
+    assert job.result["not_modified"] is True and job.result["complete"] is True
+    assert (job.result["pages"], job.result["inserted"], job.result["updated"]) == (1, 0, 0)
+    requests_seen = feed_stats(s.sandbox_url)["requests"]
+    assert (requests_seen["items"], requests_seen["items:304"]) == (4, 1)
+    assert {row.job_id for row in stored(s, "items").values()} == {first.id}
+    state = sync_of(s, "items")
+    assert (state.etag, state.cursor, state.last_error) == (etag, None, None)
+
+
+def test_a_conditional_source_that_changed_is_pulled_again_and_updates_what_changed(
+    data_settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given a conditional source pulled once in full
+    s = data_settings
+    set_feed(s.sandbox_url, items=250)
+    url = f"{s.sandbox_url}/data/items"
+    configure(s, tenant_key.tenant_id, "items", {"url": url, **CURSOR_SOURCE, "conditional": True})
+    pull(s, tenant_key.tenant_id, "items")
+    etag = sync_of(s, "items").etag
+    # When one record changes (the collection's ETag with it) and the pull runs again
+    set_feed(s.sandbox_url, revisions={"item-0000200": 1})
+    outcome, job = pull(s, tenant_key.tenant_id, "items")
+    # Then the 200 started a full pass: 3 pages, the one record updated, the new ETag kept
+    assert outcome is Execution.SUCCEEDED and job.result["not_modified"] is False
+    assert (job.result["pages"], job.result["updated"], job.result["unchanged"]) == (3, 1, 249)
+    assert feed_stats(s.sandbox_url)["requests"].get("items:304", 0) == 0
+    assert sync_of(s, "items").etag not in (None, etag)
+
+
+def test_a_conditional_source_without_an_etag_is_a_304_by_last_modified(
+    data_settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given a conditional source pulled once, whose sync kept only Last-Modified (as from a
+    # server that sends no ETag)
+    s = data_settings
+    set_feed(s.sandbox_url, items=150)
+    url = f"{s.sandbox_url}/data/items-linked"
+    configure(s, tenant_key.tenant_id, "linked", {"url": url, **LINK_SOURCE, "conditional": True})
+    pull(s, tenant_key.tenant_id, "linked")
+    with get_database(s).session() as session:
+        session.execute(update(DataSync).values(etag=None))
+    assert sync_of(s, "linked").last_modified is not None
+    # When it runs again
+    outcome, job = pull(s, tenant_key.tenant_id, "linked")
+    # Then If-Modified-Since alone got the 304
+    assert outcome is Execution.SUCCEEDED and job.result["not_modified"] is True
+    assert feed_stats(s.sandbox_url)["requests"]["items-linked:304"] == 1
+    # and once the source changes, the same validator no longer matches
+    set_feed(s.sandbox_url, items=160)
+    _, changed = pull(s, tenant_key.tenant_id, "linked")
+    assert (changed.result["not_modified"], changed.result["inserted"]) == (False, 10)
+
+
+def test_a_source_not_marked_conditional_sends_no_validators(
+    data_settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given a source without `conditional`, pulled once
+    s = data_settings
+    set_feed(s.sandbox_url, items=150)
+    url = f"{s.sandbox_url}/data/items"
+    configure(s, tenant_key.tenant_id, "items", {"url": url, **CURSOR_SOURCE})
+    pull(s, tenant_key.tenant_id, "items")
+    # When it runs again / Then every page is fetched in full, none answered 304
+    _, job = pull(s, tenant_key.tenant_id, "items")
+    assert (job.result["pages"], job.result["unchanged"]) == (2, 150)
+    assert feed_stats(s.sandbox_url)["requests"].get("items:304", 0) == 0
+    assert sync_of(s, "items").etag is None
+
+
 def test_next_link_paging_follows_the_link_header(
     data_settings: Settings, tenant_key: IssuedKey
 ) -> None:
@@ -182,6 +266,9 @@ def test_malformed_json_fails_permanently_with_an_excerpt(
     message = job.attempt_rows[-1].error_message
     assert job.attempt_rows[-1].error_class == "permanent"
     assert "the body is not JSON" in message and '{"data": [{"id": "item-0000001"' in message
+    assert job.attempt_rows[-1].http_status == 200
+    assert '"item-0000001"' in (job.attempt_rows[-1].response_excerpt or "")
+    assert sync_of(s, "items").pages == 0 and stored(s, "items") == {}
 
 
 def test_a_record_without_its_key_fails_naming_the_record(

@@ -1,5 +1,6 @@
 """A data sync whose worker is SIGKILLed mid-sync resumes after the last committed page on
-another worker: no record twice, none missing, every hash as the provider serves it."""
+another worker, on SQLite and PostgreSQL: no record twice, none missing, every hash as the
+provider serves it. The counts are printed; run with `-s` to see them."""
 
 from __future__ import annotations
 
@@ -9,19 +10,22 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from config.settings import Settings
 from integrations.data.base import Record
 from integrations.sandbox.data_feed import item
 from store.data_models import DataRecord, DataSync
-from store.db import get_database
-from store.keys import IssuedKey
+from store.db import get_database, reset_database
+from store.keys import IssuedKey, create_api_key
+from store.migrate import upgrade
 from store.secrets import put_secret
 from store.sources import put_source
 from tasks.publish import producer_app, publish
+from tests.conftest import PG_ADMIN_DSN, PG_URL, make_settings
 from tests.data.conftest import SECRET_KEY, feed_stats, set_feed
 from tests.e2e.stack import beat_process, kill_group, stack_env
 from tests.support.procs import Proc, free_port, python_argv, wait_until
@@ -39,6 +43,28 @@ RECOVERY = {
     "data_secret_key": SECRET_KEY,
     "outbound_allow_loopback": "true",
 }
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def own_settings(
+    request: pytest.FixtureRequest, tmp_path: Path, broker_prefix: str
+) -> Iterator[Settings]:
+    """A migrated database of this test alone (its sweeper sees only its jobs), and a prefix."""
+    prefix = f"{broker_prefix}{uuid.uuid4().hex[:6]}:"
+    name = f"conveyor_resume_{uuid.uuid4().hex[:10]}"
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'resume.db'}"
+    else:
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        url = PG_URL.format(name=name)
+    settings = make_settings(url, prefix, data_secret_key=SecretStr(SECRET_KEY))
+    upgrade(settings)
+    yield settings
+    reset_database()
+    if request.param == "postgresql":
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager
@@ -74,11 +100,18 @@ def sync_pages(s: Settings) -> int:
         return pages or 0
 
 
+def record_count(s: Settings) -> int:
+    with get_database(s).session() as session:
+        return int(session.scalar(select(func.count()).select_from(DataRecord)) or 0)
+
+
 def test_sigkill_mid_sync_resumes_without_duplicates_or_gaps(
-    fresh_settings: Settings, key: IssuedKey, sandbox: str, logs_dir: Path
+    own_settings: Settings, sandbox: str, logs_dir: Path
 ) -> None:
     # Given 2,000 records in 20 pages that take ~0.1 s each, behind a token kept as a secret
-    s = fresh_settings.model_copy(update={"data_secret_key": SecretStr(SECRET_KEY)})
+    s = own_settings
+    with get_database(s).session() as session:
+        key: IssuedKey = create_api_key(session, f"t-{uuid.uuid4().hex[:8]}")
     token = f"tok_{uuid.uuid4().hex}"
     set_feed(sandbox, reset=True, items=ITEMS, delay_ms=100, token=token)
     with get_database(s).session() as session:
@@ -115,6 +148,7 @@ def test_sigkill_mid_sync_resumes_without_duplicates_or_gaps(
         doomed_owner = load(s, job_id).lease_owner
         kill_group(doomed)
         committed_at_kill = sync_pages(s)
+        records_at_kill = record_count(s)
         # and the other worker takes the job over once its lease expires
         wait_until(lambda: load(s, job_id).state == "succeeded", "the sync to finish", 60)
         logs = one.log() + two.log() + beat.log()
@@ -128,6 +162,7 @@ def test_sigkill_mid_sync_resumes_without_duplicates_or_gaps(
     assert {row.natural_key: row.content_hash for row in rows} == expected
     # and each page was committed exactly once: the heir resumed after the last committed page
     assert PAGES // 3 <= committed_at_kill < PAGES
+    assert records_at_kill == committed_at_kill * PAGE
     assert (state.pages, state.fetched, state.inserted, state.updated) == (PAGES, ITEMS, ITEMS, 0)
     # (the heir may continue over several attempts when its deadline comes first)
     outcomes = [a.outcome for a in load(s, job_id).attempt_rows if a.outcome != "duplicate"]
@@ -136,13 +171,18 @@ def test_sigkill_mid_sync_resumes_without_duplicates_or_gaps(
     assert set(outcomes[:-1]) <= {"deferred", "lost"}
     finisher = [a.worker for a in load(s, job_id).attempt_rows if a.outcome == "succeeded"]
     assert doomed_owner is not None and finisher[0].split(":")[1] != doomed_owner.split(":")[1]
-    # at most the one page in flight at the kill was fetched twice
-    assert PAGES <= feed_stats(sandbox)["requests"]["items"] <= PAGES + 1
+    # at most the pages in flight at the kill (the one being stored, the one fetched ahead)
+    # were fetched twice
+    assert PAGES <= feed_stats(sandbox)["requests"]["items"] <= PAGES + 2
     # and the secret shows in no process's log
     assert token not in logs
+    keys = [row.natural_key for row in rows]
+    duplicates, gaps = len(keys) - len(set(keys)), ITEMS - len(set(keys))
+    assert (duplicates, gaps) == (0, 0)
     print(
-        f"resume after kill: {committed_at_kill} of {PAGES} pages committed before the kill, "
-        f"{PAGES - committed_at_kill} after; {len(rows)} records stored once; "
+        f"resume after kill ({s.database_url.split(':')[0]}): {records_at_kill} records "
+        f"({committed_at_kill} of {PAGES} pages) committed before the kill, {len(rows)} after "
+        f"the resume; duplicates {duplicates}, gaps {gaps}, hashes all as served; "
         f"attempts {outcomes}; {feed_stats(sandbox)['requests']['items']} page requests"
     )
     set_feed(sandbox, reset=True)

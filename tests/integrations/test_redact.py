@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import copy
+import json
 import random
 import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
+from config.redaction import (
+    API_KEY_TOKEN,
+    BASIC_TOKEN,
+    BEARER_TOKEN,
+    CVC_TEXT,
+    FORM_SECRET_FIELD,
+    JSON_SECRET_FIELD,
+    REDACTED,
+    mask_pans,
+)
 from integrations.redact import (
     excerpt,
     find_pans,
@@ -392,3 +406,88 @@ def test_a_large_value_is_redacted_in_its_kept_window_and_a_number_across_the_cu
     assert "4242 4242" not in text and "42424242" not in text
     assert "k-123" not in text
     assert text.startswith(text[:limit]) and "[truncated" in text
+
+
+def _whole_value_excerpt(value: Any, limit: int) -> str:
+    """What an excerpt shows when the whole value is redacted before the cut (the reference)."""
+    if isinstance(value, str):
+        return redact_text(value)[:limit]
+    text = redact_text(json.dumps(redact_value(value), sort_keys=True, ensure_ascii=False))
+    return text[:limit]
+
+
+_KEYS = st.sampled_from(
+    ["id", "name", "note", "number", "cvc", "exp_month", "api_key", "token", "reference", "x"]
+)
+_TEXTS = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "4242 4242 4242 4242",
+            "4000056655665556",
+            "Bearer abc.def",
+            "sk_live_abcdefgh1",
+            "cvc 123",
+        ]
+    ),
+)
+_SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), _TEXTS)
+_VALUES = st.recursive(
+    _SCALARS,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=30), st.dictionaries(_KEYS, inner, max_size=6)
+    ),
+    max_leaves=200,
+)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(value=_VALUES, limit=st.integers(min_value=0, max_value=400))
+def test_an_excerpt_shows_what_redacting_the_whole_value_would_show(value: Any, limit: int) -> None:
+    # Given any JSON value with secrets, card numbers and card objects anywhere in it
+    # When an excerpt is taken (a long value: only the elements reaching the window redacted)
+    shown = excerpt(value, limit).split("…[truncated")[0]
+    # Then its visible part is exactly that of the whole value redacted, then cut
+    assert shown == _whole_value_excerpt(value, limit)
+
+
+def test_a_long_page_is_excerpted_from_its_first_records_only() -> None:
+    # Given a page of 10,000 records whose last one holds a card number (never in the window)
+    records: list[Any] = [{"id": f"item-{i:07d}", "price": "1.25"} for i in range(10_000)]
+    records.append({"note": "4242 4242 4242 4242"})
+    # When it is excerpted
+    text = excerpt({"data": records}, 300)
+    # Then the window is the first records, the rest counted, not shown
+    assert text.startswith('{"data": [{"id": "item-0000000", "price": "1.25"}')
+    assert "item-0009999" not in text and "[truncated" in text
+
+
+def _every_text_rule(text: str) -> str:
+    """The text rules applied one by one, with no shortcut (the reference)."""
+    text = JSON_SECRET_FIELD.sub(rf'\1"{REDACTED}"', text)
+    text = FORM_SECRET_FIELD.sub(rf"\1{REDACTED}", text)
+    text = CVC_TEXT.sub(rf"\1\2{REDACTED}", text)
+    text = BEARER_TOKEN.sub(rf"\1 {REDACTED}", text)
+    text = BASIC_TOKEN.sub(rf"\1 {REDACTED}", text)
+    text = API_KEY_TOKEN.sub(REDACTED, text)
+    return mask_pans(text)
+
+
+_PIECES = st.sampled_from(
+    [" ", "-", "_", ",", "4", "42", "a", "Z", "item 7", "note", "Basic Zm9vYmFyYmF6",
+     "Bearer abc.def", "cvc 123", "CVV: 1234", "security code=737", "token=abc", "api-key=1",
+     '"token": "abc"', '{"password": 12}', "sk_live_abcdefgh", "rk_abcdefghij", "whsec_abc",
+     "cvk_abc", "4242 4242 4242 4242", "4222222222222", "4000-0566-5566-5556"]
+)  # fmt: skip
+
+
+@hsettings(max_examples=500, deadline=None)
+@given(pieces=st.lists(_PIECES, max_size=60))
+def test_text_without_any_rule_s_trigger_is_returned_as_it_is_and_the_rest_fully_redacted(
+    pieces: list[str],
+) -> None:
+    # Given any text made of the rules' triggers and ordinary characters
+    text = "".join(pieces)
+    # When it is redacted (text that holds no trigger skips the rules)
+    # Then the result is that of every rule applied in turn
+    assert redact_text(text) == _every_text_rule(text)
