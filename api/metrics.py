@@ -9,6 +9,7 @@ answers 404, so metrics are never open by accident.
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Iterator
 
 import redis
@@ -27,7 +28,9 @@ from config.settings import Settings
 from store.backlog import QueueBacklog, queue_backlog, stuck_counts
 from store.db import get_database
 from store.types import utcnow
+from tasks import heartbeats
 from tasks.providers import provider_of, provider_statuses
+from tasks.queue_health import broker_lengths
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["operations"])
@@ -97,6 +100,7 @@ class BacklogCollector(Collector):
         yield stuck
         yield from self._broker(errors)
         yield from self._breakers(errors)
+        yield from self._consumers(errors)
         yield errors
 
     def _broker(self, errors: GaugeMetricFamily) -> Iterator[Metric]:
@@ -128,21 +132,38 @@ class BacklogCollector(Collector):
         errors.add_metric(["breakers"], failed)
         yield family
 
-
-def broker_lengths(settings: Settings) -> dict[str, int]:
-    """Messages waiting in each queue's Redis list; {} when the broker cannot be read."""
-    try:
-        client = redis.Redis.from_url(settings.broker_url, socket_timeout=settings.broker_timeout_s)
+    def _consumers(self, errors: GaugeMetricFamily) -> Iterator[Metric]:
+        count = GaugeMetricFamily(
+            "conveyor_queue_consumers",
+            "Live workers consuming each queue (their heartbeat has not expired).",
+            labels=["queue"],
+        )
+        last = GaugeMetricFamily(
+            "conveyor_queue_last_consumed_seconds",
+            "Seconds since a live consumer of the queue last took a message from it "
+            "(absent while none has).",
+            labels=["queue"],
+        )
+        failed = 0
         try:
-            pipe = client.pipeline(transaction=False)
-            for queue in QUEUES:
-                pipe.llen(f"{settings.broker_key_prefix}{queue}")
-            return dict(zip(QUEUES, (int(n) for n in pipe.execute()), strict=True))
-        finally:
-            client.close()
-    except redis.RedisError as exc:
-        log.warning("metrics.broker_unavailable", error=type(exc).__name__)
-        return {}
+            client = heartbeats.redis_client(self.settings)
+            try:
+                live = heartbeats.live(client, self.settings)
+            finally:
+                client.close()
+        except redis.RedisError as exc:
+            log.warning("metrics.consumers_unavailable", error=type(exc).__name__)
+            live, failed = [], 1
+        now = time.time()
+        for queue in QUEUES:
+            mine = [c for c in live if queue in c.queues]
+            count.add_metric([queue], len(mine))
+            taken = [c.consumed_at for c in mine if c.consumed_at is not None]
+            if taken:
+                last.add_metric([queue], max(0.0, now - max(taken)))
+        errors.add_metric(["consumers"], failed)
+        yield count
+        yield last
 
 
 def check_metrics_token(settings: Settings, authorization: str | None) -> None:

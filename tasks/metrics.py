@@ -65,3 +65,18 @@ def observe_sweep(counts: dict[str, int]) -> None:
     for action, count in counts.items():
         if count:
             SWEEPER_RECLAIMS.labels(action).inc(count)
+
+
+# --- Provider deferrals (ops) --------------------------------------------------------------
+
+PROVIDER_DEFERRALS = Counter(
+    "conveyor_provider_deferrals_total",
+    "Jobs deferred before calling their provider, by cause: breaker_open, rate_limit, "
+    "tenant_rate_limit, guard_unavailable.",
+    ["provider", "cause"],
+)
+
+
+def observe_deferral(provider: str, cause: str) -> None:
+    """Record one job the guard deferred (no provider call, no attempt spent)."""
+    PROVIDER_DEFERRALS.labels(provider, cause).inc()

@@ -18,7 +18,6 @@ from fastapi.templating import Jinja2Templates
 
 from api.deps import DatabaseDep, SettingsDep
 from api.errors import ApiError
-from api.metrics import broker_lengths
 from api.ops.auth import OperatorConsole, check_form
 from config.celery import QUEUES
 from integrations.redact import redact_text
@@ -28,6 +27,7 @@ from store.states import ErrorClass, JobState
 from store.types import utcnow
 from tasks import ops as actions
 from tasks.providers import provider_of, provider_statuses, providers
+from tasks.queue_health import broker_lengths
 
 router = APIRouter(prefix="/ops", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
