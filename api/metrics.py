@@ -27,6 +27,7 @@ from config.celery import QUEUES
 from config.settings import Settings
 from store.backlog import QueueBacklog, queue_backlog, stuck_counts
 from store.db import get_database
+from store.ops import all_schedules
 from store.types import utcnow
 from tasks import heartbeats
 from tasks.providers import provider_of, provider_statuses
@@ -37,6 +38,9 @@ router = APIRouter(tags=["operations"])
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BREAKER_STATES = ("closed", "open", "half_open")
+# Schedules shown per scrape (one series each, by scope and name); past this, the rest are left
+# out: the lag of the built-ins, which sort first, is always there.
+SCHEDULE_SERIES_MAX = 5000
 
 
 class BacklogCollector(Collector):
@@ -101,6 +105,7 @@ class BacklogCollector(Collector):
         yield from self._broker(errors)
         yield from self._breakers(errors)
         yield from self._consumers(errors)
+        yield from self._schedules(errors)
         yield errors
 
     def _broker(self, errors: GaugeMetricFamily) -> Iterator[Metric]:
@@ -146,11 +151,7 @@ class BacklogCollector(Collector):
         )
         failed = 0
         try:
-            client = heartbeats.redis_client(self.settings)
-            try:
-                live = heartbeats.live(client, self.settings)
-            finally:
-                client.close()
+            live = heartbeats.live_now(self.settings)
         except redis.RedisError as exc:
             log.warning("metrics.consumers_unavailable", error=type(exc).__name__)
             live, failed = [], 1
@@ -164,6 +165,44 @@ class BacklogCollector(Collector):
         errors.add_metric(["consumers"], failed)
         yield count
         yield last
+
+    def _schedules(self, errors: GaugeMetricFamily) -> Iterator[Metric]:
+        labels = ["scope", "schedule"]
+        lag = GaugeMetricFamily(
+            "conveyor_schedule_lag_seconds",
+            "How far past its next slot an enabled schedule is now (0 while not due): grows "
+            "when no beat leads or beat cannot keep up.",
+            labels=labels,
+        )
+        last = GaugeMetricFamily(
+            "conveyor_schedule_last_fired_timestamp_seconds",
+            "Unix time a schedule last fired (absent until it has).",
+            labels=labels,
+        )
+        delay = GaugeMetricFamily(
+            "conveyor_schedule_last_fire_delay_seconds",
+            "How late after its slot the schedule's last firing happened.",
+            labels=labels,
+        )
+        failed = 0
+        try:
+            with get_database(self.settings).session() as session:
+                views = all_schedules(session, SCHEDULE_SERIES_MAX)
+        except SQLAlchemyError as exc:
+            log.warning("metrics.schedules_unavailable", error=type(exc).__name__)
+            views, failed = [], 1
+        now = utcnow()
+        for v in views:
+            key = [v.scope, v.name]
+            lag.add_metric(key, v.late_s(now))
+            if v.last_fired_at is not None:
+                last.add_metric(key, v.last_fired_at.timestamp())
+            if v.fire_delay_s is not None:
+                delay.add_metric(key, v.fire_delay_s)
+        errors.add_metric(["schedules"], failed)
+        yield lag
+        yield last
+        yield delay
 
 
 def check_metrics_token(settings: Settings, authorization: str | None) -> None:

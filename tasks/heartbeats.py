@@ -99,3 +99,12 @@ def live(client: redis.Redis, settings: Settings) -> list[Heartbeat]:
     if gone:
         client.srem(_index(settings), *gone)
     return found
+
+
+def live_now(settings: Settings) -> list[Heartbeat]:
+    """`live` over a connection of its own (readiness, scrapes, the console); raises RedisError."""
+    client = redis_client(settings)
+    try:
+        return live(client, settings)
+    finally:
+        client.close()

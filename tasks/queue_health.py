@@ -137,11 +137,7 @@ def check_queues(settings: Settings) -> list[QueueHealth]:
     cannot be read (a broker that cannot be read shows as `in_broker` None)."""
     with get_database(settings).session() as session:
         backlog = queue_backlog(session, utcnow())
-    client = heartbeats.redis_client(settings)
-    try:
-        consumers = heartbeats.live(client, settings)
-    finally:
-        client.close()
+    consumers = heartbeats.live_now(settings)
     return assess(
         backlog, broker_lengths(settings), consumers, time.time(), settings.consumer_stall_s
     )
