@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.audit_trail import audit_cancel, audit_claims
+from api.audit_trail import audit_cancel
 from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.inputs import Text, UtcDatetime
@@ -136,8 +136,8 @@ def _insert(
 ) -> tuple[Job, bool]:
     """Check the tenant's quota and insert the row (blocking: runs in the thread pool).
 
-    A capture, void or refund is checked against the ledger in the same transaction
-    (422 on refusal) and audited once committed.
+    A capture, void or refund is checked against the ledger and audited in the transaction
+    that commits it (422 on refusal, and then nothing is written).
     """
     quota.admit(db, new.tenant_id, 1)
     try:
@@ -153,8 +153,6 @@ def _insert(
         ) from None
     if created:
         JOBS_SUBMITTED.labels(job.type, str(job.tenant_id)).inc()
-        if new.claim is not None:
-            audit_claims(db, principal, [(job.id, new.claim)])
     return job, created
 
 
@@ -178,7 +176,7 @@ def _submit_now(
     idempotency_key: str | None,
     response: Response,
 ) -> JobOut:
-    new = attach_claim(build_new_job(body, principal, settings, idempotency_key))
+    new = attach_claim(build_new_job(body, principal, settings, idempotency_key), principal.actor)
     job, created = _insert(db, principal, quota, new)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -235,7 +233,7 @@ async def create_job(
                 principal,
                 quota,
                 replace(
-                    attach_claim(build_new_job(body, principal, settings, key)),
+                    attach_claim(build_new_job(body, principal, settings, key), principal.actor),
                     notify_on_end=True,
                 ),
             )
