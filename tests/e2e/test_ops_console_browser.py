@@ -2,16 +2,13 @@
 provider outage killed are found, explained and replayed after a dry run, and then charged by
 a live worker; the queues page shows that worker consuming, the schedules page the last run.
 
-Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); skipped without them
-except under CI, where their absence fails the test. Screenshots: var/test-artifacts/ops-console/.
+Needs Debian's `chromium` and `chromium-driver` (tests/e2e/browser.py). Screenshots:
+var/test-artifacts/ops-console/.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -33,40 +30,8 @@ from tests.support.procs import ROOT, wait_until
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
 RATES_TYPE = "data.sandbox.fetch_rates"
 ARTIFACTS = ROOT / "var" / "test-artifacts" / "ops-console"
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    """Headless Chromium under chromium-driver (no driver download: both come from Debian)."""
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        if os.environ.get("CI"):
-            pytest.fail("chromium and chromium-driver are missing: .ci/run installs them")
-        pytest.skip("chromium and chromium-driver are not installed (apt-get install them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    # A page after a click may take a while on a loaded machine: every lookup waits up to 15 s.
-    driver.implicitly_wait(15)
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_on_call_finds_explains_and_replays_fifty_killed_charges(
