@@ -167,11 +167,21 @@ def status() -> None:
 
     Exits 1 when a queue has work and no live consumer, or none that took a message recently.
     """
+    from redis import RedisError
+
     from tasks.queue_health import check_queues
+    from workers.preflight import StartupProblem, check_broker
 
     settings = get_settings()
     _database(settings)
-    health = check_queues(settings)
+    check_broker(settings)
+    try:
+        health = check_queues(settings)
+    except RedisError as exc:
+        raise StartupProblem(
+            f"cannot read worker heartbeats from Redis ({type(exc).__name__}); "
+            "check CONVEYOR_GUARD_REDIS_URL"
+        ) from None
     typer.echo(
         f"{'queue':<12} {'verdict':<12} queued  in_broker  oldest_s  consumers  last_consumed_s"
     )
