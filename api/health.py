@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import PrincipalDep, SettingsDep
+from api.openapi import error_responses
 from api.schemas import JobTypeOut
 from config.settings import Settings
 from integrations.registry import JOB_TYPES
@@ -24,6 +25,8 @@ router = APIRouter()
 
 # /readyz answers within this (seconds), whatever the database and the broker do.
 READY_TIMEOUT_S = 1.0
+# What a not-ready answer asks a prober to wait before asking again (seconds).
+NOT_READY_RETRY_AFTER_S = 5
 
 
 @router.get("/healthz", tags=["health"])
@@ -37,10 +40,7 @@ async def healthz() -> dict[str, str]:
     tags=["health"],
     responses={
         200: {"description": "database and broker answer; every queue with work is consumed"},
-        503: {
-            "description": "a check failed or did not answer within 1 s, or a queue has work "
-            "and no live consumer (`no_consumer`) or none that consumed recently (`stalled`)"
-        },
+        **error_responses(503),
     },
 )
 async def readyz(settings: SettingsDep) -> JSONResponse:
@@ -66,10 +66,19 @@ async def readyz(settings: SettingsDep) -> JSONResponse:
         waiting = [f"{q.queue}: {q.verdict.value}" for q in health if not q.ready]
         if waiting:
             results["consumers"] = "unavailable: " + ", ".join(waiting)
-    ready = all(v == "ok" for v in results.values())
+    failing = {name: v for name, v in results.items() if v != "ok"}
+    if not failing:
+        return JSONResponse(status_code=200, content={"status": "ready", **content})
+    # Not ready is also an error answer in the one shape (`not_ready`), the checks beside it.
+    message = "not ready: " + "; ".join(f"{name}: {v}" for name, v in failing.items())
     return JSONResponse(
-        status_code=200 if ready else 503,
-        content={"status": "ready" if ready else "unavailable", **content},
+        status_code=503,
+        headers={"Retry-After": str(NOT_READY_RETRY_AFTER_S)},
+        content={
+            "error": {"code": "not_ready", "message": message, "details": failing},
+            "status": "unavailable",
+            **content,
+        },
     )
 
 

@@ -68,6 +68,12 @@ def test_readyz_is_503_while_a_queue_with_work_has_no_live_consumer(
     # Then without a consumer it is 503 naming the queue, and with one it is ready
     assert without.status_code == 503, without.text
     assert without.json()["checks"]["consumers"] == "unavailable: data: no_consumer"
+    assert without.json()["error"] == {
+        "code": "not_ready",
+        "message": "not ready: consumers: unavailable: data: no_consumer",
+        "details": {"consumers": "unavailable: data: no_consumer"},
+    }
+    assert int(without.headers["Retry-After"]) > 0
     data = without.json()["queues"]["data"]
     assert (data["verdict"], data["queued"], data["in_broker"], data["consumers"]) == (
         "no_consumer",
