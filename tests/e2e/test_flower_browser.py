@@ -32,8 +32,8 @@ ARTIFACTS = ROOT / "var" / "test-artifacts" / "flower"
 
 
 def test_flower_dashboard_tasks_and_broker_pages_show_workers_failures_and_queue_lengths(
-    settings: Settings,
-    tenant_key: IssuedKey,
+    fresh_settings: Settings,
+    key: IssuedKey,
     sandbox: str,
     logs_dir: Path,
     browser: object,
@@ -42,6 +42,7 @@ def test_flower_dashboard_tasks_and_broker_pages_show_workers_failures_and_queue
     from selenium.webdriver.remote.webdriver import WebDriver
 
     assert isinstance(browser, WebDriver)
+    settings, tenant_key = fresh_settings, key
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
 
     def shot(name: str) -> None:
