@@ -1,6 +1,6 @@
-"""Health that means consuming: `/readyz` and `conveyor status` name each queue's live consumers,
-and a worker killed with `kill -9` while jobs wait makes its queues not ready within the
-heartbeat's expiry (3 heartbeat intervals)."""
+"""Health that means consuming: `/readyz` and `conveyor status` name each queue's live consumers
+(a busy worker with jobs waiting is still `consuming`), and a worker killed with `kill -9` while
+jobs wait makes its queues not ready within the heartbeat's expiry (3 heartbeat intervals)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from config.settings import Settings
 from store.keys import IssuedKey
 from tests.e2e.stack import api_process, stack_env, start_worker
 from tests.support.procs import ROOT, wait_until
+from tests.tasks.factories import script_faults
 
 pytestmark = pytest.mark.e2e
 
@@ -28,6 +29,13 @@ EXPIRY_S = 3 * HEARTBEAT_S
 NOT_READY_WITHIN_S = EXPIRY_S + 10.0
 RATES_JOB = {"type": "data.sandbox.fetch_rates", "payload": {"base": "EUR"}}
 QUEUES = ("payments", "data", "webhooks", "maintenance")
+# Long enough that the worker's one slot is still busy when it is killed.
+SLOW_ANSWER_MS = 20_000
+
+
+def _state(api: str, headers: dict[str, str], job_id: str) -> str:
+    found = requests.get(f"{api}/v1/jobs/{job_id}", headers=headers, timeout=10)
+    return str(found.json()["state"])
 
 
 def _ready(api: str) -> tuple[int, dict[str, Any]]:
@@ -65,7 +73,7 @@ def test_a_worker_killed_while_jobs_wait_makes_its_queues_not_ready_within_the_e
     )
     headers = {"Authorization": f"Bearer {key.secret}"}
     with api_process(env, logs_dir) as api:
-        worker = start_worker(env, logs_dir, "heartbeat")
+        worker = start_worker(env, logs_dir, "heartbeat", ["--concurrency=1"])
         try:
             # Given a running worker: ready, listed as the consumer of every queue
             def consumed_everywhere() -> bool:
@@ -79,8 +87,7 @@ def test_a_worker_killed_while_jobs_wait_makes_its_queues_not_ready_within_the_e
             job_id = job.json()["id"]
 
             def succeeded() -> bool:
-                found = requests.get(f"{api}/v1/jobs/{job_id}", headers=headers, timeout=10)
-                return bool(found.json()["state"] == "succeeded")
+                return _state(api, headers, job_id) == "succeeded"
 
             wait_until(succeeded, "the first job to succeed", 60)
             wait_until(
@@ -88,16 +95,23 @@ def test_a_worker_killed_while_jobs_wait_makes_its_queues_not_ready_within_the_e
                 "/readyz to show when the data queue was last consumed",
                 10,
             )
-            code, before = _ready(api)
-            running = _status(fresh_settings)
-            # When the worker is killed with SIGKILL (no goodbye) and five jobs are submitted
-            os.kill(worker.pid, signal.SIGKILL)
-            killed = time.monotonic()
+            # ...then holds its one slot on a slow provider answer while five more jobs wait
+            script_faults(sandbox, {"delay_ms": SLOW_ANSWER_MS})
+            slow = requests.post(f"{api}/v1/jobs", json=RATES_JOB, headers=headers, timeout=10)
+            slow_id = slow.json()["id"]
+            wait_until(
+                lambda: _state(api, headers, slow_id) == "running", "the slow job to start", 30
+            )
             for _ in range(5):
                 answer = requests.post(
                     f"{api}/v1/jobs", json=RATES_JOB, headers=headers, timeout=10
                 )
                 assert answer.status_code == 202, answer.text
+            code, before = _ready(api)
+            running = _status(fresh_settings)
+            # When the worker is killed with SIGKILL (no goodbye) while those five wait
+            os.kill(worker.pid, signal.SIGKILL)
+            killed = time.monotonic()
 
             def not_ready() -> bool:
                 code, body = _ready(api)
@@ -109,11 +123,11 @@ def test_a_worker_killed_while_jobs_wait_makes_its_queues_not_ready_within_the_e
             stopped = _status(fresh_settings)
         finally:
             worker.stop()
-    # Then before the kill: ready, the worker consuming every queue, data consumed just now
+    # Then before the kill: ready, the busy worker consuming every queue, five jobs waiting
     assert code == 200 and before["status"] == "ready", before
     assert before["checks"] == {"database": "ok", "broker": "ok", "consumers": "ok"}
     data = before["queues"]["data"]
-    assert data["verdict"] == "idle" and len(data["consumers"]) == 1, data
+    assert (data["verdict"], data["queued"], len(data["consumers"])) == ("consuming", 5, 1), data
     assert data["last_consumed_s_ago"] < 30
     assert running.returncode == 0, running.stdout + running.stderr
     assert "live consumers: heartbeat-" in running.stdout
