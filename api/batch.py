@@ -7,7 +7,6 @@ import uuid
 from fastapi import APIRouter, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.audit_trail import audit_claims
 from api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from api.jobs import build_new_job
 from api.jsonbody import JsonBodyRoute
@@ -67,7 +66,8 @@ def create_batch(
         attach_claim(
             build_new_job(
                 job, principal, settings, None, ("body", "jobs", index), resolver=resolver
-            )
+            ),
+            principal.actor,
         )
         for index, job in enumerate(body.jobs)
     ]
@@ -82,9 +82,6 @@ def create_batch(
         raise refused(exc, ("body", "jobs", exc.position)) from None
     for job in jobs:
         JOBS_SUBMITTED.labels(job.type, str(principal.tenant_id)).inc()
-    audit_claims(
-        db, principal, [(j.id, n.claim) for j, n in zip(jobs, news, strict=True) if n.claim]
-    )
     due = [(j.id, j.type, j.queue) for j in jobs if j.next_attempt_at is None]
     failed = publish_many(producer_app(settings), due)
     if failed:

@@ -1,4 +1,5 @@
-"""Liveness, readiness (database and broker answer), and the job-type catalogue."""
+"""Liveness, readiness (database and broker answer, every queue with work is consumed), and
+the job-type catalogue."""
 
 from __future__ import annotations
 
@@ -6,21 +7,26 @@ import asyncio
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import PrincipalDep, SettingsDep
+from api.openapi import error_responses
 from api.schemas import JobTypeOut
 from config.settings import Settings
 from integrations.registry import JOB_TYPES
 from store.db import get_database
 from tasks.publish import producer_app
+from tasks.queue_health import QueueHealth, check_queues
 
 router = APIRouter()
 
 # /readyz answers within this (seconds), whatever the database and the broker do.
 READY_TIMEOUT_S = 1.0
+# What a not-ready answer asks a prober to wait before asking again (seconds).
+NOT_READY_RETRY_AFTER_S = 5
 
 
 @router.get("/healthz", tags=["health"])
@@ -29,9 +35,17 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", tags=["health"])
+@router.get(
+    "/readyz",
+    tags=["health"],
+    responses={
+        200: {"description": "database and broker answer; every queue with work is consumed"},
+        **error_responses(503),
+    },
+)
 async def readyz(settings: SettingsDep) -> JSONResponse:
-    """Ready only when the database and the broker both answer, within `READY_TIMEOUT_S`.
+    """Ready when the database and the broker answer and each queue with work has a live
+    consumer that took a message recently, all within `READY_TIMEOUT_S`.
 
     The checks run on threads of their own, never the request thread pool, so a readiness
     probe does not queue behind client requests stuck on a dead database; a check still
@@ -40,13 +54,31 @@ async def readyz(settings: SettingsDep) -> JSONResponse:
     checks = {
         "database": _probes.start("database", lambda: get_database(settings).ping()),
         "broker": _probes.start("broker", lambda: _ping_broker(settings)),
+        "consumers": _probes.start("consumers", lambda: check_queues(settings)),
     }
     await asyncio.wait([asyncio.wrap_future(f) for f in checks.values()], timeout=READY_TIMEOUT_S)
     results = {name: _verdict(future) for name, future in checks.items()}
-    ready = all(v == "ok" for v in results.values())
+    content: dict[str, Any] = {"checks": results}
+    queues = checks["consumers"]
+    if results["consumers"] == "ok":
+        health: list[QueueHealth] = queues.result()
+        content["queues"] = {q.queue: q.as_dict() for q in health}
+        waiting = [f"{q.queue}: {q.verdict.value}" for q in health if not q.ready]
+        if waiting:
+            results["consumers"] = "unavailable: " + ", ".join(waiting)
+    failing = {name: v for name, v in results.items() if v != "ok"}
+    if not failing:
+        return JSONResponse(status_code=200, content={"status": "ready", **content})
+    # Not ready is also an error answer in the one shape (`not_ready`), the checks beside it.
+    message = "not ready: " + "; ".join(f"{name}: {v}" for name, v in failing.items())
     return JSONResponse(
-        status_code=200 if ready else 503,
-        content={"status": "ready" if ready else "unavailable", "checks": results},
+        status_code=503,
+        headers={"Retry-After": str(NOT_READY_RETRY_AFTER_S)},
+        content={
+            "error": {"code": "not_ready", "message": message, "details": failing},
+            "status": "unavailable",
+            **content,
+        },
     )
 
 
@@ -55,7 +87,7 @@ def _ping_broker(settings: Settings) -> None:
         conn.ensure_connection(max_retries=1, interval_start=0, timeout=settings.broker_timeout_s)
 
 
-def _verdict(future: Future[None]) -> str:
+def _verdict(future: Future[Any]) -> str:
     if not future.done():
         return f"unavailable: no answer within {READY_TIMEOUT_S}s"
     exc = future.exception()
@@ -67,10 +99,10 @@ class _Probes:
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="readyz")
-        self._running: dict[str, Future[None]] = {}
+        self._running: dict[str, Future[Any]] = {}
         self._lock = threading.Lock()
 
-    def start(self, name: str, check: Callable[[], None]) -> Future[None]:
+    def start(self, name: str, check: Callable[[], Any]) -> Future[Any]:
         with self._lock:
             running = self._running.get(name)
             if running is None or running.done():

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from api.audit_trail import audit_cancel, audit_claims
+from api.audit_trail import audit_cancel
 from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.inputs import Text, UtcDatetime
@@ -150,8 +150,8 @@ def _insert(
     """Check the tenant's quota and insert the row (blocking: runs in the thread pool).
 
     A job with a `callback_url` needs the tenant's callback secret (422 before anything).
-    A capture, void or refund is checked against the ledger in the same transaction
-    (422 on refusal) and audited once committed.
+    A capture, void or refund is checked against the ledger and audited in the transaction
+    that commits it (422 on refusal, and then nothing is written).
     """
     if new.callback_url is not None:
         require_callback_secret(db, new.tenant_id, ("body",))
@@ -169,8 +169,6 @@ def _insert(
         ) from None
     if created:
         JOBS_SUBMITTED.labels(job.type, str(job.tenant_id)).inc()
-        if new.claim is not None:
-            audit_claims(db, principal, [(job.id, new.claim)])
     return job, created
 
 
@@ -195,7 +193,10 @@ def _submit_now(
     response: Response,
     resolver: Resolver | None,
 ) -> JobOut:
-    new = attach_claim(build_new_job(body, principal, settings, idempotency_key, resolver=resolver))
+    new = attach_claim(
+        build_new_job(body, principal, settings, idempotency_key, resolver=resolver),
+        principal.actor,
+    )
     job, created = _insert(db, principal, quota, new)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -253,7 +254,10 @@ async def create_job(
                 principal,
                 quota,
                 replace(
-                    attach_claim(build_new_job(body, principal, settings, key, resolver=resolver)),
+                    attach_claim(
+                        build_new_job(body, principal, settings, key, resolver=resolver),
+                        principal.actor,
+                    ),
                     notify_on_end=True,
                 ),
             )

@@ -9,6 +9,7 @@ answers 404, so metrics are never open by accident.
 from __future__ import annotations
 
 import hmac
+import time
 from collections.abc import Iterator
 
 import redis
@@ -26,14 +27,20 @@ from config.celery import QUEUES
 from config.settings import Settings
 from store.backlog import QueueBacklog, queue_backlog, stuck_counts
 from store.db import get_database
+from store.ops import all_schedules
 from store.types import utcnow
+from tasks import heartbeats
 from tasks.providers import provider_of, provider_statuses
+from tasks.queue_health import broker_lengths
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["operations"])
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BREAKER_STATES = ("closed", "open", "half_open")
+# Schedules shown per scrape (one series each, by scope and name); past this, the rest are left
+# out: the lag of the built-ins, which sort first, is always there.
+SCHEDULE_SERIES_MAX = 5000
 
 
 class BacklogCollector(Collector):
@@ -97,6 +104,8 @@ class BacklogCollector(Collector):
         yield stuck
         yield from self._broker(errors)
         yield from self._breakers(errors)
+        yield from self._consumers(errors)
+        yield from self._schedules(errors)
         yield errors
 
     def _broker(self, errors: GaugeMetricFamily) -> Iterator[Metric]:
@@ -128,21 +137,72 @@ class BacklogCollector(Collector):
         errors.add_metric(["breakers"], failed)
         yield family
 
-
-def broker_lengths(settings: Settings) -> dict[str, int]:
-    """Messages waiting in each queue's Redis list; {} when the broker cannot be read."""
-    try:
-        client = redis.Redis.from_url(settings.broker_url, socket_timeout=settings.broker_timeout_s)
+    def _consumers(self, errors: GaugeMetricFamily) -> Iterator[Metric]:
+        count = GaugeMetricFamily(
+            "conveyor_queue_consumers",
+            "Live workers consuming each queue (their heartbeat has not expired).",
+            labels=["queue"],
+        )
+        last = GaugeMetricFamily(
+            "conveyor_queue_last_consumed_seconds",
+            "Seconds since a live consumer of the queue last took a message from it "
+            "(absent while none has).",
+            labels=["queue"],
+        )
+        failed = 0
         try:
-            pipe = client.pipeline(transaction=False)
-            for queue in QUEUES:
-                pipe.llen(f"{settings.broker_key_prefix}{queue}")
-            return dict(zip(QUEUES, (int(n) for n in pipe.execute()), strict=True))
-        finally:
-            client.close()
-    except redis.RedisError as exc:
-        log.warning("metrics.broker_unavailable", error=type(exc).__name__)
-        return {}
+            live = heartbeats.live_now(self.settings)
+        except redis.RedisError as exc:
+            log.warning("metrics.consumers_unavailable", error=type(exc).__name__)
+            live, failed = [], 1
+        now = time.time()
+        for queue in QUEUES:
+            mine = [c for c in live if queue in c.queues]
+            count.add_metric([queue], len(mine))
+            taken = [c.consumed_at for c in mine if c.consumed_at is not None]
+            if taken:
+                last.add_metric([queue], max(0.0, now - max(taken)))
+        errors.add_metric(["consumers"], failed)
+        yield count
+        yield last
+
+    def _schedules(self, errors: GaugeMetricFamily) -> Iterator[Metric]:
+        labels = ["scope", "schedule"]
+        lag = GaugeMetricFamily(
+            "conveyor_schedule_lag_seconds",
+            "How far past its next slot an enabled schedule is now (0 while not due): grows "
+            "when no beat leads or beat cannot keep up.",
+            labels=labels,
+        )
+        last = GaugeMetricFamily(
+            "conveyor_schedule_last_fired_timestamp_seconds",
+            "Unix time a schedule last fired (absent until it has).",
+            labels=labels,
+        )
+        delay = GaugeMetricFamily(
+            "conveyor_schedule_last_fire_delay_seconds",
+            "How late after its slot the schedule's last firing happened.",
+            labels=labels,
+        )
+        failed = 0
+        try:
+            with get_database(self.settings).session() as session:
+                views = all_schedules(session, SCHEDULE_SERIES_MAX)
+        except SQLAlchemyError as exc:
+            log.warning("metrics.schedules_unavailable", error=type(exc).__name__)
+            views, failed = [], 1
+        now = utcnow()
+        for v in views:
+            key = [v.scope, v.name]
+            lag.add_metric(key, v.late_s(now))
+            if v.last_fired_at is not None:
+                last.add_metric(key, v.last_fired_at.timestamp())
+            if v.fire_delay_s is not None:
+                delay.add_metric(key, v.fire_delay_s)
+        errors.add_metric(["schedules"], failed)
+        yield lag
+        yield last
+        yield delay
 
 
 def check_metrics_token(settings: Settings, authorization: str | None) -> None:

@@ -18,8 +18,9 @@ __all__ = ["attach_claim", "forgotten_outcome", "outcome_unknown", "refused"]
 CLAIMING_OPERATIONS = frozenset({"capture", "void", "refund"})
 
 
-def attach_claim(new: NewJob) -> NewJob:
-    """`new` with the claim its payload makes on an earlier payment, if it makes one."""
+def attach_claim(new: NewJob, actor: str) -> NewJob:
+    """`new` with the claim its payload makes on an earlier payment, if it makes one; `actor`
+    is who submits it (its audit row commits with the job)."""
     family, _, rest = new.type.partition(".")
     provider, _, operation = rest.partition(".")
     if family != "payments" or operation not in CLAIMING_OPERATIONS:
@@ -32,6 +33,7 @@ def attach_claim(new: NewJob) -> NewJob:
         payment_reference=str(new.payload["reference"]),
         amount=int(amount) if amount is not None else None,
         currency=str(currency) if currency is not None else None,
+        actor=actor,
     )
     return replace(new, claim=claim)
 

@@ -150,6 +150,12 @@ class Settings(BaseSettings):
     # The worker's metrics endpoint (one per worker process); port 0 = not served.
     worker_metrics_host: str = "127.0.0.1"
     worker_metrics_port: int = Field(default=0, ge=0, le=65535)
+    # Each worker writes which queues it consumes, and when it last took a message, this often
+    # (seconds); a record not refreshed for 3 intervals has expired: that consumer is gone.
+    worker_heartbeat_s: float = Field(default=5.0, gt=0, le=300)
+    # A queue whose oldest queued job waited this long while none of its live consumers took a
+    # message for as long is `stalled` (not ready), not just busy.
+    consumer_stall_s: float = Field(default=300.0, gt=0)
 
     @model_validator(mode="after")
     def _derive_sandbox_url(self) -> Settings:

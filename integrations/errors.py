@@ -88,9 +88,14 @@ class Cancelled(Exception):
 
 
 class Deferred(Exception):
-    """The call was not made (breaker open, rate limit reached); try again after `wait_s`."""
+    """The call was not made (breaker open, rate limit reached); try again after `wait_s`.
 
-    def __init__(self, reason: str, wait_s: float) -> None:
+    `cause` is a short stable name for metrics: `breaker_open`, `rate_limit`,
+    `tenant_rate_limit`, `guard_unavailable`, or `other`.
+    """
+
+    def __init__(self, reason: str, wait_s: float, cause: str = "other") -> None:
         super().__init__(f"deferred: {reason}; retry in {wait_s:.2f}s")
         self.reason = reason
         self.wait_s = wait_s
+        self.cause = cause

@@ -91,28 +91,35 @@ class ProviderGuard:
             raise Deferred(
                 f"the guard for {provider} is unavailable ({type(exc).__name__})",
                 GUARD_UNAVAILABLE_WAIT_S,
+                cause="guard_unavailable",
             ) from exc
 
     def _admit(self, provider: str, tenant_id: uuid.UUID) -> None:
         if self._healthy_until.get(provider, 0.0) < time.monotonic():
             check = self.breaker(provider).check()
             if check.wait_s is not None:
-                raise Deferred(f"circuit breaker for {provider} is open", check.wait_s)
+                raise Deferred(
+                    f"circuit breaker for {provider} is open", check.wait_s, cause="breaker_open"
+                )
             if check.failures == 0 and not check.half_open:
                 # Closed and clean: trust that for a moment instead of asking Redis per call.
                 # Never while half-open: the probe's success must reach Redis to close it.
                 self._healthy_until[provider] = time.monotonic() + HEALTHY_CACHE_S
         guard = self.settings.rate_limit_guard_s
-        checks = [(f"{self.prefix}rate:{provider}", self.provider_limits.get(provider))]
-        checks.append(
-            (f"{self.prefix}rate:{provider}:{tenant_id}", self.tenant_limits.get(provider))
-        )
-        for key, limit in checks:
+        checks = [
+            (f"{self.prefix}rate:{provider}", self.provider_limits.get(provider), "rate_limit"),
+            (
+                f"{self.prefix}rate:{provider}:{tenant_id}",
+                self.tenant_limits.get(provider),
+                "tenant_rate_limit",
+            ),
+        ]
+        for key, limit, cause in checks:
             if limit is None:
                 continue
             wait_s = self.limiter.acquire(key, limit.count, limit.window_s + guard)
             if wait_s > 0:
-                raise Deferred(f"rate limit for {provider} reached", wait_s)
+                raise Deferred(f"rate limit for {provider} reached", wait_s, cause=cause)
 
     def record(self, provider: str, healthy: bool) -> None:
         """Feed the breaker: a healthy answer closes it, a failure counts towards opening.

@@ -25,6 +25,7 @@ from store.models import JOBS, Job
 from store.payment_claims import (
     PaymentClaim,
     PaymentRefused,
+    audit_claim,
     check_claim,
     hold,
     lock_payment,
@@ -125,6 +126,7 @@ def submit_job(db: Database, new: NewJob) -> tuple[Job, bool]:
             claimed = _claim_payments(session, [(new, row)])
             session.execute(insert(JOBS), [row])
             _hold(session, claimed)
+            _audit_claims(session, [(new, row)])
         return Job(**row), True
     except IntegrityError:
         if new.idempotency_key is None:
@@ -187,6 +189,16 @@ def _hold(session: Session, refunds: list[tuple[NewJob, dict[str, Any], int, str
         hold(session, row["id"], new.tenant_id, new.claim, amount, currency)
 
 
+def _audit_claims(session: Session, pairs: Sequence[tuple[NewJob, dict[str, Any]]]) -> None:
+    # A refund's amount and currency are what the claim check settled (written into its payload).
+    for new, row in pairs:
+        if new.claim is not None:
+            payload = row["payload"]
+            amount = payload.get("amount", new.claim.amount)
+            currency = payload.get("currency", new.claim.currency)
+            audit_claim(session, row["id"], new.tenant_id, new.claim, amount, currency)
+
+
 def add_job(session: Session, new: NewJob, now: datetime) -> Job:
     """Insert a job row in the caller's transaction (a schedule's firing commits it together
     with the slot's run row); the caller publishes its id after the commit."""
@@ -203,6 +215,7 @@ def submit_jobs(db: Database, news: Sequence[NewJob]) -> list[Submitted]:
         claimed = _claim_payments(session, list(zip(news, rows, strict=True)))
         session.execute(insert(JOBS), rows)
         _hold(session, claimed)
+        _audit_claims(session, list(zip(news, rows, strict=True)))
     return [
         Submitted(r["id"], r["type"], r["queue"], r["state"], r["next_attempt_at"]) for r in rows
     ]

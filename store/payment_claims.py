@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from store.models import LedgerEntry, PaymentHold
+from store.models import AuditEvent, LedgerEntry, PaymentHold
 from store.payments import balance, held_for_refunds
 
 
@@ -33,6 +33,10 @@ class PaymentClaim:
     payment_reference: str
     amount: int | None = None
     currency: str | None = None
+    # Who submitted it (e.g. `key:<id>`): its `payment.<operation>` audit row is written in the
+    # transaction that commits the job, so a refused submit leaves none and an accepted one
+    # cannot lack it.
+    actor: str | None = None
 
 
 @dataclass
@@ -127,5 +131,33 @@ def hold(
             payment_reference=claim.payment_reference,
             amount=amount,
             currency=currency,
+        )
+    )
+
+
+def audit_claim(
+    session: Session,
+    job_id: uuid.UUID,
+    tenant_id: uuid.UUID,
+    claim: PaymentClaim,
+    amount: int | None,
+    currency: str | None,
+) -> None:
+    """Add the `payment.<operation>` audit row of a submitted claim to the caller's transaction."""
+    if claim.actor is None:
+        return
+    session.add(
+        AuditEvent(
+            id=uuid.uuid4(),
+            tenant_id=tenant_id,
+            actor=claim.actor,
+            action=f"payment.{claim.operation}",
+            job_id=job_id,
+            details={
+                "provider": claim.provider,
+                "payment_reference": claim.payment_reference,
+                "amount": amount,
+                "currency": currency,
+            },
         )
     )

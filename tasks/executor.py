@@ -67,7 +67,7 @@ from tasks.decide import (
     Stopped,
     decide,
 )
-from tasks.metrics import DUPLICATE_DELIVERIES, observe_attempt
+from tasks.metrics import DUPLICATE_DELIVERIES, observe_attempt, observe_deferral
 from tasks.notify import notify_finished
 from tasks.policy import stored_policy
 from tasks.webhooks import Outbox
@@ -168,6 +168,7 @@ def _run(
     try:
         guard.admit(job_type.provider, job.tenant_id)
     except Deferred as exc:
+        observe_deferral(job_type.provider, exc.cause)
         return NotAttempted(exc.reason, exc.wait_s), []
     with recording() as exchanges:
         try:

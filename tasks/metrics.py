@@ -91,3 +91,18 @@ def observe_delivery(kind: str, outcome: str, event_age_s: float | None) -> None
     WEBHOOK_DELIVERIES.labels(kind, outcome).inc()
     if event_age_s is not None:
         WEBHOOK_EVENT_TO_DELIVERY.labels(kind).observe(max(event_age_s, 0.0))
+
+
+# --- Provider deferrals (ops) --------------------------------------------------------------
+
+PROVIDER_DEFERRALS = Counter(
+    "conveyor_provider_deferrals_total",
+    "Jobs deferred before calling their provider, by cause: breaker_open, rate_limit, "
+    "tenant_rate_limit, guard_unavailable.",
+    ["provider", "cause"],
+)
+
+
+def observe_deferral(provider: str, cause: str) -> None:
+    """Record one job the guard deferred (no provider call, no attempt spent)."""
+    PROVIDER_DEFERRALS.labels(provider, cause).inc()

@@ -55,3 +55,46 @@ def test_every_metric_the_dashboard_and_alerts_use_is_exported(exported: set[str
     alerts = {where for where, _ in expressions() if where.startswith("alert")}
     for name in ("QueuedJobsWaitingTooLong", "DeadJobsGrowing", "BreakerOpen", "NoConsumerFor"):
         assert any(name in a for a in alerts), name
+
+
+def readme_operations() -> str:
+    """README's "Operations" section, up to the next top-level heading."""
+    text = (ROOT / "README.md").read_text()
+    start = text.index("\n## Operations\n")
+    return text[start : text.index("\n## ", start + 1)]
+
+
+def test_readme_operations_lists_every_metric_and_nothing_else(exported: set[str]) -> None:
+    # Given the metric names /metrics exports (counters as `_total`, histograms by base name;
+    # prometheus-client's `_created` timestamps are not metrics of ours)
+    families = {
+        name.removesuffix("_bucket")
+        for name in exported
+        if name.startswith("conveyor_") and not name.endswith(("_count", "_sum", "_created"))
+    }
+    # When README's Operations metrics table is read
+    documented = set(re.findall(r"^\| `(conveyor_[a-z_]+)`", readme_operations(), re.MULTILINE))
+    # Then each exported metric has a row, and each row is a real metric
+    assert sorted(families - documented) == []
+    assert sorted(documented - families) == []
+
+
+def test_readme_operations_names_every_alert_and_console_page() -> None:
+    # Given the alert rules and the console's pages
+    alerts = yaml.safe_load((ROOT / "docs" / "prometheus-alerts.yml").read_text())
+    names = [rule["alert"] for group in alerts["groups"] for rule in group["rules"]]
+    from fastapi.routing import APIRoute
+
+    from api.ops import console
+
+    pages = {
+        r.path
+        for r in console.router.routes
+        if isinstance(r, APIRoute) and "GET" in (r.methods or ())
+    }
+    section = readme_operations()
+    # Then README's Operations section names each, and its screenshots are committed
+    assert [n for n in names if f"`{n}`" not in section] == []
+    assert [p for p in pages if f"`{p}" not in section] == []
+    shots = re.findall(r"\]\((docs/screenshots/[^)]+\.png)\)", section)
+    assert shots and [s for s in shots if not (ROOT / s).is_file()] == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from celery import Celery
 
+import workers.heartbeat
 import workers.metrics
 import workers.signals  # noqa: F401  (connects the process signals)
 from config.celery import celery_config, check_delivery_settings

@@ -8,8 +8,9 @@ in. Conveyor never hands the password to that parser: `GatedFlower` checks every
 against the exact pair (RFC 7617: UTF-8, user-id without a colon, no control characters),
 compared in constant time, before Flower routes it. Only `/healthcheck` ("OK", nothing else) is
 open, for load balancers. Flower's control API (task apply/async-apply/send-task/revoke/abort,
-worker pool and shutdown, rate limits) is off: every method but GET and HEAD answers 403; ops
-actions go through Conveyor's API and console, where they are audited.
+worker pool and shutdown, rate limits) is off: every method but GET and HEAD answers 403 (but a
+POST to `/tasks/datatable`, the read the Tasks page's table makes); ops actions go through
+Conveyor's API and console, where they are audited.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from tornado import httputil
 INNER_USER = "conveyor-gate"
 OPEN_PATHS = frozenset({"/healthcheck"})
 READ_METHODS = frozenset({"GET", "HEAD"})
+# Reads that Flower's pages make with POST: the Tasks page's DataTables loads its rows this way.
+READ_POSTS = frozenset({"/tasks/datatable"})
 
 
 class UnsafeCredentials(ValueError):
@@ -155,7 +158,9 @@ class GatedFlower(Flower):  # type: ignore[misc]
             pass
         elif not self.credentials.admits(request.headers.get("Authorization")):
             refusal = 401
-        elif request.method not in READ_METHODS:
+        elif request.method not in READ_METHODS and not (
+            request.method == "POST" and path in READ_POSTS
+        ):
             refusal = 403
         else:
             inner = base64.b64encode(self.inner_pass.encode()).decode()

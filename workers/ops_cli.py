@@ -162,6 +162,46 @@ def queues() -> None:
     typer.echo(f"dead or needs_review: {stuck}")
 
 
+def status() -> None:
+    """Is every queue with work consumed? Each queue's work, live consumers and verdict.
+
+    Exits 1 when a queue has work and no live consumer, or none that took a message recently.
+    """
+    from redis import RedisError
+
+    from tasks.queue_health import check_queues
+    from workers.preflight import StartupProblem, check_broker
+
+    settings = get_settings()
+    _database(settings)
+    check_broker(settings)
+    try:
+        health = check_queues(settings)
+    except RedisError as exc:
+        raise StartupProblem(
+            f"cannot read worker heartbeats from Redis ({type(exc).__name__}); "
+            "check CONVEYOR_GUARD_REDIS_URL"
+        ) from None
+    typer.echo(
+        f"{'queue':<12} {'verdict':<12} queued  in_broker  oldest_s  consumers  last_consumed_s"
+    )
+    for q in health:
+        broker = "?" if q.in_broker is None else str(q.in_broker)
+        last = "-" if q.last_consumed_s is None else f"{q.last_consumed_s:.1f}"
+        typer.echo(
+            f"{q.queue:<12} {q.verdict.value:<12} {q.queued:>6}  {broker:>9}  "
+            f"{q.oldest_queued_age_s:>8.0f}  {len(q.consumers):>9}  {last:>15}"
+        )
+    workers = sorted({w for q in health for w in q.consumers})
+    typer.echo(f"live consumers: {', '.join(workers) if workers else 'none'}")
+    waiting = [q for q in health if not q.ready]
+    for q in waiting:
+        why = "no live consumer" if q.verdict.value == "no_consumer" else "consumers took nothing"
+        typer.echo(f"NOT READY: queue {q.queue} has {q.queued} queued job(s) and {why}")
+    if waiting:
+        raise typer.Exit(1)
+
+
 def providers_cmd(
     close: Annotated[str | None, typer.Option(help="close this provider's breaker")] = None,
 ) -> None:
@@ -192,9 +232,10 @@ def audit(limit: Annotated[int, typer.Option(min=1, max=1000)] = 50) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    """Add `keys`, `jobs`, `queues`, `providers` and `audit` to the `conveyor` command."""
+    """Add `keys`, `jobs`, `queues`, `status`, `providers` and `audit` to `conveyor`."""
     app.add_typer(keys_app, name="keys")
     app.add_typer(jobs_app, name="jobs")
     app.command("queues")(queues)
+    app.command("status")(status)
     app.command("providers")(providers_cmd)
     app.command("audit")(audit)

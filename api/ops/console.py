@@ -1,4 +1,5 @@
-"""`/ops`: queues, jobs, one job's timeline, dead letters with replay, breakers, audit.
+"""`/ops`: queues, jobs, one job's timeline, dead letters with replay, breakers, schedules,
+audit.
 
 Server-rendered (Jinja2, autoescaped), readable without JavaScript; actions are plain HTML
 forms (POST, CSRF token). Reads span every tenant; every action is audited (`tasks/ops.py`).
@@ -15,24 +16,27 @@ from urllib.parse import parse_qs, urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from redis.exceptions import RedisError
 
 from api.deps import DatabaseDep, SettingsDep
 from api.errors import ApiError
-from api.metrics import broker_lengths
 from api.ops.auth import OperatorConsole, check_form
 from config.celery import QUEUES
 from integrations.redact import redact_text
 from store.backlog import QueueBacklog, queue_backlog, stuck_counts
-from store.ops import OpsFilter, audit_log, find_jobs, job_with_attempts
+from store.ops import OpsFilter, all_schedules, audit_log, find_jobs, job_with_attempts
 from store.states import ErrorClass, JobState
 from store.types import utcnow
+from tasks import heartbeats
 from tasks import ops as actions
 from tasks.providers import provider_of, provider_statuses, providers
+from tasks.queue_health import assess, broker_lengths
 
 router = APIRouter(prefix="/ops", include_in_schema=False)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 PAGE = 100
+SCHEDULES_PAGE = 500
 EXCERPT_MAX = 2000
 
 
@@ -70,17 +74,28 @@ def _job_id(value: str) -> uuid.UUID:
 def overview(
     request: Request, operator: OperatorConsole, db: DatabaseDep, settings: SettingsDep
 ) -> HTMLResponse:
-    """Queues (DB backlog, oldest age, broker length), breakers, stuck jobs in short."""
+    """Queues (DB backlog, oldest age, broker length, live consumers), breakers, stuck jobs."""
+    now = utcnow()
     with db.session() as session:
-        found = {b.queue: b for b in queue_backlog(session, utcnow())}
+        found = {b.queue: b for b in queue_backlog(session, now)}
         stuck = stuck_counts(session)
     backlog = [found.get(q, QueueBacklog(q)) for q in sorted({*QUEUES, *found})]
+    broker = broker_lengths(settings)
+    try:
+        consumers = heartbeats.live_now(settings)
+        health = {
+            h.queue: h
+            for h in assess(backlog, broker, consumers, now.timestamp(), settings.consumer_stall_s)
+        }
+    except RedisError:
+        health = {}
     return _render(
         request,
         "overview.html",
         operator=operator,
         backlog=backlog,
-        broker=broker_lengths(settings),
+        broker=broker,
+        health=health,
         breakers=provider_statuses(settings),
         stuck_total=sum(s.count for s in stuck),
     )
@@ -252,6 +267,16 @@ async def close_breaker(
         raise ApiError(404, "not_found", "no such provider", {"provider": provider})
     actions.close_provider_breaker(db, settings, provider, operator.actor, operator.tenant_id)
     return RedirectResponse("/ops", status_code=303)
+
+
+@router.get("/schedules", response_class=HTMLResponse)
+def schedules(request: Request, operator: OperatorConsole, db: DatabaseDep) -> HTMLResponse:
+    """Every schedule with its last run (slot, firing, job) and next run."""
+    now = utcnow()
+    with db.session() as session:
+        views = all_schedules(session, SCHEDULES_PAGE)
+    rows = [{**vars(v), "delay_s": v.fire_delay_s or 0.0, "late_s": v.late_s(now)} for v in views]
+    return _render(request, "schedules.html", operator=operator, schedules=rows)
 
 
 @router.get("/audit", response_class=HTMLResponse)

@@ -12,7 +12,9 @@ from api.app import create_app
 from config.settings import Settings
 from integrations.registry import JOB_TYPES
 from store.keys import IssuedKey
-from tests.api.conftest import CHARGE, FETCH_RATES, auth, error_of
+from tasks import heartbeats
+from tasks.heartbeats import Heartbeat
+from tests.api.conftest import CHARGE, FETCH_RATES, auth, error_of, rates_job
 from tests.conftest import make_settings
 
 
@@ -31,9 +33,58 @@ def test_readyz_is_ready_when_the_database_and_broker_answer(client: TestClient)
     # When readiness is asked
     response = client.get("/readyz")
 
-    # Then both checks pass
+    # Then every check passes, and each queue is idle
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ready", "checks": {"database": "ok", "broker": "ok"}}
+    body = response.json()
+    assert body["status"] == "ready"
+    assert body["checks"] == {"database": "ok", "broker": "ok", "consumers": "ok"}
+    assert {q: v["verdict"] for q, v in body["queues"].items()} == {
+        "data": "idle",
+        "maintenance": "idle",
+        "payments": "idle",
+        "webhooks": "idle",
+    }
+
+
+def test_readyz_is_503_while_a_queue_with_work_has_no_live_consumer(
+    client: TestClient, settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given a job waiting in the data queue and no worker at all
+    submitted = client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key))
+    assert submitted.status_code == 202, submitted.text
+    # When readiness is asked
+    without = client.get("/readyz")
+    # ...and again once a worker's heartbeat says it consumes the data queue
+    redis_client = heartbeats.redis_client(settings)
+    now = time.time()
+    try:
+        heartbeats.write(
+            redis_client, settings, Heartbeat("w1@host:7", ("data", "payments"), now, now, now)
+        )
+        with_consumer = client.get("/readyz")
+    finally:
+        heartbeats.remove(redis_client, settings, "w1@host:7")
+        redis_client.close()
+    # Then without a consumer it is 503 naming the queue, and with one it is ready
+    assert without.status_code == 503, without.text
+    assert without.json()["checks"]["consumers"] == "unavailable: data: no_consumer"
+    assert without.json()["error"] == {
+        "code": "not_ready",
+        "message": "not ready: consumers: unavailable: data: no_consumer",
+        "details": {"consumers": "unavailable: data: no_consumer"},
+    }
+    assert int(without.headers["Retry-After"]) > 0
+    data = without.json()["queues"]["data"]
+    assert (data["verdict"], data["queued"], data["in_broker"], data["consumers"]) == (
+        "no_consumer",
+        1,
+        1,
+        [],
+    )
+    assert with_consumer.status_code == 200, with_consumer.text
+    data = with_consumer.json()["queues"]["data"]
+    assert (data["verdict"], data["consumers"]) == ("consuming", ["w1@host:7"])
+    assert 0 <= data["last_consumed_s_ago"] < 60
 
 
 def test_readyz_is_503_naming_the_broker_when_it_is_unreachable(settings: Settings) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -18,12 +19,25 @@ from integrations.guard import get_guard
 from store.db import get_database
 from store.keys import IssuedKey
 from store.models import Job
+from store.schedules import ScheduleSpec, create_schedule
 from store.states import ErrorClass, JobState
 from store.types import utcnow
+from tasks import heartbeats
+from tasks.heartbeats import Heartbeat
 from tasks.providers import close_breaker
+from tasks.schedules import fire_due
 from tests.api.conftest import auth, error_of, rates_job
 
 TOKEN = "metrics-token-for-tests"
+MIN_3 = timedelta(minutes=3)
+MIN_10 = timedelta(minutes=10)
+
+
+def every_minute(name: str) -> ScheduleSpec:
+    """A rates schedule every 60 s."""
+    return ScheduleSpec(
+        name=name, job_type="data.sandbox.fetch_rates", payload={"base": "EUR"}, interval_s=60
+    )
 
 
 @pytest.fixture
@@ -113,3 +127,40 @@ def test_backlog_age_stuck_jobs_and_breakers_move_as_jobs_flow(
     )
     assert after[submitted] - before.get(submitted, 0) == 3
     assert after[("conveyor_scrape_error", (("source", "database"),))] == 0
+
+
+def test_schedule_lag_and_last_firing_and_consumers_are_scraped(
+    metered: TestClient, settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given a schedule every 60 s that fired 3 s after its slot, and one whose slot passed two
+    # minutes ago unfired (no beat leads)
+    db = get_database(settings)
+    fired = create_schedule(db, tenant_key.tenant_id, every_minute("fired"), utcnow() - MIN_10)
+    assert fired.next_fire_at is not None
+    fire_due(db, settings, fired, fired.next_fire_at + timedelta(seconds=3), None)
+    create_schedule(db, tenant_key.tenant_id, every_minute("late"), utcnow() - MIN_3)
+    # ...and a worker's heartbeat for the data queue
+    client = heartbeats.redis_client(settings)
+    now = time.time()
+    heartbeats.write(client, settings, Heartbeat("w@h:1", ("data",), now, now, now - 4))
+    try:
+        # When /metrics is scraped
+        found = scrape(metered)
+    finally:
+        heartbeats.remove(client, settings, "w@h:1")
+        client.close()
+    # Then the late schedule shows its lag, the fired one its firing time and delay
+    scope = str(tenant_key.tenant_id)
+    late = found[("conveyor_schedule_lag_seconds", (("schedule", "late"), ("scope", scope)))]
+    assert 100 <= late <= 300
+    labels = (("schedule", "fired"), ("scope", scope))
+    fired_at = found[("conveyor_schedule_last_fired_timestamp_seconds", labels)]
+    assert fired_at == (fired.next_fire_at + timedelta(seconds=3)).timestamp()
+    assert found[("conveyor_schedule_last_fire_delay_seconds", labels)] == 3.0
+    # ...and the queues their live consumers and when they last consumed
+    assert found[("conveyor_queue_consumers", (("queue", "data"),))] == 1
+    assert found[("conveyor_queue_consumers", (("queue", "payments"),))] == 0
+    assert 4 <= found[("conveyor_queue_last_consumed_seconds", (("queue", "data"),))] < 60
+    assert ("conveyor_queue_last_consumed_seconds", (("queue", "payments"),)) not in found
+    for source in ("schedules", "consumers"):
+        assert found[("conveyor_scrape_error", (("source", source),))] == 0

@@ -7,22 +7,36 @@ import base64
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from api.app import create_app
+from api.ops import console
 from config.settings import Settings
 from store.db import get_database
 from store.keys import IssuedKey, create_api_key
 from store.models import AuditEvent, Job
 from store.roles import Role
+from store.schedules import ScheduleSpec, create_schedule
+from store.types import utcnow
+from tasks.schedules import fire_due
 from tests.api.conftest import auth
 from tests.api.ops_world import CHARGE_TYPE, OUTAGE_MESSAGE, outage_killed_charges
 from tests.support.broker import queued_job_ids
 
 OPS_ROUTES = ["/ops", "/ops/jobs", "/ops/stuck", "/ops/audit"]
+THREE_MINUTES = timedelta(seconds=180)
+
+
+def hourly_rates(name: str) -> ScheduleSpec:
+    """A schedule fetching rates every 60 s."""
+    return ScheduleSpec(
+        name=name, job_type="data.sandbox.fetch_rates", payload={"base": "EUR"}, interval_s=60
+    )
 
 
 @pytest.fixture
@@ -112,18 +126,51 @@ def _states(settings: Settings, ids: list[uuid.UUID]) -> set[str]:
         return set(session.scalars(select(Job.state).where(Job.id.in_(ids))))
 
 
-@pytest.mark.parametrize("route", OPS_ROUTES)
-def test_tenants_and_strangers_cannot_open_the_console(
-    client: TestClient, tenant_key: IssuedKey, route: str
+# Every route the console serves, read from its router, so a new page is covered by the access
+# test below without anyone remembering to list it.
+CONSOLE_ROUTES = sorted(
+    (method, route.path)
+    for route in console.router.routes
+    if isinstance(route, APIRoute)
+    for method in route.methods or ()
+)
+
+
+def test_the_access_test_covers_every_console_page_and_action() -> None:
+    # Given the console's router / Then its pages and actions are all in the access test
+    paths = {path for _, path in CONSOLE_ROUTES}
+    assert {*OPS_ROUTES, "/ops/schedules", "/ops/jobs/{job_id}", "/ops/replay"} <= paths
+    assert {m for m, _ in CONSOLE_ROUTES} == {"GET", "POST"}
+
+
+@pytest.mark.parametrize(("method", "route"), CONSOLE_ROUTES)
+def test_only_operators_reach_any_console_route(
+    client: TestClient,
+    tenant_key: IssuedKey,
+    operator_key: IssuedKey,
+    killed: list[uuid.UUID],
+    method: str,
+    route: str,
 ) -> None:
-    # Given a tenant's key and no key / When an ops page is opened
-    stranger = client.get(route)
-    tenant = client.get(route, headers=browser_auth(tenant_key))
-    tenant_bearer = client.get(route, headers=auth(tenant_key))
-    # Then the stranger is asked for credentials and the tenant is refused
+    # Given a tenant's key, an operator's key and no key, and a route with real ids in it
+    path = route.format(job_id=killed[0], action="retry", provider="sandbox")
+    form = {"state": "dead", "csrf": ""}
+    if method == "POST":
+        page = client.get(f"/ops/jobs/{killed[0]}", headers=browser_auth(operator_key))
+        form["csrf"] = csrf_of(page.text)
+
+    def call(headers: dict[str, str]) -> int:
+        return int(client.request(method, path, data=form, headers=headers).status_code)
+
+    # When each of them calls it
+    stranger = client.request(method, path, data=form)
+    tenant, tenant_bearer = call(browser_auth(tenant_key)), call(auth(tenant_key))
+    operator = call(browser_auth(operator_key))
+    # Then the stranger is asked for credentials, the tenant is refused, the operator served
     assert stranger.status_code == 401
     assert stranger.headers["WWW-Authenticate"].startswith("Basic")
-    assert (tenant.status_code, tenant_bearer.status_code) == (403, 403)
+    assert (tenant, tenant_bearer) == (403, 403)
+    assert operator in (200, 303), (method, path, operator)
 
 
 def test_console_actions_need_the_pages_form_token_and_the_same_site(
@@ -165,3 +212,29 @@ def test_the_overview_shows_queues_breakers_and_rate_limits(
         assert f">{queue}</a>" in page.text
     assert 'class="breaker-closed">closed<' in page.text
     assert "<td>50/1s</td>" in page.text
+
+
+def test_the_schedules_page_shows_each_schedules_last_and_next_run(
+    client: TestClient, settings: Settings, tenant_key: IssuedKey, operator_key: IssuedKey
+) -> None:
+    # Given a tenant's schedule every 60 s that fired once, 2 s late, and one created three
+    # minutes ago that never fired (its beat is down)
+    db = get_database(settings)
+    start = utcnow() - timedelta(seconds=600)
+    fired = create_schedule(db, tenant_key.tenant_id, hourly_rates("rates-every-minute"), start)
+    assert fired.next_fire_at is not None
+    fire_due(db, settings, fired, fired.next_fire_at + timedelta(seconds=2), None)
+    create_schedule(
+        db, tenant_key.tenant_id, hourly_rates("rates-stalled"), utcnow() - THREE_MINUTES
+    )
+    # When the operator opens the schedules page
+    page = client.get("/ops/schedules", headers=browser_auth(operator_key))
+    # Then both are listed with trigger, last slot, how late it fired, its job and next run
+    assert page.status_code == 200, page.text
+    table = page.text[page.text.index('id="schedules"') :]
+    row = table[table.index("rates-every-minute") :].split("</tr>")[0]
+    assert "data.sandbox.fetch_rates" in row and "every 60s" in row and "active" in row
+    assert f"{fired.next_fire_at:%Y-%m-%d %H:%M:%S}" in row
+    assert "(+2.0 s)" in row and ">queued</a>" in row
+    stalled = table[table.index("rates-stalled") :].split("</tr>")[0]
+    assert "never" in stalled and 'class="num state-dead"' in stalled

@@ -13,6 +13,7 @@ from store.db import get_database, reset_database
 from store.keys import IssuedKey, create_api_key
 from store.migrate import upgrade
 from tests.conftest import make_settings
+from tests.e2e.browser import browser  # noqa: F401  (the headless Chromium fixture)
 
 
 @pytest.fixture

@@ -1,16 +1,15 @@
 """A headless browser drives the ops console through an outage's aftermath: fifty charges a
-provider outage killed are found, explained and replayed after a dry run.
+provider outage killed are found, explained and replayed after a dry run, and then charged by
+a live worker; the queues page shows that worker consuming, the schedules page the last run.
 
-Needs Debian's `chromium` and `chromium-driver` (`.ci/run` installs them); skipped without them
-except under CI, where their absence fails the test. Screenshots: var/test-artifacts/ops-console/.
+Needs Debian's `chromium` and `chromium-driver` (tests/e2e/browser.py). Screenshots:
+var/test-artifacts/ops-console/.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
 import uuid
-from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -21,45 +20,18 @@ from store.db import get_database
 from store.keys import IssuedKey, create_api_key
 from store.models import AuditEvent, Job
 from store.roles import Role
+from store.schedules import ScheduleSpec, create_schedule
+from store.types import utcnow
+from tasks.publish import producer_app
+from tasks.schedules import dispatch, fire_due
 from tests.api.ops_world import outage_killed_charges
-from tests.e2e.stack import api_process, stack_env
-from tests.support.procs import ROOT
+from tests.e2e.stack import api_process, stack_env, worker_process
+from tests.support.procs import ROOT, wait_until
 
 pytestmark = pytest.mark.e2e
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+RATES_TYPE = "data.sandbox.fetch_rates"
 ARTIFACTS = ROOT / "var" / "test-artifacts" / "ops-console"
-
-
-@pytest.fixture
-def browser() -> Iterator[object]:
-    """Headless Chromium under chromium-driver (no driver download: both come from Debian)."""
-    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
-        if os.environ.get("CI"):
-            pytest.fail("chromium and chromium-driver are missing: .ci/run installs them")
-        pytest.skip("chromium and chromium-driver are not installed (apt-get install them)")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-dev-shm-usage",
-        "--disable-gpu",
-        "--window-size=1400,1000",
-    ):
-        options.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
-    # A page after a click may take a while on a loaded machine: every lookup waits up to 15 s.
-    driver.implicitly_wait(15)
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def test_on_call_finds_explains_and_replays_fifty_killed_charges(
@@ -79,13 +51,32 @@ def test_on_call_finds_explains_and_replays_fifty_killed_charges(
     killed = outage_killed_charges(fresh_settings, key.tenant_id, 50)
     with get_database(fresh_settings).session() as session:
         operator = create_api_key(session, f"ops-{uuid.uuid4().hex[:6]}", "pager", Role.OPERATOR)
-    env = stack_env(fresh_settings.database_url, fresh_settings.broker_key_prefix, sandbox)
-    with api_process(env, logs_dir) as url:
+    # ...a schedule of the tenant that fired once (an hour ago), and a worker on every queue
+    # (its heartbeat every second)
+    db = get_database(fresh_settings)
+    spec = ScheduleSpec("ecb-rates", RATES_TYPE, {"base": "EUR"}, interval_s=3600)
+    schedule = create_schedule(db, key.tenant_id, spec, utcnow() - timedelta(minutes=90))
+    assert schedule.next_fire_at is not None
+    fired = fire_due(
+        db, fresh_settings, schedule, schedule.next_fire_at + timedelta(seconds=1), None
+    )
+    dispatch(db, producer_app(fresh_settings), fired)
+    env = stack_env(
+        fresh_settings.database_url,
+        fresh_settings.broker_key_prefix,
+        sandbox,
+        worker_heartbeat_s="1",
+    )
+    with api_process(env, logs_dir) as url, worker_process(env, logs_dir, "console") as worker:
         host = url.removeprefix("http://")
         # When on-call opens the console (the browser's basic-auth prompt: the key as password)
         browser.get(f"http://oncall:{operator.secret}@{host}/ops")
-        shot("01-overview")
         assert "Queues" in browser.find_element(By.TAG_NAME, "h1").text
+        # Then each queue lists the worker as its live consumer
+        queues = browser.find_element(By.ID, "queues").text
+        shot("01-overview")
+        assert "payments" in queues and "heartbeats unavailable" not in queues
+        assert "no consumer" not in queues, queues
         # ...follows the dead-letter link
         browser.find_element(By.PARTIAL_LINK_TEXT, "dead or needing review").click()
         group = browser.find_element(By.CSS_SELECTOR, "#groups tr:nth-child(2)")
@@ -115,12 +106,29 @@ def test_on_call_finds_explains_and_replays_fifty_killed_charges(
         browser.find_element(By.ID, "confirm").click()
         done = browser.find_element(By.ID, "done").text
         shot("06-replayed")
-        # Then the fifty are queued again, and the audit log names the replay
+        # Then the fifty are queued again, and the worker charges them this time
         assert "Replayed 50 of 50" in done
-        assert _states(fresh_settings, killed) == {"queued"}
+        wait_until(
+            lambda: _states(fresh_settings, killed) == {"succeeded"},
+            "the fifty replayed charges to succeed",
+            120,
+            [worker],
+        )
+        # ...and the audit log names the replay
         browser.find_element(By.LINK_TEXT, "Audit log").click()
         shot("07-audit-log")
         assert "ops.replay" in browser.find_element(By.ID, "audit").text
+        # ...the overview shows the payments queue drained and recently consumed
+        browser.find_element(By.LINK_TEXT, "Queues & providers").click()
+        row = browser.find_element(By.XPATH, "//table[@id='queues']//tr[td[1]='payments']").text
+        shot("08-queues-consumed")
+        assert row.split()[:2] == ["payments", "0"] and "s ago" in row, row
+        # ...and the schedules page shows the schedule's last run and next run
+        browser.find_element(By.LINK_TEXT, "Schedules").click()
+        schedules = browser.find_element(By.ID, "schedules").text
+        shot("09-schedules")
+        assert "ecb-rates" in schedules and "every 3600s" in schedules and "succeeded" in schedules
+        assert f"{schedule.next_fire_at + timedelta(hours=1):%Y-%m-%d %H:%M:%S}" in schedules
     with get_database(fresh_settings).session() as session:
         actions = list(session.scalars(select(AuditEvent.action)))
     assert actions == ["ops.replay"]

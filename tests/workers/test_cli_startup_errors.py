@@ -25,6 +25,7 @@ FLOWER_AUTH = {"CONVEYOR_FLOWER_USER": "ops", "CONVEYOR_FLOWER_PASSWORD": "s3cre
 DB_COMMANDS = [
     ("keys", "create", "--tenant", "acme"),
     ("reconcile",),
+    ("status",),
     ("api", "--port", FREE),
     ("worker",),
     ("beat",),
@@ -215,3 +216,14 @@ def test_demo_against_a_stopped_api_says_start_the_stack(tmp_path: Path) -> None
     # Then one line names the URL and `conveyor up`
     line = ran.assert_one_clean_line()
     assert url in line and "`conveyor up`" in line
+
+
+def test_status_with_the_broker_down_names_it_in_one_line(tmp_path: Path) -> None:
+    # Given a migrated database and a broker URL where nothing listens
+    ran_migrate = conveyor("migrate", cwd=tmp_path)
+    assert ran_migrate.code == 0, ran_migrate.err
+    # When `conveyor status` runs
+    ran = conveyor("status", cwd=tmp_path, env={"CONVEYOR_BROKER_URL": UNREACHABLE_REDIS})
+    # Then one line names the broker, with no traceback
+    line = ran.assert_one_clean_line()
+    assert UNREACHABLE_REDIS in line and "start Redis" in line
