@@ -91,7 +91,8 @@ class Deferred(Exception):
     """The call was not made (breaker open, rate limit reached); try again after `wait_s`.
 
     `cause` is a short stable name for metrics: `breaker_open`, `rate_limit`,
-    `tenant_rate_limit`, `guard_unavailable`, or `other`.
+    `tenant_rate_limit`, `guard_unavailable`, `sync_continues` (a data sync out of attempt
+    time goes on from its cursor), or `other`.
     """
 
     def __init__(self, reason: str, wait_s: float, cause: str = "other") -> None:

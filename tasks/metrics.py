@@ -98,7 +98,7 @@ def observe_delivery(kind: str, outcome: str, event_age_s: float | None) -> None
 PROVIDER_DEFERRALS = Counter(
     "conveyor_provider_deferrals_total",
     "Jobs deferred before calling their provider, by cause: breaker_open, rate_limit, "
-    "tenant_rate_limit, guard_unavailable.",
+    "tenant_rate_limit, guard_unavailable, sync_continues.",
     ["provider", "cause"],
 )
 

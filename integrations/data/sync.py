@@ -92,6 +92,7 @@ def run_sync(
                 raise Deferred(
                     f"the sync continues from its cursor after {pages} pages this attempt",
                     CONTINUE_AFTER_S,
+                    cause="sync_continues",
                 )
     return Succeeded(result=_result(provider, resource, pages, counts, cursor, not_modified))
 
