@@ -11,14 +11,19 @@ Closing after the connection dropped: see `Channel._connparams`.
 Malformed messages: kombu decodes the envelope of each popped list item (`loads`) and builds a
 `Message` from it without guarding either step, so one item that is not JSON (`garbage`), or JSON
 of another shape (`[1]`, `{}`), or a body that does not decode, raises out of the consumer and
-Celery stops the worker ("Unrecoverable error: JSONDecodeError"). Here such an item is dropped
-and logged with its queue (`broker.message_dropped`); a well-formed message Celery cannot use
-(an unknown task, a body it cannot decode) is still Celery's to log and acknowledge.
+Celery stops the worker ("Unrecoverable error: JSONDecodeError"). Celery's task strategy then
+unpacks a task message's JSON body as `(args, kwargs, embed)` (message protocol 2) without a
+guard either, so a task message whose body is JSON of another shape (`{"a": 1}`) stops it with
+"Unrecoverable error: ValueError", and being redelivered, stops every restart. Here such an item
+is dropped and logged with its queue (`broker.message_dropped`); a well-formed message Celery can
+refuse on its own (an unknown task, a body that is not JSON) is still Celery's to log and ack.
 """
 
 from __future__ import annotations
 
+import base64
 import binascii
+import json
 from queue import Empty
 from typing import Any
 
@@ -48,7 +53,38 @@ def _decode_envelope(item: bytes | str) -> dict[str, Any]:
         raise MalformedMessage(f"not JSON ({type(exc).__name__})") from exc
     if not isinstance(envelope, dict) or not isinstance(envelope.get("properties"), dict):
         raise MalformedMessage(f"not a message envelope (a JSON {type(envelope).__name__})")
+    _check_task_body(envelope)
     return envelope
+
+
+def _check_task_body(envelope: dict[str, Any]) -> None:
+    """MalformedMessage when a protocol-2 task message's JSON body is not `[args, kwargs, embed]`.
+
+    Only JSON task bodies are looked at: a body in another content type, or one that is not
+    JSON at all, Celery refuses by itself without stopping.
+    """
+    headers = envelope.get("headers")
+    if not isinstance(headers, dict) or "task" not in headers:
+        return  # not a task message (a control reply), or protocol 1: Celery checks those
+    if envelope.get("content-type") != "application/json":
+        return
+    raw = envelope.get("body")
+    if not isinstance(raw, str | bytes):
+        raise MalformedMessage(f"a task message whose body is a JSON {type(raw).__name__}")
+    try:
+        if envelope["properties"].get("body_encoding") == "base64":
+            raw = base64.b64decode(raw, validate=True)
+        body = json.loads(raw)
+    except (*_DECODE_ERRORS, json.JSONDecodeError, RecursionError):
+        return  # not JSON: Celery's own DecodeError path logs and acknowledges it
+    if not (
+        isinstance(body, list)
+        and len(body) == 3
+        and isinstance(body[0], list)
+        and isinstance(body[1], dict)
+        and isinstance(body[2], dict | None)
+    ):
+        raise MalformedMessage("a task message whose body is not [args, kwargs, embed]")
 
 
 def _dropped(queue: str, exc: Exception, size: int | None) -> None:
@@ -124,10 +160,17 @@ class Channel(kombu_redis.Channel):
     def _get(self, queue: str, timeout: Any = None) -> Any:
         # The polling path (basic_get, consumers without an event loop) decodes with `loads` too.
         try:
-            return super()._get(queue)  # type: ignore[no-untyped-call]
+            payload = super()._get(queue)  # type: ignore[no-untyped-call]
         except ValueError as exc:
             _dropped(queue, MalformedMessage(f"not JSON ({type(exc).__name__})"), None)
             raise Empty() from exc
+        if isinstance(payload, dict) and isinstance(payload.get("properties"), dict):
+            try:
+                _check_task_body(payload)
+            except MalformedMessage as exc:
+                _dropped(queue, exc, None)
+                raise Empty() from exc
+        return payload
 
 
 class Transport(kombu_redis.Transport):

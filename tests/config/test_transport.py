@@ -65,3 +65,68 @@ def test_a_list_item_that_is_not_a_message_is_dropped_on_the_polling_path(channe
     # Then the garbage is gone and the real message comes next
     message = channel.basic_get("q", no_ack=True)
     assert message is not None and message.body == b"job-id"
+
+
+def _task_envelope(body: object, *, headers: dict[str, object] | None = None) -> bytes:
+    """A kombu envelope of a protocol-2 task message around a JSON body, base64-encoded."""
+    import base64
+    import json
+
+    return json.dumps(
+        {
+            "body": base64.b64encode(json.dumps(body).encode()).decode(),
+            "content-encoding": "utf-8",
+            "content-type": "application/json",
+            "headers": {"task": "data.sandbox.fetch_rates", "id": "x"}
+            if headers is None
+            else headers,
+            "properties": {"body_encoding": "base64", "delivery_tag": "t1"},
+        }
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"a": 1}, [1], [[], {}], [["id"], {}, {}, {}], ["id", {}, {}], [[], [], {}], [[], {}, 5], 7],
+    ids=["dict", "one", "two", "four", "args-not-list", "kwargs-not-dict", "embed-int", "int"],
+)
+def test_a_task_message_whose_body_is_not_args_kwargs_embed_is_dropped(
+    body: object, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a task message Celery's strategy would unpack as (args, kwargs, embed) and crash on
+    from config.transport import MalformedMessage, _decode_envelope
+
+    # When the transport decodes it, Then it is refused as malformed (dropped, not delivered)
+    with pytest.raises(MalformedMessage, match=r"\[args, kwargs, embed\]"):
+        _decode_envelope(_task_envelope(body))
+
+
+@pytest.mark.parametrize(
+    ("body", "headers"),
+    [
+        ([["job-id"], {}, {"callbacks": None}], None),  # what our producer writes
+        ([["job-id"], {}, None], None),
+        ({"a": 1}, {"id": "x"}),  # no task header: a reply, Celery's to judge
+    ],
+    ids=["task", "task-embed-null", "not-a-task"],
+)
+def test_well_formed_and_non_task_messages_pass_the_body_check(
+    body: object, headers: dict[str, object] | None
+) -> None:
+    from config.transport import _decode_envelope
+
+    assert _decode_envelope(_task_envelope(body, headers=headers))["headers"]
+
+
+def test_a_task_message_of_another_shape_is_dropped_on_the_polling_path(channel: Any) -> None:
+    # Given a task message with a body of another shape, then a real message
+    channel.queue_declare("q")
+    client = redis.Redis.from_url(REDIS_URL)
+    client.lpush(f"{channel.test_prefix}q", _task_envelope({"a": 1}))
+    channel.basic_publish(channel.prepare_message("job-id"), exchange="", routing_key="q")
+    client.close()
+    # When a consumer polls, Then the odd one is dropped and the real message comes next
+    with pytest.raises(Empty):
+        channel._get("q")
+    message = channel.basic_get("q", no_ack=True)
+    assert message is not None and message.body == b"job-id"

@@ -60,6 +60,8 @@ MALFORMED = [
     b'"just a string"',
     b"\xff\xfe not utf-8",
 ]
+# Well-formed task envelopes whose body Celery's strategy unpacks and crashed on, every restart.
+TASK_BODIES_OF_ANOTHER_SHAPE = [b'{"a": 1}', b"[1]", b'[["x"], {}]']
 
 
 def test_malformed_messages_are_dropped_and_the_worker_keeps_consuming(
@@ -76,6 +78,11 @@ def test_malformed_messages_are_dropped_and_the_worker_keeps_consuming(
         for item in MALFORMED:
             client.lpush(queue, item)
         client.lpush(queue, _envelope(b"{not json", {"task": RATES_TASK, "id": "x1"}))
+        # and task messages whose JSON body is not Celery's [args, kwargs, embed]
+        for body in TASK_BODIES_OF_ANOTHER_SHAPE:
+            client.lpush(queue, _envelope(body, {"task": RATES_TASK, "id": "x2"}))
+        inline = json.loads(_envelope(b"", {"task": RATES_TASK, "id": "x3"}))
+        client.lpush(queue, json.dumps({**inline, "body": {"a": 1}, "properties": {}}))
         producer_app(s).send_task("no.such.task", args=["x"], queue="data")
         producer_app(s).send_task(RATES_TASK, args=["not-a-uuid"], queue="data")
         # And then a normal job is submitted
@@ -93,7 +100,7 @@ def test_malformed_messages_are_dropped_and_the_worker_keeps_consuming(
     client.close()
     # And each malformed item was dropped and logged with its queue
     dropped = [line for line in log.splitlines() if "broker.message_dropped" in line]
-    assert len(dropped) == len(MALFORMED), log[-3000:]
+    assert len(dropped) == len(MALFORMED) + len(TASK_BODIES_OF_ANOTHER_SHAPE) + 1, log[-3000:]
     assert all("queue=data" in line for line in dropped)
     assert "Unrecoverable error" not in log
     assert client.llen(queue) == 0
