@@ -90,6 +90,18 @@ def _bound_round_trips(engine: Engine, watchdog: RoundTripWatchdog) -> None:
     def _checked_in(dbapi_connection: Any, *_: Any) -> None:
         watchdog.disarm(dbapi_connection)
 
+    @event.listens_for(engine, "do_connect")
+    def _connect(dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        # A new connection's first round trips are not statements the events above see:
+        # SQLAlchemy's dialect initialisation (server version, settings) runs on it unobserved,
+        # once per engine and under the pool's first-connect mutex. A partition that begins
+        # right after the handshake would block that thread, and every thread queued behind
+        # the mutex, for as long as it lasts. Armed here, the cut comes after `bound_s`; the
+        # checkout ping re-arms and disarms it before the caller's transaction.
+        dbapi_connection = dialect.connect(*cargs, **cparams)
+        watchdog.arm(dbapi_connection)
+        return dbapi_connection
+
     @event.listens_for(engine, "checkout")
     def _ping(dbapi_connection: Any, *_: Any) -> None:
         # SQLAlchemy's pool_pre_ping, with a short bound: the pool replaces a connection that
