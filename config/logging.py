@@ -12,6 +12,21 @@ from config.settings import Settings
 
 _configured = False
 
+# Beat sends these every second or so: Celery's "received" / "succeeded" INFO lines for them
+# would be most of a worker's log (their work shows in /metrics; failures still log). The
+# names are `tasks.entry.PUBLISH_DUE_TASK` and `SWEEP_TASK` (config imports nothing of ours;
+# tests/config/test_logging.py holds them equal).
+ROUTINE_TASKS = frozenset({"maintenance.jobs.publish_due", "maintenance.jobs.sweep"})
+_CELERY_TASK_LOGGERS = frozenset({"celery.worker.strategy", "celery.app.trace"})
+
+
+def quiet_routine_tasks(record: logging.LogRecord) -> bool:
+    """A logging filter: False for Celery's per-task INFO lines about a routine task."""
+    if record.levelno > logging.INFO or record.name not in _CELERY_TASK_LOGGERS:
+        return True
+    args = record.args
+    return not (isinstance(args, dict) and args.get("name") in ROUTINE_TASKS)
+
 
 def configure_logging(settings: Settings) -> None:
     """Send every log line through structlog, JSON by default, once per process."""
@@ -42,6 +57,7 @@ def configure_logging(settings: Settings) -> None:
         cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(quiet_routine_tasks)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,
