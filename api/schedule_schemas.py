@@ -79,6 +79,7 @@ class ScheduleOut(BaseModel):
     last_run: RunOut | None
     recent_failures: int
     failing_streak: int
+    recent_skipped_quota: int
     skipped_slots: int
     created_at: datetime
     updated_at: datetime
@@ -114,6 +115,7 @@ class ScheduleOut(BaseModel):
             last_run=RunOut.of(stats.last_run) if stats.last_run else None,
             recent_failures=stats.recent_failures,
             failing_streak=stats.failing_streak,
+            recent_skipped_quota=stats.recent_skipped_quota,
             skipped_slots=schedule.skipped_slots,
             created_at=schedule.created_at,
             updated_at=schedule.updated_at,

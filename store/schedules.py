@@ -27,6 +27,8 @@ from store.triggers import CronTrigger, IntervalTrigger, Trigger, next_after
 BUILTIN_SCOPE = "builtin"
 FAILED_STATES = frozenset({JobState.FAILED, JobState.DEAD, JobState.NEEDS_REVIEW})
 RECENT_RUNS = 20  # the window `recent_failures` counts over
+# Runs that created no job on purpose (the previous job still running; the tenant at its quota).
+SKIPPED_OUTCOMES = frozenset({"skipped_overlap", "skipped_quota"})
 _TICK = timedelta(microseconds=1)
 # Slots a resume walks through to count those it drops; the rest of a longer pause goes uncounted.
 PAUSED_SLOTS_COUNTED = 100_000
@@ -74,6 +76,7 @@ class RunStats:
     last_run: LastRun | None = None
     recent_failures: int = 0
     failing_streak: int = 0
+    recent_skipped_quota: int = 0
     recent: list[LastRun] = field(default_factory=list)
 
 
@@ -309,7 +312,7 @@ def run_stats(session: Session, schedule_id: uuid.UUID) -> RunStats:
 
     streak = 0
     for run in runs:
-        if run.outcome == "skipped_overlap" or (
+        if run.outcome in SKIPPED_OUTCOMES or (
             run.job_state is not None and JobState(run.job_state) not in TERMINAL_STATES
         ):
             continue  # not finished yet: says nothing either way
@@ -320,6 +323,7 @@ def run_stats(session: Session, schedule_id: uuid.UUID) -> RunStats:
         last_run=runs[0] if runs else None,
         recent_failures=sum(1 for run in runs if failed(run)),
         failing_streak=streak,
+        recent_skipped_quota=sum(1 for run in runs if run.outcome == "skipped_quota"),
         recent=runs,
     )
 

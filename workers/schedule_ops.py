@@ -96,6 +96,7 @@ def _describe(db: Database, schedule: Schedule) -> dict[str, Any]:
         },
         "recent_failures": stats.recent_failures,
         "failing_streak": stats.failing_streak,
+        "recent_skipped_quota": stats.recent_skipped_quota,
         "skipped_slots": schedule.skipped_slots,
     }
 

@@ -14,7 +14,7 @@ from store.db import get_database
 from store.jobs import add_job
 from store.keys import IssuedKey
 from store.models import Job, Schedule, ScheduleRun
-from store.schedules import get_schedule, replace_schedule, set_enabled
+from store.schedules import get_schedule, replace_schedule, run_stats, set_enabled
 from tasks.schedule_spec import ScheduleFields, check, merged
 from tasks.schedules import job_for
 from tests.tasks.test_schedule_firing import Clock, job_count, make, runner, runs
@@ -140,6 +140,10 @@ def test_a_slot_is_skipped_while_the_tenant_is_at_its_open_job_quota(
     assert [(t, outcome) for t, outcome, _ in runs(capped)] == [
         (T0 + timedelta(seconds=60), "skipped_quota")
     ]
+    # And the schedule counts it, without calling it a failure
+    with db.session() as session:
+        stats = run_stats(session, schedule_row(capped, tenant_key).id)
+    assert (stats.recent_skipped_quota, stats.recent_failures, stats.failing_streak) == (1, 0, 0)
     # And once the tenant's jobs finish, the next slot fires
     with db.session() as session:
         session.execute(update(Job).values(state="succeeded"))
