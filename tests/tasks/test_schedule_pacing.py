@@ -14,7 +14,7 @@ from store.db import get_database
 from store.jobs import add_job
 from store.keys import IssuedKey
 from store.models import Job, Schedule, ScheduleRun
-from store.schedules import get_schedule, replace_schedule, run_stats, set_enabled
+from store.schedules import add_run, get_schedule, replace_schedule, run_stats, set_enabled
 from tasks.schedule_spec import ScheduleFields, check, merged
 from tasks.schedules import job_for
 from tests.tasks.test_schedule_firing import Clock, job_count, make, runner, runs
@@ -152,3 +152,20 @@ def test_a_slot_is_skipped_while_the_tenant_is_at_its_open_job_quota(
     assert job_count(capped) == 3
     with db.session() as session:
         assert session.scalar(select(func.count()).select_from(ScheduleRun)) == 2
+
+
+def test_a_slot_skipped_for_the_quota_neither_breaks_nor_extends_a_failing_streak(
+    settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given a schedule whose last slot failed, and whose next was skipped for the quota
+    make(settings, tenant_key.tenant_id, T0, interval_s=60.0)
+    row = schedule_row(settings, tenant_key)
+    with get_database(settings).session() as session:
+        add_run(session, row.id, T0 + timedelta(seconds=60), "slot", "failed", T0, error="x")
+        later = T0 + timedelta(seconds=120)
+        add_run(session, row.id, later, "slot", "skipped_quota", later)
+    # When its statistics are read
+    with get_database(settings).session() as session:
+        stats = run_stats(session, row.id)
+    # Then the streak still counts the failure, and the skip is counted apart
+    assert (stats.failing_streak, stats.recent_failures, stats.recent_skipped_quota) == (1, 1, 1)
