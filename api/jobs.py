@@ -9,7 +9,6 @@ from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from api.audit_trail import audit_cancel
@@ -40,7 +39,7 @@ from api.webhook_callbacks import (
 from config.settings import Settings
 from integrations.base import RetryPolicy
 from integrations.outbound import Resolver
-from integrations.registry import JOB_TYPES, get_job_type
+from integrations.registry import get_job_type
 from store.db import Database
 from store.jobs import (
     IdempotencyConflict,
@@ -57,6 +56,7 @@ from store.states import TERMINAL_STATES, JobState
 from store.types import utcnow
 from tasks.metrics import JOBS_SUBMITTED
 from tasks.notify import notify_finished
+from tasks.payloads import InvalidPayload, checked_payload
 from tasks.policy import effective_policy
 from tasks.publish import producer_app, publish
 from tasks.webhooks import Outbox
@@ -74,30 +74,10 @@ def _request_hash(body: JobCreate) -> str:
 
 
 def _validated_payload(body: JobCreate, loc: tuple[str | int, ...] = ("body",)) -> dict[str, Any]:
-    job_type = get_job_type(body.type)
-    if job_type is None:
-        raise ApiError(
-            422,
-            "unknown_job_type",
-            f"unknown job type {body.type!r}",
-            {"loc": [*loc, "type"], "known_types": sorted(JOB_TYPES)},
-        )
     try:
-        model = job_type.payload_model.model_validate(body.payload)
-    except ValidationError as exc:
-        details = [
-            {
-                "loc": [*loc, "payload", *err["loc"]],
-                "message": err["msg"],
-                "type": err["type"],
-            }
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
-        raise ApiError(
-            422, "invalid_payload", f"payload is invalid for {body.type}", details
-        ) from exc
-    dumped: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
-    return dumped
+        return checked_payload(body.type, body.payload, loc)
+    except InvalidPayload as exc:
+        raise ApiError(422, exc.code, exc.message, exc.details) from None
 
 
 def build_new_job(

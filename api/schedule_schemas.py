@@ -1,4 +1,4 @@
-"""Response bodies of the schedules API."""
+"""Request and response bodies of the schedules API."""
 
 from __future__ import annotations
 
@@ -9,11 +9,27 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from api.inputs import UtcDatetime
 from store.models import Schedule
 from store.schedules import LastRun, RunStats, trigger_of
-from store.triggers import upcoming
+from store.triggers import in_zone, upcoming
+from tasks.schedule_spec import ScheduleCreate, ScheduleFields
 
 UPCOMING = 5
+
+
+class ScheduleFieldsIn(ScheduleFields):
+    """A PATCH body: the schedule fields, with the API's checked date-times (ISO 8601 only)."""
+
+    start_at: UtcDatetime | None = None
+    end_at: UtcDatetime | None = None
+
+
+class ScheduleCreateIn(ScheduleCreate):
+    """A POST body: a new schedule, with the API's checked date-times (ISO 8601 only)."""
+
+    start_at: UtcDatetime | None = None
+    end_at: UtcDatetime | None = None
 
 
 class FireTime(BaseModel):
@@ -63,6 +79,7 @@ class ScheduleOut(BaseModel):
     last_run: RunOut | None
     recent_failures: int
     failing_streak: int
+    recent_skipped_quota: int
     skipped_slots: int
     created_at: datetime
     updated_at: datetime
@@ -92,16 +109,23 @@ class ScheduleOut(BaseModel):
             overlap=schedule.overlap,
             retry=schedule.retry,
             next_fire_at=schedule.next_fire_at,
-            next_fire_times=[FireTime(utc=t, local=t.astimezone(tz)) for t in times],
+            next_fire_times=local_times(times, tz),
             last_fire_time=schedule.last_fire_time,
             last_fired_at=schedule.last_fired_at,
             last_run=RunOut.of(stats.last_run) if stats.last_run else None,
             recent_failures=stats.recent_failures,
             failing_streak=stats.failing_streak,
+            recent_skipped_quota=stats.recent_skipped_quota,
             skipped_slots=schedule.skipped_slots,
             created_at=schedule.created_at,
             updated_at=schedule.updated_at,
         )
+
+
+def local_times(times: list[datetime], tz: ZoneInfo) -> list[FireTime]:
+    """Fire times with their local time; one whose local time passes year 9999 is left out."""
+    shown = [(t, in_zone(t, tz)) for t in times]
+    return [FireTime(utc=t, local=local) for t, local in shown if local is not None]
 
 
 class SchedulePage(BaseModel):

@@ -5,12 +5,19 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import ValidationError
 
 from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
-from api.schedule_schemas import RunOut, ScheduleOut, SchedulePage
+from api.quota import OpenJobQuota
+from api.schedule_schemas import (
+    RunOut,
+    ScheduleCreateIn,
+    ScheduleFieldsIn,
+    ScheduleOut,
+    SchedulePage,
+)
 from store.db import Database
 from store.models import Schedule
 from store.schedules import (
@@ -28,8 +35,6 @@ from tasks.publish import producer_app
 from tasks.schedule_spec import (
     NAME_PATTERN,
     InvalidSchedule,
-    ScheduleCreate,
-    ScheduleFields,
     check,
     merged,
 )
@@ -87,7 +92,7 @@ def _fields(schedule: Schedule) -> dict[str, Any]:
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=ScheduleOut)
-def create(body: ScheduleCreate, principal: PrincipalDep, db: DatabaseDep) -> ScheduleOut:
+def create(body: ScheduleCreateIn, principal: PrincipalDep, db: DatabaseDep) -> ScheduleOut:
     """Create a schedule (201); 409 when the name is taken, 422 naming the field at fault."""
     now = utcnow()
     try:
@@ -139,7 +144,9 @@ def runs(name: str, principal: PrincipalDep, db: DatabaseDep) -> list[RunOut]:
 
 
 @router.patch("/{name}", response_model=ScheduleOut)
-def patch(name: str, body: ScheduleFields, principal: PrincipalDep, db: DatabaseDep) -> ScheduleOut:
+def patch(
+    name: str, body: ScheduleFieldsIn, principal: PrincipalDep, db: DatabaseDep
+) -> ScheduleOut:
     """Change a schedule; a new trigger or window takes effect at beat's next tick."""
     schedule = _own(db, principal, name)
     now = utcnow()
@@ -189,9 +196,15 @@ def resume(name: str, principal: PrincipalDep, db: DatabaseDep) -> ScheduleOut:
 
 @router.post("/{name}/trigger", status_code=status.HTTP_202_ACCEPTED, response_model=ScheduleOut)
 def trigger(
-    name: str, principal: PrincipalDep, db: DatabaseDep, settings: SettingsDep
+    name: str, request: Request, principal: PrincipalDep, db: DatabaseDep, settings: SettingsDep
 ) -> ScheduleOut:
-    """Run the schedule's job once now, outside its slot sequence (202, like a submit)."""
+    """Run the schedule's job once now, outside its slot sequence (202, like a submit).
+
+    Counts against the tenant's quota of unfinished jobs like a submit: `429 quota_exceeded`.
+    """
+    quota: OpenJobQuota = request.app.state.quota
+    _own(db, principal, name)
+    quota.admit(db, principal.tenant_id, 1)
     for _ in range(TRIGGER_TRIES):
         schedule = _own(db, principal, name)
         try:

@@ -298,7 +298,7 @@ class ScheduleRun(Base):
     fire_time: Mapped[datetime]
     # "slot" (the trigger's sequence) or "manual" (trigger now, outside the sequence)
     kind: Mapped[str] = mapped_column(String(10))
-    # "fired" (job_id set), "skipped_overlap", "failed" (error says why)
+    # "fired" (job_id set), "skipped_overlap", "skipped_quota", "failed" (error says why)
     outcome: Mapped[str] = mapped_column(String(20))
     job_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     error: Mapped[str | None] = mapped_column(Text)

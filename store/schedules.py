@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from itertools import islice
 from typing import Any
 
 from sqlalchemy import delete as sa_delete
@@ -26,7 +27,11 @@ from store.triggers import CronTrigger, IntervalTrigger, Trigger, next_after
 BUILTIN_SCOPE = "builtin"
 FAILED_STATES = frozenset({JobState.FAILED, JobState.DEAD, JobState.NEEDS_REVIEW})
 RECENT_RUNS = 20  # the window `recent_failures` counts over
+# Runs that created no job on purpose (the previous job still running; the tenant at its quota).
+SKIPPED_OUTCOMES = frozenset({"skipped_overlap", "skipped_quota"})
 _TICK = timedelta(microseconds=1)
+# Slots a resume walks through to count those it drops; the rest of a longer pause goes uncounted.
+PAUSED_SLOTS_COUNTED = 100_000
 
 
 class DuplicateSchedule(Exception):
@@ -71,6 +76,7 @@ class RunStats:
     last_run: LastRun | None = None
     recent_failures: int = 0
     failing_streak: int = 0
+    recent_skipped_quota: int = 0
     recent: list[LastRun] = field(default_factory=list)
 
 
@@ -90,7 +96,7 @@ def trigger_of(schedule: Schedule) -> Trigger:
 def first_fire_time(schedule: Schedule, now: datetime) -> datetime | None:
     """The first slot strictly after `now`, not before `start_at`, not after `end_at`."""
     after = now
-    if schedule.start_at is not None and schedule.start_at - _TICK > now:
+    if schedule.start_at is not None and schedule.start_at > now:
         after = schedule.start_at - _TICK
     return next_after(trigger_of(schedule), after, schedule.end_at)
 
@@ -115,9 +121,11 @@ def _apply(schedule: Schedule, spec: ScheduleSpec, now: datetime) -> None:
     schedule.interval_s = spec.interval_s
     schedule.start_at = spec.start_at
     schedule.end_at = spec.end_at
-    schedule.enabled = spec.enabled
     schedule.misfire = spec.misfire
     schedule.overlap = spec.overlap
+    if spec.enabled and not schedule.enabled and schedule.anchor_at is not None:
+        _resume(schedule, now)  # a PATCH that enables a paused schedule resumes it
+    schedule.enabled = spec.enabled
     schedule.updated_at = now
     if before == _timing(schedule):
         return  # same trigger and window: the slot sequence (and a pending slot) carries on
@@ -162,11 +170,34 @@ def replace_schedule(
 
 
 def set_enabled(session: Session, schedule: Schedule, enabled: bool, now: datetime) -> None:
-    """Pause or resume. A resumed schedule keeps its next slot; if that passed while paused,
-    beat applies the misfire policy to what was missed."""
+    """Pause or resume. Slots that fell due while paused are misfired slots, whatever the
+    grace: on resume `skip` drops them all and `run_once` keeps only the latest (beat fires it)."""
+    if enabled and not schedule.enabled:
+        _resume(schedule, now)
     schedule.enabled = enabled
     schedule.version += 1
     schedule.updated_at = now
+
+
+def _resume(schedule: Schedule, now: datetime) -> None:
+    """Apply the misfire policy to the slots a paused schedule let pass (counted, at most
+    PAUSED_SLOTS_COUNTED of them, in `skipped_slots`)."""
+    if schedule.next_fire_at is None or schedule.next_fire_at > now:
+        return
+    trigger = trigger_of(schedule)
+    passed = 1
+    latest = schedule.next_fire_at
+    for fire_time in islice(trigger.times_after(latest), PAUSED_SLOTS_COUNTED):
+        if fire_time > now or (schedule.end_at is not None and fire_time > schedule.end_at):
+            break
+        passed += 1
+        latest = fire_time
+    if schedule.misfire == "run_once":
+        schedule.skipped_slots += passed - 1
+        schedule.next_fire_at = latest
+    else:
+        schedule.skipped_slots += passed
+        schedule.next_fire_at = next_after(trigger, now, schedule.end_at)
 
 
 def get_schedule(session: Session, tenant_id: uuid.UUID, name: str) -> Schedule | None:
@@ -281,7 +312,7 @@ def run_stats(session: Session, schedule_id: uuid.UUID) -> RunStats:
 
     streak = 0
     for run in runs:
-        if run.outcome == "skipped_overlap" or (
+        if run.outcome in SKIPPED_OUTCOMES or (
             run.job_state is not None and JobState(run.job_state) not in TERMINAL_STATES
         ):
             continue  # not finished yet: says nothing either way
@@ -292,6 +323,7 @@ def run_stats(session: Session, schedule_id: uuid.UUID) -> RunStats:
         last_run=runs[0] if runs else None,
         recent_failures=sum(1 for run in runs if failed(run)),
         failing_streak=streak,
+        recent_skipped_quota=sum(1 for run in runs if run.outcome == "skipped_quota"),
         recent=runs,
     )
 

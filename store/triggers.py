@@ -7,10 +7,17 @@ fires once, where it would have been without the jump (a daily 02:30 Europe/Berl
 03:30 CEST that day); a time the fall-back repeats fires once, at its first occurrence (02:30
 CEST). A cron with a wildcard minute or hour (`0 * * * *`) follows real time (cronsim's aware
 iteration), so an hourly schedule fires every real hour across fall-back (25 firings that day).
+Which of the two a cron is depends on what its fields mean, not how they are spelled: it follows
+real time when its minute field covers all 60 minutes or its hour field all 24 hours (`*`,
+`0-59`, `*/1`, a full list), and names wall-clock times otherwise, so `*/30 2 * * *` and
+`0,30 2 * * *`, or `0 */2 * * *` and `0 0,2,4,…,22 * * *`, fire at the same instants.
+
+Times past year 9999 (in UTC or in the zone) do not exist: iteration stops before them.
 """
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,7 +27,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cronsim import CronSim, CronSimError
 
 CRON_FIELDS = 5
+ALL_MINUTES = 60
+ALL_HOURS = 24
 _US = 1_000_000
+# More than any clock change of a zone's current rules (DST moves clocks by at most 2 hours).
+_SHIFT = timedelta(hours=3)
 
 
 class InvalidTrigger(ValueError):
@@ -30,6 +41,14 @@ class InvalidTrigger(ValueError):
         super().__init__(message)
         self.field = field
         self.message = message
+
+
+def in_zone(instant: datetime, tz: ZoneInfo) -> datetime | None:
+    """`instant` in the zone `tz`, or None when that local time falls outside years 1-9999."""
+    try:
+        return instant.astimezone(tz)
+    except OverflowError:
+        return None
 
 
 def zone(name: str) -> ZoneInfo:
@@ -58,26 +77,53 @@ class CronTrigger:
 
     @property
     def wall_clock(self) -> bool:
-        """Whether the expression names fixed wall-clock times (no wildcard minute or hour)."""
-        minute, hour = self.expr.split()[:2]
-        return not minute.startswith("*") and not hour.startswith("*")
+        """Whether the expression names fixed wall-clock times: neither its minutes cover the
+        whole hour nor its hours the whole day (judged on the expanded fields, not spelling)."""
+        parsed = CronSim(self.expr, datetime(2000, 1, 1))
+        return len(parsed.minutes) < ALL_MINUTES and len(parsed.hours) < ALL_HOURS
 
     def times_after(self, after: datetime) -> Iterator[datetime]:
-        """Fire times strictly after `after` (aware), in UTC, strictly ascending."""
+        """Fire times strictly after `after` (aware), in UTC, strictly ascending; the sequence
+        ends where times would pass year 9999."""
+        try:
+            yield from self._times_after(after)
+        except (OverflowError, ValueError):
+            return  # cronsim or zoneinfo stepped past datetime.max (or before datetime.min)
+
+    def _times_after(self, after: datetime) -> Iterator[datetime]:
         tz = zone(self.zone_name)
-        if not self.wall_clock:
-            for local in CronSim(self.expr, after.astimezone(tz)):
-                yield local.astimezone(UTC)
+        # Start some wall time early: around a transition later wall times map to earlier
+        # instants (and back); the filters below keep the order and uniqueness.
+        local_after = after.astimezone(tz).replace(tzinfo=None)
+        walls = CronSim(self.expr, max(local_after, datetime.min + _SHIFT) - _SHIFT)
+        if self.wall_clock:
+            last = after
+            for wall in walls:
+                instant = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+                if instant > last:
+                    last = instant
+                    yield instant
             return
-        last = after
-        # Start two hours of wall time early: a fall-back night maps later wall times to earlier
-        # instants, and a skipped time maps an hour later; the filter keeps order and uniqueness.
-        start = after.astimezone(tz).replace(tzinfo=None) - timedelta(hours=2)
-        for wall in CronSim(self.expr, start):
-            instant = wall.replace(tzinfo=tz, fold=0).astimezone(UTC)
+        yield from _real_time(walls, tz, after)
+
+
+def _real_time(walls: Iterator[datetime], tz: ZoneInfo, after: datetime) -> Iterator[datetime]:
+    """Every instant whose local time is one of `walls` (ascending wall times): a repeated
+    wall time gives two instants, a skipped one none. Instants are held until no later wall
+    time can give an earlier one (transitions move the clock by less than `_SHIFT`)."""
+    pending: list[datetime] = []
+    last = after
+    for wall in walls:
+        horizon = wall.replace(tzinfo=tz, fold=0).astimezone(UTC) - _SHIFT
+        while pending and pending[0] <= horizon:
+            instant = heapq.heappop(pending)
             if instant > last:
                 last = instant
                 yield instant
+        for fold in (0, 1):
+            instant = wall.replace(tzinfo=tz, fold=fold).astimezone(UTC)
+            if instant.astimezone(tz).replace(tzinfo=None) == wall:  # the wall time exists
+                heapq.heappush(pending, instant)
 
 
 @dataclass(frozen=True)
@@ -92,12 +138,17 @@ class IntervalTrigger:
             raise InvalidTrigger("interval_s", "interval_s must be above 0")
 
     def times_after(self, after: datetime) -> Iterator[datetime]:
-        """Fire times strictly after `after`, in UTC, ascending (integer microseconds, no drift)."""
+        """Fire times strictly after `after`, in UTC, ascending (integer microseconds, no drift);
+        the sequence ends where times would pass year 9999."""
         step = round(self.interval_s * _US)
         elapsed = (after - self.anchor) // timedelta(microseconds=1)
         k = 0 if elapsed < 0 else elapsed // step + 1
         while True:
-            yield (self.anchor + timedelta(microseconds=k * step)).astimezone(UTC)
+            try:
+                fire_time = (self.anchor + timedelta(microseconds=k * step)).astimezone(UTC)
+            except OverflowError:
+                return
+            yield fire_time
             k += 1
 
 

@@ -6,29 +6,40 @@ the registry, and stored in the dumped (normalised) form. Errors name the field 
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any, Literal
+import re
+from datetime import UTC, datetime
+from functools import cache
+from typing import Annotated, Any, Literal
+from zoneinfo import available_timezones
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AllowInfNan, AwareDatetime, BaseModel, ConfigDict, Field, Strict, StrictBool
 
-from integrations.registry import JOB_TYPES, get_job_type
 from store.schedules import ScheduleSpec
-from store.triggers import CronTrigger, IntervalTrigger, InvalidTrigger
+from store.triggers import CronTrigger, IntervalTrigger, InvalidTrigger, in_zone, zone
+from tasks.payloads import InvalidPayload, checked_payload
+from tasks.screening import Refused, screen_value
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 RESERVED_PREFIX = "conveyor."  # the built-in maintenance schedules' names
 MIN_INTERVAL_S = 1.0
+MAX_INTERVAL_S = 366 * 86400.0
+# A window must close before the last year datetime can hold, so that every fire time and its
+# local time in any zone (±14 h) can be computed and shown.
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
+# zoneinfo also finds files that are not canonical IANA zones: the system's own (`localtime`),
+# the leap-second and POSIX copies of the tree, the "Factory" placeholder and POSIX-rule names
+# (EST5EDT, CST6CDT, …). Only the canonical names are accepted.
+_NOT_ZONES = re.compile(r"(localtime|posixrules|Factory|(posix|right)/.*|[A-Z]{3}\d[A-Z]{3})")
 Loc = tuple[str | int, ...]
 
 
-class InvalidSchedule(ValueError):
+class InvalidSchedule(InvalidPayload):
     """A schedule that cannot be accepted: a stable code, a message, details naming fields."""
 
-    def __init__(self, code: str, message: str, details: Any) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.details = details
+
+# Strict numbers: JSON true, "5" or "60" are errors, not 1, 5 or 60; NaN and infinities too.
+Count = Annotated[int, Strict()]
+Seconds = Annotated[float, Strict(), AllowInfNan(False)]
 
 
 class RetryOverride(BaseModel):
@@ -36,25 +47,31 @@ class RetryOverride(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_attempts: int | None = Field(default=None, ge=1, le=100)
-    base_s: float | None = Field(default=None, gt=0, le=3600)
-    cap_s: float | None = Field(default=None, gt=0, le=86400)
-    max_age_s: float | None = Field(default=None, gt=0, le=30 * 86400)
+    max_attempts: Count | None = Field(default=None, ge=1, le=100)
+    base_s: Seconds | None = Field(default=None, gt=0, le=3600)
+    cap_s: Seconds | None = Field(default=None, gt=0, le=86400)
+    max_age_s: Seconds | None = Field(default=None, gt=0, le=30 * 86400)
 
 
 class ScheduleFields(BaseModel):
-    """Everything of a schedule but its name; every field optional (the shape of a PATCH)."""
+    """Everything of a schedule but its name; every field optional (the shape of a PATCH).
+
+    The API's bodies narrow `start_at`/`end_at` to its checked date-time type (ISO 8601 text
+    only, in range); see api/schedule_schemas.py.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     type: str | None = Field(default=None, min_length=1, max_length=100)
     payload: dict[str, Any] | None = None
     cron: str | None = Field(default=None, max_length=100, examples=["30 2 * * *"])
-    timezone: str | None = Field(default=None, max_length=64, examples=["Europe/Berlin"])
-    interval_s: float | None = Field(default=None, ge=MIN_INTERVAL_S, le=366 * 86400)
+    timezone: str | None = Field(
+        default=None, min_length=1, max_length=64, examples=["Europe/Berlin"]
+    )
+    interval_s: Seconds | None = Field(default=None, ge=MIN_INTERVAL_S, le=MAX_INTERVAL_S)
     start_at: AwareDatetime | None = None
     end_at: AwareDatetime | None = None
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
     misfire: Literal["skip", "run_once"] | None = None
     overlap: Literal["skip", "allow"] | None = None
     retry: RetryOverride | None = None
@@ -72,14 +89,8 @@ CLAIMING_OPERATIONS = frozenset({"capture", "void", "refund"})
 
 
 def validated_payload(job_type: str, payload: dict[str, Any], loc: Loc) -> dict[str, Any]:
-    """The payload as a submitted job of `job_type` would store it; InvalidSchedule otherwise."""
-    found = get_job_type(job_type)
-    if found is None:
-        raise InvalidSchedule(
-            "unknown_job_type",
-            f"unknown job type {job_type!r}",
-            {"loc": [*loc, "type"], "known_types": sorted(JOB_TYPES)},
-        )
+    """The payload as a submitted job of `job_type` would store it (tasks/payloads.py, the
+    submit's own check, card-data screen included); InvalidSchedule otherwise."""
     family, _, rest = job_type.partition(".")
     if family == "payments" and rest.rpartition(".")[2] in CLAIMING_OPERATIONS:
         # A capture, void or refund acts once on one earlier payment, checked against the
@@ -91,17 +102,9 @@ def validated_payload(job_type: str, payload: dict[str, Any], loc: Loc) -> dict[
             {"loc": [*loc, "type"]},
         )
     try:
-        model = found.payload_model.model_validate(payload)
-    except ValidationError as exc:
-        details = [
-            {"loc": [*loc, "payload", *err["loc"]], "message": err["msg"], "type": err["type"]}
-            for err in exc.errors(include_url=False, include_input=False)
-        ]
-        raise InvalidSchedule(
-            "invalid_payload", f"payload is invalid for {job_type}", details
-        ) from exc
-    dumped: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
-    return dumped
+        return checked_payload(job_type, payload, loc)
+    except InvalidPayload as exc:
+        raise InvalidSchedule(exc.code, exc.message, exc.details) from None
 
 
 def _invalid(field: str, message: str, loc: Loc) -> InvalidSchedule:
@@ -110,27 +113,51 @@ def _invalid(field: str, message: str, loc: Loc) -> InvalidSchedule:
     )
 
 
+@cache
+def zone_names() -> frozenset[str]:
+    """The canonical IANA zone names this host knows."""
+    return frozenset(n for n in available_timezones() if _NOT_ZONES.fullmatch(n) is None)
+
+
+def _window(body: ScheduleCreate, timezone: str, loc: Loc) -> None:
+    tz = zone(timezone)
+    for field, value in (("start_at", body.start_at), ("end_at", body.end_at)):
+        if value is None:
+            continue
+        if value >= LATEST:
+            raise _invalid(field, f"{field} must be before {LATEST.isoformat()}", loc)
+        if in_zone(value, tz) is None:
+            raise _invalid(field, f"{field} falls outside years 1-9999 in {timezone}", loc)
+    if body.start_at is not None and body.end_at is not None and body.end_at <= body.start_at:
+        raise _invalid("end_at", "end_at must be after start_at", loc)
+
+
 def check(body: ScheduleCreate, now: datetime, loc: Loc = ("body",)) -> ScheduleSpec:
-    """A full schedule definition checked: trigger, zone, window, job type and payload.
+    """A full schedule definition checked: name, trigger, zone, window, job type and payload
+    (screened for card data and secrets like a submit's).
 
     Raises InvalidSchedule naming the field at fault.
     """
     if body.name.startswith(RESERVED_PREFIX):
         raise _invalid("name", f"names starting {RESERVED_PREFIX!r} are reserved", loc)
+    try:
+        screen_value(body.name, (*loc, "name"))
+    except Refused as exc:
+        raise InvalidSchedule(exc.code, exc.message, exc.details) from None
     if (body.cron is None) == (body.interval_s is None):
         raise _invalid("cron", "give exactly one trigger: cron or interval_s", loc)
-    timezone = body.timezone or "UTC"
+    timezone = "UTC" if body.timezone is None else body.timezone
+    if timezone not in zone_names():
+        raise _invalid("timezone", f"unknown time zone {timezone!r} (an IANA name)", loc)
     try:
         if body.cron is not None:
             CronTrigger(body.cron, timezone)
         else:
             assert body.interval_s is not None
             IntervalTrigger(body.interval_s, now)
-            CronTrigger("* * * * *", timezone)  # the zone still has to exist (for display)
     except InvalidTrigger as exc:
         raise _invalid(exc.field, exc.message, loc) from None
-    if body.start_at is not None and body.end_at is not None and body.end_at <= body.start_at:
-        raise _invalid("end_at", "end_at must be after start_at", loc)
+    _window(body, timezone, loc)
     payload = validated_payload(body.type, body.payload or {}, loc)
     return ScheduleSpec(
         name=body.name,

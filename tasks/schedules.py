@@ -28,6 +28,7 @@ from store.db import Database
 from store.jobs import NewJob, add_job, mark_unpublished
 from store.leases import Held, fence
 from store.models import Job, Schedule
+from store.open_jobs import count_open_jobs
 from store.schedules import add_run, advance, job_is_active, trigger_of
 from store.triggers import Trigger, next_after
 from tasks.policy import effective_policy
@@ -64,6 +65,7 @@ class Fired:
     jobs: list[Job] = field(default_factory=list)
     tasks: list[tuple[str, float]] = field(default_factory=list)
     skipped_overlap: int = 0
+    skipped_quota: int = 0
     missed: int = 0
 
 
@@ -75,19 +77,23 @@ def plan_slots(
     misfire: str,
     end: datetime | None = None,
 ) -> Plan:
-    """Slots from `slot` up to `now`: those within `grace_s` of their time run; older ones are
-    missed, and the misfire policy decides: `skip` drops them, `run_once` runs the latest."""
+    """What a tick does about the slots from `slot` up to `now`. At most one slot fires per
+    tick: the oldest one still within `grace_s` of its time (beat was late; the rest of that
+    backlog waits for the next ticks). Older slots are missed and the misfire policy decides:
+    `skip` drops them, `run_once` runs the latest of them, when no slot is on time."""
     due = [slot, *islice(_until(trigger, slot, now), MAX_CATCHUP)]
     if end is not None:
         due = [t for t in due if t <= end]
     grace = timedelta(seconds=grace_s)
     missed = [t for t in due if now - t > grace]
     on_time = [t for t in due if now - t <= grace]
-    catch_up = [missed[-1]] if misfire == "run_once" and missed else []
+    catch_up = missed[-1:] if misfire == "run_once" else []
+    fire = on_time[:1] or catch_up
+    later = on_time[1:]
     return Plan(
-        fire=catch_up + on_time,
-        missed=len(missed) - len(catch_up),
-        next_fire_at=next_after(trigger, now, end),
+        fire=fire,
+        missed=len(missed) - (len(fire) if not on_time else 0),
+        next_fire_at=later[0] if later else next_after(trigger, now, end),
     )
 
 
@@ -125,6 +131,14 @@ def job_for(settings: Settings, schedule: Schedule) -> NewJob:
     )
 
 
+def _room(session: Session, settings: Settings, schedule: Schedule) -> int:
+    """How many more jobs the schedule's tenant may have open (its quota, as a submit's)."""
+    limit = settings.api_open_jobs_per_tenant
+    if limit <= 0 or schedule.tenant_id is None:
+        return MAX_CATCHUP
+    return limit - count_open_jobs(session, schedule.tenant_id, limit + 1)
+
+
 def _record(
     session: Session,
     settings: Settings,
@@ -141,6 +155,7 @@ def _record(
         and job_is_active(session, schedule.last_job_id)
     )
     last_job = schedule.last_job_id
+    room = _room(session, settings, schedule) if kind == "slot" else len(slots)
     for slot in slots:
         if schedule.builtin:
             assert schedule.interval_s is not None
@@ -150,6 +165,10 @@ def _record(
             add_run(session, schedule.id, slot, kind, "skipped_overlap", now)
             fired.skipped_overlap += 1
             continue
+        if room <= 0:
+            add_run(session, schedule.id, slot, kind, "skipped_quota", now)
+            fired.skipped_quota += 1
+            continue
         try:
             new = job_for(settings, schedule)
         except InvalidSchedule as exc:
@@ -158,6 +177,7 @@ def _record(
         job = add_job(session, new, now)
         add_run(session, schedule.id, slot, kind, "fired", now, job_id=job.id)
         fired.jobs.append(job)
+        room -= 1
         last_job = job.id
         busy = kind == "slot" and schedule.overlap == "skip"
     return last_job
@@ -184,9 +204,11 @@ def fire_due(
         schedule.misfire,
         schedule.end_at,
     )
-    if schedule.builtin and len(plan.fire) > 1:
-        # One maintenance pass covers every slot it is late for: send it once, not per slot.
-        plan = Plan(plan.fire[-1:], plan.missed, plan.next_fire_at)
+    if schedule.builtin:
+        # One maintenance pass covers every slot it is late for: send it once, for the latest.
+        trigger = trigger_of(schedule)
+        latest = [schedule.next_fire_at, *_until(trigger, schedule.next_fire_at, now)][-1]
+        plan = Plan([latest], 0, next_after(trigger, now, schedule.end_at))
     fired = Fired(missed=plan.missed)
     try:
         with db.session() as session:

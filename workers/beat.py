@@ -64,13 +64,14 @@ class BeatRunner:
                 self.leadership.lost()
                 return idle
             dispatch(self.db, self.app, fired)
-            if fired.jobs or fired.missed or fired.skipped_overlap:
+            if fired.jobs or fired.missed or fired.skipped_overlap or fired.skipped_quota:
                 log.info(
                     "beat.fired",
                     schedule=schedule.name,
                     jobs=len(fired.jobs),
                     missed=fired.missed,
                     skipped_overlap=fired.skipped_overlap,
+                    skipped_quota=fired.skipped_quota,
                 )
         if len(due) == DUE_BATCH:
             return 0.0
@@ -78,7 +79,9 @@ class BeatRunner:
             upcoming = next_due_at(session)
         if upcoming is None:
             return idle
-        return max(0.0, min(idle, (upcoming - self.clock()).total_seconds()))
+        wait = (upcoming - self.clock()).total_seconds()
+        # A slot already due is a backlog (one slot per schedule per tick): pace it a tick apart.
+        return idle if wait <= 0 else min(idle, wait)
 
 
 class DatabaseScheduler(Scheduler):  # type: ignore[misc]

@@ -29,7 +29,7 @@ from store.schedules import (
     tenant_id_named,
     trigger_of,
 )
-from store.triggers import upcoming
+from store.triggers import in_zone, upcoming
 from store.types import utcnow
 from tasks.publish import producer_app
 from tasks.schedule_spec import InvalidSchedule, ScheduleCreate, check
@@ -82,7 +82,9 @@ def _describe(db: Database, schedule: Schedule) -> dict[str, Any]:
         "misfire": schedule.misfire,
         "overlap": schedule.overlap,
         "next_fire_times": [
-            {"utc": t.isoformat(), "local": t.astimezone(tz).isoformat()} for t in times
+            {"utc": t.isoformat(), "local": local.isoformat()}
+            for t in times
+            if (local := in_zone(t, tz)) is not None
         ],
         "last_run": None
         if last is None
@@ -94,6 +96,7 @@ def _describe(db: Database, schedule: Schedule) -> dict[str, Any]:
         },
         "recent_failures": stats.recent_failures,
         "failing_streak": stats.failing_streak,
+        "recent_skipped_quota": stats.recent_skipped_quota,
         "skipped_slots": schedule.skipped_slots,
     }
 

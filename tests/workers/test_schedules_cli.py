@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from typer.testing import CliRunner
 
 from config.settings import Settings, get_settings
@@ -111,3 +112,67 @@ def test_invalid_schedule_from_the_shell_names_the_field_and_writes_nothing(
     assert result.exit_code == 2, result.output
     assert field in result.output
     assert count(settings, Schedule) == 0
+
+
+CHARGE_PAYLOAD = {
+    "amount": 100,
+    "currency": "eur",
+    "payment_method": "pm_card_visa",
+    "description": "card 4242 4242 4242 4242 cvc 123",
+}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["--type", "payments.sandbox.charge", "--payload", json.dumps(CHARGE_PAYLOAD)],
+            "card_data_refused: card data may not be sent",
+        ),
+        (["--name", "4242424242424242"], "card_data_refused: card data may not be sent"),
+        (["--interval-s", "nan"], "interval_s: Input should be a finite number"),
+        (["--interval-s", "inf"], "interval_s: Input should be a finite number"),
+        (["--timezone", "localtime"], "unknown time zone 'localtime'"),
+        (["--timezone", "right/UTC"], "unknown time zone 'right/UTC'"),
+        (["--timezone", ""], "timezone"),
+    ],
+)
+def test_the_shell_refuses_what_the_api_refuses_with_the_same_message(
+    cli: CliRunner, settings: Settings, tenant_key: IssuedKey, args: list[str], expected: str
+) -> None:
+    # Given a create holding card data, a number that is not finite or a zone that is no IANA name
+    tenant = tenant_name(settings, tenant_key)
+    base = ["schedules", "create", "--tenant", tenant, "--name", "x", "--type", RATES]
+    base += ["--payload", '{"base": "EUR"}', "--cron", "0 0 1 1 *", "--paused"]
+    # When it runs (later options win)
+    result = cli.invoke(app, [*base, *args])
+    # Then it exits 2 with the message, without the card number, and nothing was written
+    assert result.exit_code == 2, result.output
+    assert expected in result.output
+    assert "4242 4242" not in result.output and "4242424242424242" not in result.output
+    assert count(settings, Schedule) == 0
+
+
+def test_show_lists_a_schedule_whose_times_run_past_year_9999(
+    cli: CliRunner, settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given an hourly schedule in UTC+14 whose stored next slot is the last hour of year 9999
+    tenant = tenant_name(settings, tenant_key)
+    args = ["--payload", '{"base": "EUR"}', "--interval-s", "3600"]
+    args += ["--timezone", "Pacific/Kiritimati", "--paused"]
+    created = cli.invoke(
+        app, ["schedules", "create", "--tenant", tenant, "--name", "far", "--type", RATES, *args]
+    )
+    assert created.exit_code == 0, created.output
+    last_hour = datetime(9999, 12, 31, 23, tzinfo=UTC)
+    with get_database(settings).session() as session:
+        session.execute(
+            update(Schedule).values(next_fire_at=last_hour, anchor_at=last_hour, start_at=last_hour)
+        )
+    # When it is shown and listed
+    shown = cli.invoke(app, ["schedules", "show", "far", "--tenant", tenant])
+    listed = cli.invoke(app, ["schedules", "list", "--tenant", tenant])
+    # Then both work; the time that cannot be shown locally is left out
+    assert shown.exit_code == 0, shown.output
+    assert listed.exit_code == 0, listed.output
+    assert json.loads(shown.output)["next_fire_times"] == []
