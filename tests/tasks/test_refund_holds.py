@@ -302,3 +302,20 @@ def test_an_operators_group_replay_tells_each_tenant_only_of_its_own_jobs(
         assert str(withheld[key.tenant_id]) in text and str(replayed[key.tenant_id]) in text
         assert str(withheld[other.tenant_id]) not in text, events
         assert str(replayed[other.tenant_id]) not in text, events
+
+
+def test_a_stripe_refunds_job_result_tells_the_payments_totals_and_its_own_amount(
+    s: Settings, client: TestClient, tenant_key: IssuedKey
+) -> None:
+    # Given a Stripe payment captured at 1000
+    reference = charged(s, tenant_key.tenant_id)
+
+    # When 400 of it is refunded
+    job_id = uuid.UUID(refund(client, tenant_key, reference, 400).json()["id"])
+    assert execute(job_id, s) is Execution.SUCCEEDED
+
+    # Then the job's result says what the payment captured and refunded, and what this moved
+    result = load(s, job_id).result
+    assert result is not None
+    assert (result["amount_captured"], result["amount_refunded"]) == (1000, 400)
+    assert (result["amount"], result["operation_amount"]) == (1000, 400)
