@@ -179,10 +179,12 @@ def test_retrying_a_failed_refund_the_payment_no_longer_covers_is_refused(
     first, _ = _failed_refund_then_another(s, sandbox, client, tenant_key)
     sent = refunds_sent(sandbox)
 
-    # When A is retried
+    # When A is retried, by its tenant and by an operator
     answer = client.post(f"/v1/jobs/{first}/retry", headers=headers(tenant_key))
+    by_ops = ops.retry(get_database(s), s, first, "cli:test")
 
     # Then 422 refund_exceeds_captured with what is left, A stays failed, nothing is sent
+    assert by_ops.startswith("withheld: refund of 700 exceeds the refundable 300"), by_ops
     assert answer.status_code == 422, answer.text
     error = answer.json()["error"]
     assert error["code"] == "refund_exceeds_captured"
