@@ -15,17 +15,19 @@ from api.inputs import Flag, Text, UtcDatetime
 from api.jobs import parse_job_id
 from api.jsonbody import JsonBodyRoute
 from api.openapi import error_responses
-from api.payment_rules import forgotten_outcome, outcome_unknown
+from api.payment_rules import outcome_unknown, refused
 from api.schemas import JobOut
 from api.screening import screen
 from config.settings import Settings
 from store.db import Database
 from store.jobs import get_job, mark_unpublished
+from store.payment_claims import PaymentRefused
 from store.replay import ReplayFilter, audit, audit_events, matching_jobs, replay_job
 from store.states import JobState
 from store.types import utcnow
 from tasks.policy import stored_policy
 from tasks.publish import producer_app, publish
+from tasks.replay_guard import OUTCOME_UNKNOWN, Refusal, replay_refusal
 
 router = APIRouter(tags=["dead letters"], route_class=JsonBodyRoute)
 
@@ -61,17 +63,27 @@ class ReplayRequest(BaseModel):
     limit: int = Field(default=100, ge=1, le=REPLAY_LIMIT_MAX, strict=True)
 
 
+class WithheldOut(BaseModel):
+    """A job the replay leaves out, and why."""
+
+    id: str
+    code: str = Field(description="outcome_unknown or refund_exceeds_captured")
+    message: str
+    details: dict[str, object]
+
+
 class ReplayResult(BaseModel):
-    """What a replay matched and what it re-queued."""
+    """What a replay matched and what it re-queued (a dry run: what it would)."""
 
     dry_run: bool
     matched: int
     replayed: int
-    job_ids: list[str]
+    job_ids: list[str] = Field(description="re-queued (a dry run: would be re-queued)")
     withheld: list[str] = Field(
         default_factory=list,
-        description="payments left out: their outcome is unknown (409 outcome_unknown rule)",
+        description="jobs left out (a dry run: would be left out); `withheld_reasons` says why",
     )
+    withheld_reasons: list[WithheldOut] = Field(default_factory=list)
 
 
 class AuditEventOut(BaseModel):
@@ -110,24 +122,31 @@ def replay_many(
         created_after=body.filter.created_after,
         created_before=body.filter.created_before,
     )
-    with db.session() as session:
-        matches = matching_jobs(session, principal.tenant_id, flt, body.limit)
-    if body.dry_run:
-        return ReplayResult(
-            dry_run=True, matched=len(matches), replayed=0, job_ids=[str(m[0]) for m in matches]
-        )
-    replayed = []
-    withheld: list[uuid.UUID] = []
+    replayed: list[uuid.UUID] = []
+    withheld: dict[uuid.UUID, Refusal] = {}
     now = utcnow()
     extra = stored_policy(settings, None).max_attempts
     with db.session() as session:
+        matches = matching_jobs(session, principal.tenant_id, flt, body.limit)
         for job_id, _, _ in matches:
             job = get_job(session, job_id, principal.tenant_id)
-            if job is not None and not body.force and forgotten_outcome(session, job, settings):
-                withheld.append(job_id)
+            if job is None:
                 continue
-            if replay_job(session, job_id, principal.tenant_id, extra, now):
+            # One rule for the dry run and the replay (tasks/replay_guard.replay_refusal).
+            refusal = replay_refusal(session, job, settings, force=body.force)
+            if refusal is None and not body.dry_run:
+                try:
+                    if replay_job(session, job_id, principal.tenant_id, extra, now):
+                        replayed.append(job_id)
+                except PaymentRefused as exc:  # the balance changed since it was read
+                    refusal = Refusal.of(exc)
+            elif refusal is None:
                 replayed.append(job_id)
+            if refusal is not None:
+                withheld[job_id] = refusal
+        if body.dry_run:
+            session.rollback()
+            return _result(True, len(matches), replayed, withheld)
         audit(
             session,
             principal.tenant_id,
@@ -143,12 +162,22 @@ def replay_many(
         )
     types = {job_id: (job_type, queue) for job_id, job_type, queue in matches}
     _publish_all(db, settings, [(i, *types[i]) for i in replayed])
+    return _result(False, len(matches), replayed, withheld)
+
+
+def _result(
+    dry_run: bool, matched: int, replayed: list[uuid.UUID], withheld: dict[uuid.UUID, Refusal]
+) -> ReplayResult:
     return ReplayResult(
-        dry_run=False,
-        matched=len(matches),
-        replayed=len(replayed),
+        dry_run=dry_run,
+        matched=matched,
+        replayed=0 if dry_run else len(replayed),
         job_ids=[str(i) for i in replayed],
         withheld=[str(i) for i in withheld],
+        withheld_reasons=[
+            WithheldOut(id=str(i), code=r.code, message=r.message, details=r.details)
+            for i, r in withheld.items()
+        ],
     )
 
 
@@ -184,10 +213,15 @@ def retry_one(
         job = get_job(session, parsed, principal.tenant_id)
         if job is None:
             raise ApiError(404, "not_found", "no such job", {"id": job_id})
-        if not force and forgotten_outcome(session, job, settings):
+        refusal = replay_refusal(session, job, settings, force=force)
+        if refusal is not None and refusal.code == OUTCOME_UNKNOWN:
             raise outcome_unknown(job_id)
         extra = stored_policy(settings, job.retry_policy).max_attempts
-        if not replay_job(session, parsed, principal.tenant_id, extra, utcnow()):
+        try:
+            again = replay_job(session, parsed, principal.tenant_id, extra, utcnow())
+        except PaymentRefused as exc:
+            raise refused(exc) from None
+        if not again:
             raise ApiError(
                 409,
                 "not_replayable",

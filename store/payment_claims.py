@@ -16,8 +16,9 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
-from store.models import AuditEvent, LedgerEntry, PaymentHold
+from store.models import AuditEvent, Job, LedgerEntry, PaymentHold
 from store.payments import balance, held_for_refunds
+from store.states import HOLDING_STATES
 
 
 @dataclass(frozen=True)
@@ -160,4 +161,60 @@ def audit_claim(
                 "currency": currency,
             },
         )
+    )
+
+
+def refund_refusal(session: Session, job_id: uuid.UUID) -> PaymentRefused | None:
+    """Why bringing a refund job back (retry, replay) would refund more than was captured.
+
+    None when the job is no refund, or still holds its amount, or the payment's refundable
+    balance (captures, less refunds and other live holds) still covers it. Read-only: the
+    dry run and the replay itself ask this same question (the replay under the payment's lock,
+    through `reserve_again`).
+    """
+    row = session.execute(
+        select(PaymentHold, Job.state)
+        .join(Job, Job.id == PaymentHold.job_id)
+        .where(PaymentHold.job_id == job_id)
+    ).one_or_none()
+    if row is None:
+        return None
+    held, state = row
+    if held.released_at is None and state in {s.value for s in HOLDING_STATES}:
+        return None  # its amount is still reserved (e.g. needs_review)
+    seen = balance(session, held.tenant_id, held.provider, held.payment_reference)
+    others = held_for_refunds(session, held.tenant_id, held.provider, held.payment_reference)
+    refundable = (seen.refundable if seen is not None else 0) - others
+    if held.amount <= refundable:
+        return None
+    return PaymentRefused(
+        "refund_exceeds_captured",
+        f"refund of {held.amount} exceeds the refundable {max(refundable, 0)} {held.currency}",
+        "amount",
+        {"refundable": max(refundable, 0), "currency": held.currency},
+    )
+
+
+def reserve_again(session: Session, job_id: uuid.UUID) -> None:
+    """Reserve a refund job's hold again as it is brought back, or raise PaymentRefused.
+
+    Under the payment's lock, in the caller's (retrying) transaction, so a retry and a new
+    refund of the same payment cannot both pass against one balance. No-op for other jobs.
+    """
+    place = session.execute(
+        select(PaymentHold.tenant_id, PaymentHold.provider, PaymentHold.payment_reference).where(
+            PaymentHold.job_id == job_id
+        )
+    ).one_or_none()
+    if place is None:
+        return
+    lock_payment(session, place.tenant_id, place.provider, place.payment_reference)
+    refused = refund_refusal(session, job_id)
+    if refused is not None:
+        raise refused
+    session.execute(
+        update(PaymentHold)
+        .where(PaymentHold.job_id == job_id)
+        .values(released_at=None)
+        .execution_options(synchronize_session=False)
     )

@@ -13,7 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from store.db import Database
-from store.models import LedgerEntry, PaymentHold, PaymentKey
+from store.models import Job, LedgerEntry, PaymentHold, PaymentKey
+from store.states import HOLDING_STATES
 from store.types import utcnow
 
 CAPTURE_OPERATIONS = ("charge", "capture")
@@ -157,20 +158,28 @@ def job_for_key(session: Session, idempotency_key: str) -> uuid.UUID | None:
 def held_for_refunds(
     session: Session, tenant_id: uuid.UUID, provider: str, payment_reference: str
 ) -> int:
-    """Minor units reserved by refund jobs of this payment that have not landed or let go."""
+    """Minor units reserved by refund jobs of this payment that have not landed or let go.
+
+    A hold counts while its refund has not landed in the ledger (`released_at`) and its job may
+    still refund (HOLDING_STATES): a job that ended failed, dead or cancelled, by any path,
+    holds nothing, and a retry or replay that brings it back re-reserves (`reserve_again`).
+    """
     held = session.scalar(
-        select(func.coalesce(func.sum(PaymentHold.amount), 0)).where(
+        select(func.coalesce(func.sum(PaymentHold.amount), 0))
+        .join(Job, Job.id == PaymentHold.job_id)
+        .where(
             PaymentHold.tenant_id == tenant_id,
             PaymentHold.provider == provider,
             PaymentHold.payment_reference == payment_reference,
             PaymentHold.released_at.is_(None),
+            Job.state.in_([s.value for s in HOLDING_STATES]),
         )
     )
     return int(held or 0)
 
 
 def release_hold(session: Session, job_id: uuid.UUID) -> None:
-    """Let go of a job's refund hold: its refund landed in the ledger, or will never happen."""
+    """Let go of a job's refund hold for good: its refund landed in the ledger."""
     session.execute(
         update(PaymentHold)
         .where(PaymentHold.job_id == job_id, PaymentHold.released_at.is_(None))

@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from store.models import AuditEvent, Job
+from store.payment_claims import reserve_again
 from store.states import JobState
 
 REPLAYABLE_STATES = frozenset({JobState.DEAD, JobState.FAILED, JobState.NEEDS_REVIEW})
@@ -52,11 +53,17 @@ def replay_job(
     """Queue a finished job again with `extra_attempts` more tries; False if not replayable.
 
     Its id, and so every provider idempotency key derived from it, stays the same: a replay
-    of a charge that did go through is answered from the provider's saved response.
+    of a charge that did go through is answered from the provider's saved response. A refund
+    reserves its amount again in this transaction, or the call raises PaymentRefused
+    (`refund_exceeds_captured`) and changes nothing.
     """
-    policy = session.scalar(
-        select(Job.retry_policy).where(Job.id == job_id, Job.tenant_id == tenant_id)
-    )
+    found = session.execute(
+        select(Job.retry_policy, Job.state).where(Job.id == job_id, Job.tenant_id == tenant_id)
+    ).one_or_none()
+    if found is None or found.state not in {s.value for s in REPLAYABLE_STATES}:
+        return False
+    reserve_again(session, job_id)
+    policy = found.retry_policy
     # The retry age restarts with the replay; the policy itself stays as submitted.
     extra_attempts = int((policy or {}).get("max_attempts", extra_attempts))
     policy = {**(policy or {}), "age_from": now.isoformat()}

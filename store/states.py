@@ -31,6 +31,19 @@ TERMINAL_STATES = frozenset(
         JobState.NEEDS_REVIEW,
     }
 )
+# States in which a refund job may still move money, or may have moved it unseen
+# (`needs_review`): its `payment_holds` row counts against the payment's refundable balance
+# only while the job is in one of these. Every other end (failed, dead, cancelled, however it
+# got there) lets go of the hold by the job's state alone, so no terminal path can forget it.
+HOLDING_STATES = frozenset(
+    {
+        JobState.QUEUED,
+        JobState.RUNNING,
+        JobState.RETRYING,
+        JobState.AWAITING_PROVIDER,
+        JobState.NEEDS_REVIEW,
+    }
+)
 # States a worker may claim from once `next_attempt_at` (if any) has come.
 CLAIMABLE_STATES = frozenset({JobState.QUEUED, JobState.RETRYING, JobState.AWAITING_PROVIDER})
 # States whose wait lives in `next_attempt_at`; the due-job publisher queues them when due.

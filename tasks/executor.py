@@ -49,7 +49,6 @@ from store.payments import (
     LedgerInvariantBroken,
     first_key_at,
     record_effects,
-    release_hold,
     remember_key,
 )
 from store.provider_events import event_payloads
@@ -79,8 +78,6 @@ MESSAGE_MAX = 500
 FINISH_RETRY_FIRST_S = 0.2
 FINISH_RETRY_MAX_S = 2.0
 FINISH_LEASE_MARGIN_S = 1.0
-# A job whose refund never happened lets go of the amount it reserved at submit.
-RELEASING_STATES = frozenset({JobState.FAILED, JobState.DEAD, JobState.CANCELLED})
 
 
 class Execution(StrEnum):
@@ -386,17 +383,16 @@ def _finish(
     instead of the effect being recorded silently.
     """
     provider = job_type.provider if job_type is not None else ""
-    releases = decision.state in RELEASING_STATES and job.type.endswith(".refund")
+    # A refund that ends without effect lets go of its hold by its state alone
+    # (store/payments.held_for_refunds); one that lands releases it with its ledger row.
     try:
-        if not decision.effects and not releases:
+        if not decision.effects:
             with db.connection() as conn:
                 return _finish_in(conn, job, owner, decision, record, outbox)
         with db.session() as session:
             landed = _finish_in(session, job, owner, decision, record, outbox)
             if landed is not None:
                 record_effects(session, job.id, job.tenant_id, provider, decision.effects)
-                if releases:
-                    release_hold(session, job.id)
             return landed
     except (IntegrityError, LedgerInvariantBroken) as exc:
         log.error("job.duplicate_effect", job_id=str(job.id), error=type(exc).__name__)

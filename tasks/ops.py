@@ -2,8 +2,9 @@
 
 Shared by the console (`/ops`) and the CLI (`conveyor jobs …`). Every action writes an audit
 row under the job's tenant (so the tenant's own audit log shows what operators did to its
-jobs) naming the actor: the operator's API key, or `cli:<user>`. A payment whose outcome is unknown
-and whose provider may have forgotten its key is withheld from replay (`forgotten_outcome`).
+jobs) naming the actor: the operator's API key, or `cli:<user>`, and only that tenant's jobs.
+A job `replay_refusal` refuses (an unknown outcome past key retention, a refund its payment no
+longer covers) is withheld, by the dry run and the replay alike.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from store.jobs import mark_unpublished
 from store.lifecycle import CancelResult, cancel_job
 from store.models import Job
 from store.ops import OpsFilter, find_jobs
+from store.payment_claims import PaymentRefused
 from store.replay import REPLAYABLE_STATES, audit, replay_job
 from store.states import JobState
 from store.types import utcnow
@@ -24,7 +26,7 @@ from tasks.notify import notify_finished
 from tasks.policy import stored_policy
 from tasks.providers import close_breaker
 from tasks.publish import producer_app, publish
-from tasks.replay_guard import forgotten_outcome
+from tasks.replay_guard import Refusal, replay_refusal
 
 REPLAY_LIMIT = 1000
 
@@ -37,6 +39,7 @@ class ReplayOutcome:
     replayed: list[uuid.UUID] = field(default_factory=list)
     withheld: list[uuid.UUID] = field(default_factory=list)
     sample: list[Job] = field(default_factory=list)
+    reasons: dict[uuid.UUID, Refusal] = field(default_factory=dict)  # why each was withheld
 
 
 def replayable(flt: OpsFilter) -> bool:
@@ -44,31 +47,48 @@ def replayable(flt: OpsFilter) -> bool:
     return flt.state in {s.value for s in REPLAYABLE_STATES}
 
 
-def dry_run(db: Database, flt: OpsFilter) -> ReplayOutcome:
-    """How many jobs a replay of this filter would send round again (nothing changes)."""
+def dry_run(db: Database, settings: Settings, flt: OpsFilter) -> ReplayOutcome:
+    """What a replay of this filter would do: which jobs it would queue and which withhold."""
     with db.session() as session:
         matches = [job for job, _ in find_jobs(session, flt, REPLAY_LIMIT)]
+        reasons = {}
+        for job in matches:
+            refusal = replay_refusal(session, job, settings)
+            if refusal is not None:
+                reasons[job.id] = refusal
         session.expunge_all()
-    return ReplayOutcome(matched=len(matches), sample=matches[:20])
+    would = [job.id for job in matches if job.id not in reasons]
+    return ReplayOutcome(len(matches), would, list(reasons), matches[:20], reasons)
 
 
 def replay_group(db: Database, settings: Settings, flt: OpsFilter, actor: str) -> ReplayOutcome:
-    """Replay every job matching the filter (up to REPLAY_LIMIT), audited per tenant."""
+    """Replay every job matching the filter (up to REPLAY_LIMIT), audited per tenant.
+
+    Each tenant's audit row names only that tenant's jobs, replayed and withheld.
+    """
     now = utcnow()
     replayed: list[tuple[uuid.UUID, str, str]] = []
-    withheld: list[uuid.UUID] = []
+    reasons: dict[uuid.UUID, Refusal] = {}
     with db.session() as session:
         matches = [job for job, _ in find_jobs(session, flt, REPLAY_LIMIT)]
-        by_tenant: dict[uuid.UUID, list[str]] = {}
+        by_tenant: dict[uuid.UUID, dict[str, list[str]]] = {}
         for job in matches:
-            if forgotten_outcome(session, job, settings):
-                withheld.append(job.id)
+            seen = by_tenant.setdefault(job.tenant_id, {"replayed": [], "withheld": []})
+            refusal = replay_refusal(session, job, settings)
+            if refusal is None:
+                extra = stored_policy(settings, job.retry_policy).max_attempts
+                try:
+                    if replay_job(session, job.id, job.tenant_id, extra, now):
+                        replayed.append((job.id, job.type, job.queue))
+                        seen["replayed"].append(str(job.id))
+                except PaymentRefused as exc:  # the balance changed since it was read
+                    refusal = Refusal.of(exc)
+            if refusal is not None:
+                reasons[job.id] = refusal
+                seen["withheld"].append(str(job.id))
+        for tenant_id, seen in by_tenant.items():
+            if not seen["replayed"] and not seen["withheld"]:
                 continue
-            extra = stored_policy(settings, job.retry_policy).max_attempts
-            if replay_job(session, job.id, job.tenant_id, extra, now):
-                replayed.append((job.id, job.type, job.queue))
-                by_tenant.setdefault(job.tenant_id, []).append(str(job.id))
-        for tenant_id, ids in by_tenant.items():
             audit(
                 session,
                 tenant_id,
@@ -76,13 +96,13 @@ def replay_group(db: Database, settings: Settings, flt: OpsFilter, actor: str) -
                 "ops.replay",
                 {
                     "filter": {k: v for k, v in vars(flt).items() if v},
-                    "matched": len(matches),
-                    "replayed": ids,
-                    "withheld": [str(i) for i in withheld],
+                    "matched": len(seen["replayed"]) + len(seen["withheld"]),
+                    "replayed": seen["replayed"],
+                    "withheld": seen["withheld"],
                 },
             )
     _publish(db, settings, replayed)
-    return ReplayOutcome(len(matches), [r[0] for r in replayed], withheld)
+    return ReplayOutcome(len(matches), [r[0] for r in replayed], list(reasons), [], reasons)
 
 
 def retry(db: Database, settings: Settings, job_id: uuid.UUID, actor: str) -> str:
@@ -91,10 +111,15 @@ def retry(db: Database, settings: Settings, job_id: uuid.UUID, actor: str) -> st
         job = session.get(Job, job_id)
         if job is None:
             return "no such job"
-        if forgotten_outcome(session, job, settings):
-            return "withheld: the outcome is unknown and the provider may have forgotten the key"
+        refusal = replay_refusal(session, job, settings)
+        if refusal is not None:
+            return f"withheld: {refusal.message}"
         extra = stored_policy(settings, job.retry_policy).max_attempts
-        if not replay_job(session, job_id, job.tenant_id, extra, utcnow()):
+        try:
+            again = replay_job(session, job_id, job.tenant_id, extra, utcnow())
+        except PaymentRefused as exc:
+            return f"withheld: {exc.message}"
+        if not again:
             return f"a {job.state} job cannot be retried"
         audit(session, job.tenant_id, actor, "ops.retry", {}, job_id=job_id)
         target = (job_id, job.type, job.queue)

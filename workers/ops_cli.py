@@ -139,7 +139,13 @@ def jobs_replay(
         typer.echo("conveyor: --state must be dead, failed or needs_review", err=True)
         raise typer.Exit(2)
     if not yes:
-        typer.echo(f"dry run: {_ops().dry_run(db, flt).matched} job(s) would be replayed (--yes)")
+        preview = _ops().dry_run(db, settings, flt)
+        typer.echo(
+            f"dry run: {len(preview.replayed)} job(s) would be replayed, "
+            f"{len(preview.withheld)} withheld, of {preview.matched} matched (--yes)"
+        )
+        for job_id, refusal in preview.reasons.items():
+            typer.echo(f"  withheld {job_id}: {refusal.code}")
         return
     done = _ops().replay_group(db, settings, flt, _actor())
     typer.echo(

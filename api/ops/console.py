@@ -243,7 +243,7 @@ async def replay(
         raise ApiError(422, "not_replayable", "replay needs state dead, failed or needs_review")
     fields = {k: form.get(k, "") for k in ("state", "type", "provider", "error_class", "tenant")}
     if form.get("confirm") != "yes":
-        preview = actions.dry_run(db, flt)
+        preview = actions.dry_run(db, settings, flt)
         return _render(
             request, "replay.html", operator=operator, fields=fields, preview=preview, done=None
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StringConstraints
 
 from integrations.base import JobContext, JobType, Outcome
 from integrations.data.base import Page, PageRequest, Record
@@ -23,6 +23,16 @@ RESOURCE = "reference_rates"
 Currency = Annotated[str, StringConstraints(pattern=r"^[A-Z]{3}$")]
 
 
+def _date_text(value: object) -> object:
+    # pydantic's lax mode reads a number as a Unix timestamp (`0` → 1970-01-01): refuse it.
+    if isinstance(value, int | float):
+        raise ValueError("a day is written YYYY-MM-DD")
+    return value
+
+
+Day = Annotated[date, BeforeValidator(_date_text)]
+
+
 class SyncRates(BaseModel):
     """Payload: the base currency, which file, and optionally one day and some currencies."""
 
@@ -32,7 +42,7 @@ class SyncRates(BaseModel):
     window: Literal["daily", "90d"] = Field(
         default="daily", description="the latest day, or the last 90 days"
     )
-    day: date | None = Field(
+    day: Day | None = Field(
         default=None,
         description="store only this day's rates; a weekend or holiday takes the last "
         "published day before it",

@@ -127,6 +127,34 @@ def event_result(pending: PendingPayment, item: Mapping[str, Any]) -> PaymentRes
     )
 
 
+# What a payment is once one modification of each kind has been applied.
+MODIFICATION_DONE = {
+    "capture": PaymentStatus.CAPTURED,
+    "refund": PaymentStatus.REFUNDED,
+    "void": PaymentStatus.VOIDED,
+}
+
+
+def applied_modification(payment: Mapping[str, Any], pending: PendingPayment) -> int | None:
+    """The amount a pending modification moved, if the look-up lists it as applied; else None.
+
+    Matched by the modification's own pspReference, never by the payment's totals: an earlier
+    refund or capture of the same payment says nothing of this one.
+    """
+    if not pending.operation_reference:
+        return None
+    listed = payment.get("modifications")
+    for item in listed if isinstance(listed, list) else []:
+        if (
+            isinstance(item, Mapping)
+            and item.get("pspReference") == pending.operation_reference
+            and item.get("type") == pending.operation
+            and item.get("status") == "applied"
+        ):
+            return _value(item.get("amount")) if item.get("amount") else (pending.amount or 0)
+    return None
+
+
 def adyen_key(idempotency_key: str) -> str:
     """The key as Adyen accepts it: itself if short enough, else its SHA-256 hex digest."""
     if len(idempotency_key) <= MAX_KEY_LENGTH:
@@ -297,17 +325,14 @@ class AdyenPayments:
             return None
         if pending.operation not in MODIFICATION_EVENTS:
             return now
-        settled = {
-            "capture": now.amount_captured > 0,
-            "refund": now.amount_refunded > 0,
-            "void": now.status is PaymentStatus.VOIDED,
-        }[pending.operation]
-        if not settled:
-            return None
+        applied = applied_modification(now.raw, pending)
+        if applied is None:
+            return None  # not this modification yet, whatever others did to the payment
         return replace(
             now,
+            status=MODIFICATION_DONE[pending.operation],
             operation_reference=pending.operation_reference,
-            operation_amount=pending.amount,
+            operation_amount=applied,
             currency=pending.currency or now.currency,
         )
 

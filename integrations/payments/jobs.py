@@ -109,6 +109,8 @@ def _result(result: PaymentResult) -> dict[str, Any]:
         "status": result.status.value,
         "reference": result.reference,
         "operation_reference": result.operation_reference,
+        # What this operation itself moved (a refund's own amount); the rest is the payment's.
+        "operation_amount": result.operation_amount,
         "amount": result.amount,
         "currency": result.currency,
         "amount_captured": result.amount_captured,

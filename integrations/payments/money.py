@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, Strict
 
 # ISO 4217 codes in use (lower case, as Stripe writes them).
 ISO_4217 = frozenset(
@@ -37,7 +37,13 @@ def _token(value: str) -> str:
 
 
 Currency = Annotated[str, AfterValidator(_currency), Field(examples=["eur"])]
-Amount = Annotated[int, Field(gt=0, le=MAX_AMOUNT, description="integer minor units (cents)")]
+# Strict: a JSON integer and nothing else. `true`, `"12"` and `12.0` are refused (422 naming
+# the field) rather than coerced, so what is charged is exactly what was written.
+Amount = Annotated[
+    int,
+    Strict(),
+    Field(gt=0, le=MAX_AMOUNT, description="integer minor units (cents); a JSON integer only"),
+]
 PaymentToken = Annotated[
     str,
     Field(min_length=3, max_length=255, examples=["pm_card_visa"]),

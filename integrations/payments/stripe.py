@@ -249,7 +249,7 @@ class StripePayments:
     def _post(self, path: str, form: Mapping[str, Any], key: str) -> dict[str, Any]:
         return self._send("POST", path, key=key, data=form_encode(form))
 
-    def _get(self, path: str, params: Mapping[str, str] | None) -> dict[str, Any]:
+    def _get(self, path: str, params: Mapping[str, str | list[str]] | None) -> dict[str, Any]:
         return self._send("GET", path, params=params)
 
     def _send(
@@ -259,7 +259,7 @@ class StripePayments:
         *,
         key: str | None = None,
         data: Mapping[str, Any] | None = None,
-        params: Mapping[str, str] | None = None,
+        params: Mapping[str, str | list[str]] | None = None,
     ) -> dict[str, Any]:
         headers = {
             "Authorization": f"Bearer {self.api_key}",
@@ -286,7 +286,7 @@ class StripePayments:
         """Look the payment (or the refund) up: Stripe can always say where it stands."""
         if pending.operation == "refund" and pending.operation_reference:
             path = f"/v1/refunds/{path_segment(pending.operation_reference)}"
-            params = {"expand[]": "payment_intent"}
+            params = {"expand[]": ["payment_intent", "payment_intent.latest_charge"]}
             return refund_result(self._get(path, params), pending.reference)
         return self.retrieve(pending.reference)
 
@@ -307,8 +307,12 @@ def refund_result(refund: Mapping[str, Any], reference: str) -> PaymentResult:
     if status is None:
         raise ValueError(f"unknown refund status {refund.get('status')!r}")
     intent = refund.get("payment_intent")
-    if isinstance(intent, Mapping):
-        reference = str(intent["id"])
+    # The payment's own figures, when Stripe sent the PaymentIntent along (expanded): what it
+    # was for, what was captured, what has been refunded in all. Without it only the refund's
+    # own amount is known, and the payment's totals are left at what the refund says.
+    payment = intent_result(intent) if isinstance(intent, Mapping) else None
+    if payment is not None:
+        reference = payment.reference
     decline = None
     if status is PaymentStatus.DECLINED:
         reason = str(refund.get("failure_reason") or refund.get("status"))
@@ -317,9 +321,10 @@ def refund_result(refund: Mapping[str, Any], reference: str) -> PaymentResult:
     return PaymentResult(
         status=status,
         reference=reference,
-        amount=amount,
+        amount=payment.amount if payment is not None else amount,
         currency=str(refund["currency"]).lower(),
-        amount_refunded=amount,
+        amount_captured=payment.amount_captured if payment is not None else 0,
+        amount_refunded=payment.amount_refunded if payment is not None else amount,
         operation_reference=str(refund["id"]),
         operation_amount=amount,
         decline=decline,

@@ -106,14 +106,16 @@ def modify(kind: str) -> Callable[[Backend, Request], Reply]:
         book = server.state.book
 
         def perform(performed: int) -> Outcome:
+            psp_reference = _psp_reference(key, performed, f"{kind}:{payment_id}")
             try:
-                _apply(book, kind, payment_id, amount)
+                moved = _apply(book, kind, payment_id, amount)
             except BookError as exc:
                 raise _book_error(exc) from exc
+            book.note_modification(payment_id, psp_reference, kind, moved)
             answer: dict[str, Any] = {
                 "merchantAccount": merchant_account,
                 "paymentPspReference": payment_id,
-                "pspReference": _psp_reference(key, performed, f"{kind}:{payment_id}"),
+                "pspReference": psp_reference,
                 "reference": body.get("reference"),
                 "status": "received",
             }
@@ -124,6 +126,9 @@ def modify(kind: str) -> Callable[[Backend, Request], Reply]:
         return _run(server, request, key, body, perform)
 
     return endpoint
+
+
+MODIFICATION_TYPES = {"captures": "capture", "refunds": "refund", "cancels": "void"}
 
 
 def get_payment(server: Backend, request: Request) -> Reply:
@@ -166,6 +171,17 @@ def render_payment(payment: Payment) -> dict[str, Any]:
         "capturedAmount": {"currency": currency, "value": payment.captured},
         "refundedAmount": {"currency": currency, "value": payment.refunded},
         "metadata": dict(payment.metadata),
+        # Each applied modification by its own pspReference, so a look-up can tell which of
+        # several captures or refunds of one payment took effect (sandbox only).
+        "modifications": [
+            {
+                "pspReference": psp,
+                "type": MODIFICATION_TYPES[kind],
+                "amount": {"currency": currency, "value": moved},
+                "status": "applied",
+            }
+            for psp, kind, moved in payment.modifications
+        ],
     }
     if payment.refusal is not None:
         answer |= {
@@ -193,7 +209,8 @@ def _run(
     return Reply(outcome.status, outcome.body, outcome.headers)
 
 
-def _apply(book: PaymentBook, kind: str, payment_id: str, amount: tuple[int, str] | None) -> None:
+def _apply(book: PaymentBook, kind: str, payment_id: str, amount: tuple[int, str] | None) -> int:
+    """Apply a modification to the payment; the minor units it moved."""
     payment = book.get(payment_id)
     if payment.provider != PROVIDER:
         raise BookError("missing", f"no such payment: {payment_id}")
@@ -201,11 +218,11 @@ def _apply(book: PaymentBook, kind: str, payment_id: str, amount: tuple[int, str
         raise BookError("amount_too_large", f"the payment is in {payment.currency.upper()}")
     value = None if amount is None else amount[0]
     if kind == "captures":
-        book.capture(payment_id, value)
-    elif kind == "refunds":
-        book.refund(payment_id, value)
-    else:
-        book.cancel(payment_id)
+        return book.capture(payment_id, value).captured
+    if kind == "refunds":
+        return book.refund(payment_id, value)[1]
+    book.cancel(payment_id)
+    return 0
 
 
 def _book_error(exc: BookError) -> ApiError:

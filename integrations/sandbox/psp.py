@@ -56,6 +56,8 @@ class Payment:
     reference: str | None = None  # the merchant's reference (Adyen)
     refusal: Refusal | None = None
     settles_at: float | None = None  # monotonic time a PROCESSING payment settles
+    # Modifications applied to it (Adyen): (pspReference, kind, amount), oldest first.
+    modifications: tuple[tuple[str, str, int], ...] = ()
 
     @property
     def refundable(self) -> int:
@@ -176,6 +178,15 @@ class PaymentBook:
             if payment.stage in (Stage.CAPTURED, Stage.CANCELED):
                 raise BookError("state", f"payment {payment_id} is {payment.stage}")
             return self._put(replace(payment, stage=Stage.CANCELED))
+
+    def note_modification(
+        self, payment_id: str, psp_reference: str, kind: str, amount: int
+    ) -> None:
+        """Remember that a modification with its own reference was applied to the payment."""
+        with self._lock:
+            payment = self._get(payment_id)
+            done = (*payment.modifications, (psp_reference, kind, amount))
+            self._put(replace(payment, modifications=done))
 
     def summary(self) -> dict[str, dict[str, Any]]:
         """Every payment in brief: id → provider, stage and amounts."""

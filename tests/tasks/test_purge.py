@@ -11,7 +11,7 @@ from sqlalchemy import insert, select, update
 from config.settings import Settings
 from store.db import get_database
 from store.keys import IssuedKey
-from store.models import Attempt, Job, LedgerEntry
+from store.models import Attempt, Job, LedgerEntry, PaymentHold
 from store.types import utcnow
 from tasks.purge import purge
 from tests.tasks.factories import make_job
@@ -81,3 +81,33 @@ def test_purge_removes_only_old_terminal_jobs_and_keeps_ledger_jobs(
     with get_database(settings).session() as session:
         assert set(session.scalars(select(Attempt.job_id))) == {recent, running, charged}
         assert session.scalars(select(LedgerEntry.job_id)).all() == [charged]
+
+
+def test_purge_keeps_a_refund_under_review_whose_hold_still_counts(
+    settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given two old refund jobs holding 400 each: one under review, one failed
+    retention = settings.model_copy(update={"purge_retention_s": 7 * 86400.0})
+    tenant = tenant_key.tenant_id
+    reviewed = aged(settings, tenant, "needs_review", 30 * DAY)
+    failed = aged(settings, tenant, "failed", 30 * DAY)
+    with get_database(settings).session() as session:
+        for job_id in (reviewed, failed):
+            session.execute(
+                insert(PaymentHold).values(
+                    job_id=job_id,
+                    tenant_id=tenant,
+                    provider="stripe",
+                    payment_reference="pi_1",
+                    amount=400,
+                    currency="eur",
+                )
+            )
+
+    # When the purge runs
+    purge(retention)
+
+    # Then the reviewed refund and its hold stay (money may have moved); the failed one goes
+    assert remaining(settings) == {reviewed}
+    with get_database(settings).session() as session:
+        assert session.scalars(select(PaymentHold.job_id)).all() == [reviewed]
