@@ -27,6 +27,7 @@ from tasks.policy import stored_policy
 from tasks.providers import close_breaker
 from tasks.publish import producer_app, publish
 from tasks.replay_guard import Refusal, replay_refusal
+from tasks.webhooks import Outbox
 
 REPLAY_LIMIT = 1000
 
@@ -128,13 +129,20 @@ def retry(db: Database, settings: Settings, job_id: uuid.UUID, actor: str) -> st
 
 
 def cancel(db: Database, settings: Settings, job_id: uuid.UUID, actor: str) -> str:
-    """Cancel a waiting job, or ask a running one to stop; returns what happened, audited."""
+    """Cancel a waiting job, or ask a running one to stop; returns what happened, audited.
+
+    A job cancelled here writes its `job.cancelled` event in the same transaction, as a
+    cancel through the API does (the outbox, `docs/design.md §8`).
+    """
+    outbox = Outbox(settings)
     with db.session() as session:
         job = session.get(Job, job_id)
         if job is None:
             return "no such job"
         tenant_id = job.tenant_id
         outcome = cancel_job(session, job_id, tenant_id, utcnow())
+        if outcome is CancelResult.CANCELLED:
+            outbox.collect_end(session, job_id)
         if outcome in (CancelResult.CANCELLED, CancelResult.REQUESTED):
             audit(
                 session,
@@ -144,6 +152,7 @@ def cancel(db: Database, settings: Settings, job_id: uuid.UUID, actor: str) -> s
                 {"result": outcome.value},
                 job_id=job_id,
             )
+    outbox.publish()
     if outcome is CancelResult.CANCELLED:
         notify_finished(settings, job_id, JobState.CANCELLED.value)
         return "cancelled"

@@ -381,6 +381,26 @@ def test_a_cancel_through_the_api_writes_job_cancelled_in_its_transaction(
     assert body["data"]["job_id"] == str(job_id)  # type: ignore[index]
 
 
+def test_an_operator_cancel_writes_job_cancelled_in_its_transaction(
+    hooks: Settings, tenant_key: IssuedKey
+) -> None:
+    from tasks.ops import cancel
+
+    with receiver() as rx:
+        # Given a queued job of a tenant with an endpoint
+        _, secret = endpoint(hooks, tenant_key.tenant_id, rx.url())
+        job_id = make_job(hooks, tenant_key.tenant_id, "data.sandbox.fetch_rates", {"base": "EUR"})
+        # When an operator cancels it (console or `conveyor jobs cancel`)
+        assert cancel(get_database(hooks), hooks, job_id, "operator:test") == "cancelled"
+        # Then a job.cancelled event is delivered for it, as for a tenant's own cancel
+        with get_database(hooks).session() as session:
+            delivery = session.scalars(select(WebhookDelivery)).one()
+        assert run_until_settled(hooks, delivery.job_id) == "succeeded"
+    body = verify(secret, rx.received[0])
+    assert body["type"] == "job.cancelled"
+    assert body["data"]["job_id"] == str(job_id)  # type: ignore[index]
+
+
 def test_delivery_outcomes_are_counted_and_event_to_delivery_latency_observed(
     hooks: Settings, tenant_key: IssuedKey
 ) -> None:
