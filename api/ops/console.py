@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from api.deps import DatabaseDep, SettingsDep
 from api.errors import ApiError
+from api.jsonbody import JsonBodyRoute
 from api.ops.auth import OperatorConsole, check_form
 from config.celery import QUEUES
 from integrations.redact import redact_text
@@ -32,7 +33,7 @@ from tasks import ops as actions
 from tasks.providers import provider_of, provider_statuses, providers
 from tasks.queue_health import assess, broker_lengths
 
-router = APIRouter(prefix="/ops", include_in_schema=False)
+router = APIRouter(prefix="/ops", include_in_schema=False, route_class=JsonBodyRoute)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 PAGE = 100
