@@ -3,7 +3,8 @@
 `JsonBodyRoute` is the route class of every router (tests/api/test_route_class.py holds it).
 A route built with it answers before its handler runs:
 - `422 validation_error` naming the query or path parameter whose value (or name) holds a NUL
-  or a lone surrogate, on every route, so no handler or query ever sees one;
+  or a lone surrogate, on every route, so no handler or query ever sees one (a form a handler
+  reads itself, as the ops console's, is checked by it with `check_fields`);
 - `415 unsupported_media_type` for a body not sent as `application/json` (or `+json`);
 - `400 malformed_json` for bytes that are not UTF-8 JSON, nest deeper than `MAX_DEPTH`, carry
   an integer longer than Python converts (4,300 digits) or a non-finite number;
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from email.message import Message
 from typing import Any
 
@@ -132,17 +133,9 @@ def checked_json(body: bytes, content_type: str | None) -> Any:
     return document
 
 
-def check_parameters(request: Request) -> None:
-    """Raise `422 validation_error` for a query or path parameter a database would refuse."""
-    places: list[tuple[str, str, str]] = [
-        ("query", name, value) for name, value in request.query_params.multi_items()
-    ]
-    places += [
-        ("path", name, value)
-        for name, value in request.path_params.items()
-        if isinstance(value, str)
-    ]
-    for where, name, value in places:
+def check_fields(where: str, fields: Iterable[tuple[str, str]]) -> None:
+    """Raise `422 validation_error` naming the first (name, value) a database would refuse."""
+    for name, value in fields:
         reason = unstorable_reason(name) or unstorable_reason(value)
         if reason is not None:
             raise ApiError(
@@ -157,6 +150,12 @@ def check_parameters(request: Request) -> None:
                     }
                 ],
             )
+
+
+def check_parameters(request: Request) -> None:
+    """Raise `422 validation_error` for a query or path parameter a database would refuse."""
+    check_fields("query", request.query_params.multi_items())
+    check_fields("path", ((n, v) for n, v in request.path_params.items() if isinstance(v, str)))
 
 
 class JsonBodyRoute(APIRoute):

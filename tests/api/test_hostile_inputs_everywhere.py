@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from api.errors import error_response
+from api.ops.auth import csrf_token
 from config.settings import Settings
 from store.db import get_database
 from store.keys import IssuedKey, create_api_key
@@ -397,3 +398,22 @@ def test_an_endpoint_patch_screens_its_description(
     error_of(response, 422, "card_data_refused")
     shown = api.get(f"{ENDPOINTS}/{found}", headers=auth(tenant_key)).json()
     assert shown["description"] == ""
+
+
+def test_a_nul_in_an_ops_console_form_is_a_422_never_a_500(
+    client: TestClient, settings: Settings, admin: IssuedKey
+) -> None:
+    # Given an operator on the console, with the form's CSRF token
+    token = base64.b64encode(f"oncall:{admin.secret}".encode()).decode()
+    headers = {"Authorization": f"Basic {token}"}
+    before = rows(settings)
+    # When the replay form is posted with a NUL in a filter
+    response = client.post(
+        "/ops/replay",
+        data={"state": "dead", "type": "a\x00b", "csrf": csrf_token(admin.secret)},
+        headers=headers,
+    )
+    # Then 422 naming the form field, and nothing is written
+    error = error_of(response, 422, "validation_error")
+    assert error["details"][0]["loc"] == ["form", "type"], error
+    assert rows(settings) == before
