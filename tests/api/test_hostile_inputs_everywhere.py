@@ -417,3 +417,23 @@ def test_a_nul_in_an_ops_console_form_is_a_422_never_a_500(
     error = error_of(response, 422, "validation_error")
     assert error["details"][0]["loc"] == ["form", "type"], error
     assert rows(settings) == before
+
+
+def test_a_job_callback_url_carrying_an_api_key_is_refused(
+    api: TestClient, settings: Settings, tenant_key: IssuedKey
+) -> None:
+    before = rows(settings)
+    # When a job names a callback URL with a live key in its query
+    response = api.post(
+        "/v1/jobs",
+        json={
+            "type": "data.sandbox.fetch_rates",
+            "payload": {"base": "EUR"},
+            "callback_url": f"https://hooks.example/in?api_key={SK}",
+        },
+        headers=auth(tenant_key),
+    )
+    # Then the same refusal as a payload's, naming the field; no job is written
+    error = error_of(response, 422, "secret_refused")
+    assert error["details"]["loc"] == ["body", "callback_url"], error
+    assert rows(settings) == before
