@@ -16,7 +16,8 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StrictBool
 from pydantic_core import PydanticCustomError
 
-from api.screening import refusal
+from api.errors import ApiError
+from api.screening import screen
 
 # RFC 3339 / ISO 8601 date-time: a calendar date, "T" (or a space), a time, optional fraction,
 # and an offset or "Z". Anything else (numbers, week dates, bare dates) is not a datetime here.
@@ -44,10 +45,12 @@ def _storable(value: str) -> str:
 
 
 def _screened(value: str) -> str:
-    found = refusal(value)
-    if found is not None:
+    try:
+        screen(value, ())
+    except ApiError as exc:
         # Answered as `422 <code>` with this field's place (api/errors.py), never its value.
-        raise PydanticCustomError(found.code, found.message, {"kind": found.kind})
+        kind = exc.details.get("kind") if isinstance(exc.details, dict) else None
+        raise PydanticCustomError(exc.code, exc.message, {"kind": kind}) from None
     return value
 
 

@@ -8,9 +8,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Response, status
 from pydantic import ValidationError
 
+from api import jsonbody
 from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
-from api.jsonbody import JsonBodyRoute
 from api.schedule_schemas import RunOut, ScheduleOut, SchedulePage
 from store.db import Database
 from store.models import Schedule
@@ -36,7 +36,7 @@ from tasks.schedule_spec import (
 )
 from tasks.schedules import StaleSchedule, dispatch, trigger_now
 
-router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=JsonBodyRoute)
+router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=jsonbody.JsonBodyRoute)
 TRIGGER_TRIES = 3
 
 

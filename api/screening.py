@@ -9,10 +9,9 @@ refused with `422` naming where it was, never what it was, and nothing is writte
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
-from api.errors import SCREENING_CODES, ApiError
+from api.errors import ApiError
 from config.redaction import (
     CVC_KEYS,
     find_cvcs,
@@ -30,37 +29,17 @@ CARD_DATA_MESSAGE = (
 CREDENTIAL_REFUSAL = "credentials may not be sent in job data; configure them as settings"
 
 
-CARD_DATA, SECRET = sorted(SCREENING_CODES)
-
-
-@dataclass(frozen=True)
-class Refusal:
-    """Why a string may not be stored: the error code, its message, what kind of data it held."""
-
-    code: str
-    message: str
-    kind: str
-
-
-def refusal(text: str) -> Refusal | None:
-    """The refusal a string earns (card number, security code, API key); None when clean."""
-    if find_pans(text):
-        return Refusal(CARD_DATA, CARD_DATA_MESSAGE, "card_number")
-    if find_cvcs(text):
-        return Refusal(CARD_DATA, CARD_DATA_MESSAGE, "security_code")
-    if find_secrets(text):
-        return Refusal(SECRET, CREDENTIAL_REFUSAL, "secret")
-    return None
-
-
 def _refuse(code: str, message: str, loc: Loc, kind: str) -> ApiError:
     return ApiError(422, code, message, {"loc": list(loc), "kind": kind})
 
 
 def _screen_text(text: str, loc: Loc) -> None:
-    found = refusal(text)
-    if found is not None:
-        raise _refuse(found.code, found.message, loc, found.kind)
+    if find_pans(text):
+        raise _refuse("card_data_refused", CARD_DATA_MESSAGE, loc, "card_number")
+    if find_cvcs(text):
+        raise _refuse("card_data_refused", CARD_DATA_MESSAGE, loc, "security_code")
+    if find_secrets(text):
+        raise _refuse("secret_refused", CREDENTIAL_REFUSAL, loc, "secret")
 
 
 def screen(value: Any, loc: Loc) -> None:
