@@ -11,10 +11,12 @@ from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
 from api.deps import DatabaseDep, Principal, PrincipalDep
 from api.errors import ApiError
+from api.inputs import Name, Text
+from api.jsonbody import JsonBodyRoute
 from api.openapi import error_responses
 from store.db import Database
 from store.keys import (
@@ -30,7 +32,7 @@ from store.models import ApiKey
 from store.roles import Role
 from store.types import utcnow
 
-router = APIRouter(prefix="/v1/admin/keys", tags=["admin"])
+router = APIRouter(prefix="/v1/admin/keys", tags=["admin"], route_class=JsonBodyRoute)
 
 
 async def admin_principal(principal: PrincipalDep) -> Principal:
@@ -48,10 +50,11 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tenant: str = Field(min_length=1, max_length=100)
-    name: str = Field(default="", max_length=100)
+    tenant: Name = Field(min_length=1, max_length=100)
+    name: Name = Field(default="", max_length=100)
     role: Role = Role.TENANT
-    expires_in_days: float | None = Field(default=None, gt=0, le=3650)
+    # Strict: `true` or "0.5" is not a number of days (a JSON integer is).
+    expires_in_days: StrictFloat | None = Field(default=None, gt=0, le=3650)
 
 
 class KeyOut(BaseModel):
@@ -117,7 +120,7 @@ def create_key(body: KeyCreate, admin: AdminDep, db: DatabaseDep) -> KeyIssued:
 
 
 @router.get("", response_model=list[KeyOut], responses=error_responses(403))
-def list_all(admin: AdminDep, db: DatabaseDep, tenant: str | None = None) -> list[KeyOut]:
+def list_all(admin: AdminDep, db: DatabaseDep, tenant: Text | None = None) -> list[KeyOut]:
     """Every key (of one tenant with `?tenant=`), oldest first."""
     with db.session() as session:
         return [KeyOut.of(k) for k in list_keys(session, tenant)]

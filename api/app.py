@@ -23,6 +23,7 @@ from api import (
 from api.allow import install_method_not_allowed
 from api.docs import install_docs
 from api.errors import install_error_handlers
+from api.jsonbody import JsonBodyRoute
 from api.keycache import TtlCache
 from api.limits import BodySizeLimit
 from api.openapi import install_openapi
@@ -59,6 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,  # served by install_docs, from local assets
         redoc_url=None,
     )
+    # Routes added on the app itself (the docs page) are checked like every router's.
+    app.router.route_class = JsonBodyRoute
     app.state.settings = settings
     app.state.key_cache = TtlCache()
     app.state.metrics_registry = metrics.registry_for(settings)

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import re
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
-from pydantic import AwareDatetime
 from starlette.convertors import Convertor, register_url_convertor
 
+from api.cursors import position
 from api.data_schemas import (
     NAME,
     RecordOut,
@@ -24,7 +21,10 @@ from api.data_schemas import (
 )
 from api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
+from api.inputs import Text, UtcDatetime
+from api.jsonbody import JsonBodyRoute
 from integrations.registry import JOB_TYPES
+from store.keyset import bigint_key, encode_cursor
 from store.records import RecordFilter, Scope, list_records
 from store.secrets import SecretKeyMissing, put_secret, secret_names
 from store.sources import get_source, list_sources, put_source
@@ -46,7 +46,7 @@ class ProviderSegment(Convertor[str]):
 
 
 register_url_convertor("data_provider", ProviderSegment())
-router = APIRouter(prefix="/v1/data", tags=["data"])
+router = APIRouter(prefix="/v1/data", tags=["data"], route_class=JsonBodyRoute)
 
 FIELD_FILTERS_MAX = 5
 FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -178,9 +178,9 @@ def records(
     principal: PrincipalDep,
     db: DatabaseDep,
     settings: SettingsDep,
-    key: str | None = None,
-    key_prefix: str | None = None,
-    updated_since: AwareDatetime | None = None,
+    key: Text | None = None,
+    key_prefix: Text | None = None,
+    updated_since: UtcDatetime | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> RecordPage:
@@ -193,7 +193,7 @@ def records(
             404, "not_found", f"no data provider {provider!r}", {"known": sorted(DATA_PROVIDERS)}
         )
     limit = min(limit, settings.page_size_max)
-    after = _decode(cursor) if cursor else None
+    after = position(cursor, bigint_key)
     fields = tuple(
         (name.removeprefix("data."), value)
         for name, value in request.query_params.multi_items()
@@ -221,23 +221,5 @@ def records(
             )
             for r in rows
         ]
-    following = _encode(rows[-1].changed_at, rows[-1].id) if len(rows) == limit else None
+    following = encode_cursor(rows[-1].changed_at, rows[-1].id) if len(rows) == limit else None
     return RecordPage(items=items, next_cursor=following)
-
-
-def _encode(changed_at: datetime, record_id: int) -> str:
-    raw = json.dumps([changed_at.isoformat(), record_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _decode(cursor: str) -> tuple[datetime, int]:
-    try:
-        at, record_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        when = datetime.fromisoformat(at)
-        if when.tzinfo is None or not isinstance(record_id, int):
-            raise ValueError("not ours")
-        return when, record_id
-    except (ValueError, TypeError) as exc:
-        raise ApiError(
-            422, "invalid_cursor", "cursor is not one this API issued", {"loc": ["query", "cursor"]}
-        ) from exc

@@ -6,7 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+
+from api.inputs import Screened, Text
 
 NAME = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 # Dotted keys with optional [index] parts, optionally from `$`: `$.data`, `meta.next`, `items[0]`.
@@ -19,7 +21,8 @@ class SecretIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    value: str = Field(min_length=1, max_length=4096)
+    # Not screened: a credential is exactly what belongs here (stored encrypted, never shown).
+    value: Text = Field(min_length=1, max_length=4096)
 
 
 class SecretOut(BaseModel):
@@ -35,29 +38,29 @@ class SourceConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(max_length=2000, examples=["https://api.example.com/v2/items"])
-    records_path: str = Field(default="data", pattern=JSON_PATH, max_length=200)
-    key_path: str = Field(default="id", pattern=JSON_PATH, max_length=200)
-    next_cursor_path: str | None = Field(default=None, pattern=JSON_PATH, max_length=200)
-    next_link: str | None = Field(
+    url: Screened = Field(max_length=2000, examples=["https://api.example.com/v2/items"])
+    records_path: Screened = Field(default="data", pattern=JSON_PATH, max_length=200)
+    key_path: Screened = Field(default="id", pattern=JSON_PATH, max_length=200)
+    next_cursor_path: Screened | None = Field(default=None, pattern=JSON_PATH, max_length=200)
+    next_link: Screened | None = Field(
         default=None,
         pattern=JSON_PATH,
         max_length=200,
         description='"header" for an RFC 8288 Link header, or a JSON path to the next URL',
     )
-    cursor_param: str = Field(default="cursor", min_length=1, max_length=100)
-    page_size_param: str = Field(default="limit", min_length=1, max_length=100)
-    page_size: int = Field(default=100, ge=1, le=1000)
-    max_pages: int = Field(default=100, ge=1, le=100_000)
-    conditional: bool = Field(
+    cursor_param: Screened = Field(default="cursor", min_length=1, max_length=100)
+    page_size_param: Screened = Field(default="limit", min_length=1, max_length=100)
+    page_size: StrictInt = Field(default=100, ge=1, le=1000)
+    max_pages: StrictInt = Field(default=100, ge=1, le=100_000)
+    conditional: StrictBool = Field(
         default=False,
         description="send the first page's ETag / Last-Modified of the last complete pass "
         "(If-None-Match / If-Modified-Since); a 304 is a success with nothing changed. For "
         "sources whose first page's validators change whenever any record does",
     )
-    auth_header: str | None = Field(default=None, pattern=HEADER_NAME)
-    auth_prefix: str = Field(default="", max_length=50, examples=["Bearer "])
-    secret: str | None = Field(default=None, pattern=NAME, description="a secret's name")
+    auth_header: Screened | None = Field(default=None, pattern=HEADER_NAME)
+    auth_prefix: Screened = Field(default="", max_length=50, examples=["Bearer "])
+    secret: Screened | None = Field(default=None, pattern=NAME, description="a secret's name")
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:

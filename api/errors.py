@@ -28,6 +28,10 @@ STATUS_CODES = {
     503: "unavailable",
 }
 
+# The codes of api/screening.py's refusals; a field type that screens (api/inputs.Screened)
+# raises a validation error of one of these types, answered under that code.
+SCREENING_CODES = frozenset({"card_data_refused", "secret_refused"})
+
 
 class ApiError(Exception):
     """An error the API answers on purpose, with a stable code."""
@@ -53,9 +57,25 @@ def error_response(
 ) -> JSONResponse:
     """The one shape every error body has."""
     # Redacted here, once for every error: an echoed input never carries a PAN or a key back.
-    clean = {"code": code, "message": redact_text(message), "details": redact_value(details)}
+    clean = {
+        "code": code,
+        "message": redact_text(escaped(message)),
+        "details": redact_value(escaped(details)),
+    }
     body = {"error": clean}
     return JSONResponse(status_code=status, content=body, headers=headers)
+
+
+def escaped(value: Any) -> Any:
+    """`value` with every string UTF-8 encodable: a lone surrogate an input carried becomes
+    `\\udXXX` text, so echoing it back can never fail the answer."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {escaped(k): escaped(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [escaped(v) for v in value]
+    return value
 
 
 def _clean(errors: list[Any]) -> list[dict[str, Any]]:
@@ -75,6 +95,12 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         errors = list(exc.errors())
+        for err in errors:
+            if err.get("type") in SCREENING_CODES:
+                kind = (err.get("ctx") or {}).get("kind")
+                return error_response(
+                    422, err["type"], err.get("msg", ""), {"loc": list(err["loc"]), "kind": kind}
+                )
         if any(err.get("type") == "json_invalid" for err in errors):
             return error_response(
                 400, "malformed_json", "the request body is not valid JSON", _clean(errors)

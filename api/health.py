@@ -13,6 +13,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api.deps import PrincipalDep, SettingsDep
+from api.jsonbody import JsonBodyRoute
 from api.openapi import error_responses
 from api.schemas import JobTypeOut
 from config.settings import Settings
@@ -21,7 +22,7 @@ from store.db import get_database
 from tasks.publish import producer_app
 from tasks.queue_health import QueueHealth, check_queues
 
-router = APIRouter()
+router = APIRouter(route_class=JsonBodyRoute)
 
 # /readyz answers within this (seconds), whatever the database and the broker do.
 READY_TIMEOUT_S = 1.0

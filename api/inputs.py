@@ -3,6 +3,8 @@
 Pydantic's lax mode reads `0` or `"0.5"` as a Unix time and `"no"` as False, and lets through
 strings PostgreSQL refuses (NUL, RFC 8259 §8.2 lone surrogates) and times whose UTC value leaves
 years 1-9999. Each field type here fails such a value as a validation error naming the field.
+`Screened` text is also refused when it holds card data or an API key (api/screening.py), and
+a `Name` (a tenant, a label) has no control character and no space at either end.
 """
 
 from __future__ import annotations
@@ -12,6 +14,10 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, AwareDatetime, BeforeValidator, StrictBool
+from pydantic_core import PydanticCustomError
+
+from api.errors import ApiError
+from api.screening import screen
 
 # RFC 3339 / ISO 8601 date-time: a calendar date, "T" (or a space), a time, optional fraction,
 # and an offset or "Z". Anything else (numbers, week dates, bare dates) is not a datetime here.
@@ -38,6 +44,24 @@ def _storable(value: str) -> str:
     return value
 
 
+def _screened(value: str) -> str:
+    try:
+        screen(value, ())
+    except ApiError as exc:
+        # Answered as `422 <code>` with this field's place (api/errors.py), never its value.
+        kind = exc.details.get("kind") if isinstance(exc.details, dict) else None
+        raise PydanticCustomError(exc.code, exc.message, {"kind": kind}) from None
+    return value
+
+
+def _name(value: str) -> str:
+    if value != value.strip():
+        raise ValueError("a name may not start or end with white space")
+    if any(ch < " " or "\x7f" <= ch <= "\x9f" for ch in value):
+        raise ValueError("a name may not contain control characters")
+    return value
+
+
 def _iso_text(value: Any) -> Any:
     if isinstance(value, datetime):
         return value
@@ -56,6 +80,13 @@ def _in_utc_range(value: datetime) -> datetime:
 
 # A string that PostgreSQL and SQLite both store as given.
 Text = Annotated[str, AfterValidator(_storable)]
+
+# Text a client wants stored and shown again: storable, and free of card data and API keys.
+Screened = Annotated[Text, AfterValidator(_screened)]
+
+# A name people read and type (a tenant, a label): screened text without control characters
+# or white space at its ends, so " demo " is refused rather than made a second tenant.
+Name = Annotated[Screened, AfterValidator(_name)]
 
 # An ISO 8601 date-time with a time zone whose UTC value is a representable datetime.
 UtcDatetime = Annotated[AwareDatetime, BeforeValidator(_iso_text), AfterValidator(_in_utc_range)]

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from api.audit_trail import audit_cancel
+from api.cursors import invalid_cursor
 from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.inputs import Text, UtcDatetime
@@ -49,6 +50,7 @@ from store.jobs import (
     mark_unpublished,
     submit_job,
 )
+from store.keyset import InvalidCursor
 from store.lifecycle import CancelResult, cancel_job
 from store.models import Job
 from store.payment_claims import PaymentRefused
@@ -65,7 +67,6 @@ router = APIRouter(prefix="/v1/jobs", tags=["jobs"], route_class=JsonBodyRoute)
 
 IDEMPOTENCY_KEY_MAX = 255
 # Cursors this API issues are ~80 characters; anything much longer is not one of them.
-CURSOR_MAX = 512
 
 
 def _request_hash(body: JobCreate) -> str:
@@ -291,12 +292,6 @@ async def read_job(
         return await answer_after_wait(slots, db, job, response, status.HTTP_200_OK)
 
 
-def _invalid_cursor() -> ApiError:
-    return ApiError(
-        422, "invalid_cursor", "cursor is not one this API issued", {"loc": ["query", "cursor"]}
-    )
-
-
 @router.get("", response_model=JobPage, responses=error_responses(422))
 def list_jobs_route(
     principal: PrincipalDep,
@@ -312,8 +307,6 @@ def list_jobs_route(
 ) -> JobPage:
     """The tenant's jobs newest first; pass `next_cursor` back as `cursor` for the next page."""
     limit = min(limit, settings.page_size_max)
-    if cursor is not None and len(cursor) > CURSOR_MAX:
-        raise _invalid_cursor()
     with db.session() as session:
         try:
             page = list_jobs(
@@ -327,8 +320,8 @@ def list_jobs_route(
                 created_before=created_before,
                 cursor=cursor,
             )
-        except (ValueError, RecursionError):
-            raise _invalid_cursor() from None
+        except InvalidCursor:
+            raise invalid_cursor() from None
         return JobPage(items=[JobOut.of(j) for j in page.jobs], next_cursor=page.next_cursor)
 
 

@@ -1,6 +1,10 @@
-"""Request bodies: JSON only (RFC 8259), parsed once with bounds, every string storable.
+"""Requests: JSON bodies only (RFC 8259), parsed once with bounds; every string storable.
 
-A route built with `JsonBodyRoute` answers before its handler runs:
+`JsonBodyRoute` is the route class of every router (tests/api/test_route_class.py holds it).
+A route built with it answers before its handler runs:
+- `422 validation_error` naming the query or path parameter whose value (or name) holds a NUL
+  or a lone surrogate, on every route, so no handler or query ever sees one (a form a handler
+  reads itself, as the ops console's, is checked by it with `check_fields`);
 - `415 unsupported_media_type` for a body not sent as `application/json` (or `+json`);
 - `400 malformed_json` for bytes that are not UTF-8 JSON, nest deeper than `MAX_DEPTH`, carry
   an integer longer than Python converts (4,300 digits) or a non-finite number;
@@ -11,11 +15,12 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterable
 from email.message import Message
 from typing import Any
 
 from fastapi import Request, Response
+from fastapi.params import Form
 from fastapi.routing import APIRoute
 
 from api.errors import ApiError
@@ -128,20 +133,48 @@ def checked_json(body: bytes, content_type: str | None) -> Any:
     return document
 
 
+def check_fields(where: str, fields: Iterable[tuple[str, str]]) -> None:
+    """Raise `422 validation_error` naming the first (name, value) a database would refuse."""
+    for name, value in fields:
+        reason = unstorable_reason(name) or unstorable_reason(value)
+        if reason is not None:
+            raise ApiError(
+                422,
+                "validation_error",
+                "the request is invalid",
+                [
+                    {
+                        "loc": [where, name],
+                        "message": f"the text {reason}",
+                        "type": "string_unstorable",
+                    }
+                ],
+            )
+
+
+def check_parameters(request: Request) -> None:
+    """Raise `422 validation_error` for a query or path parameter a database would refuse."""
+    check_fields("query", request.query_params.multi_items())
+    check_fields("path", ((n, v) for n, v in request.path_params.items() if isinstance(v, str)))
+
+
 class JsonBodyRoute(APIRoute):
-    """An APIRoute whose JSON body is parsed and checked by `checked_json` before FastAPI."""
+    """An APIRoute whose parameters are checked, and whose JSON body is parsed and checked by
+    `checked_json`, before FastAPI reads them. A form body (the ops console's HTML forms, read
+    by its handlers) is left to its handler."""
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        """FastAPI's handler, behind the body check when the route takes a JSON body."""
+        """FastAPI's handler, behind the parameter check and, for a JSON body, the body check."""
         handler = super().get_route_handler()
-        if self.body_field is None:
-            return handler
+        json_body = self.body_field is not None and not isinstance(self.body_field.field_info, Form)
 
         async def checked(request: Request) -> Response:
-            body = await request.body()
-            if body:
-                # Starlette's Request.json() returns this cached value: FastAPI parses nothing.
-                request._json = checked_json(body, request.headers.get("content-type"))
+            check_parameters(request)
+            if json_body:
+                body = await request.body()
+                if body:
+                    # Starlette's Request.json() returns this cached value: FastAPI parses nothing.
+                    request._json = checked_json(body, request.headers.get("content-type"))
             return await handler(request)
 
         return checked

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import SettingsDep
 from api.errors import ApiError
+from api.jsonbody import JsonBodyRoute
 from api.openapi import error_responses
 from config.celery import QUEUES
 from config.settings import Settings
@@ -34,7 +35,7 @@ from tasks.providers import provider_of, provider_statuses
 from tasks.queue_health import broker_lengths
 
 log = structlog.get_logger(__name__)
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=JsonBodyRoute)
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 BREAKER_STATES = ("closed", "open", "half_open")

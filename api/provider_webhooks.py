@@ -16,7 +16,7 @@ from fastapi.responses import PlainTextResponse
 
 from api.deps import DatabaseDep, SettingsDep
 from api.errors import ApiError
-from api.jsonbody import MalformedJsonError, first_unstorable, parse_json
+from api.jsonbody import JsonBodyRoute, MalformedJsonError, first_unstorable, parse_json
 from api.openapi import error_responses
 from config.redaction import redact_value
 from config.settings import Settings
@@ -28,7 +28,7 @@ from tasks.publish import producer_app, publish
 
 log = structlog.get_logger(__name__)
 
-router = APIRouter(prefix="/v1/providers", tags=["provider webhooks"])
+router = APIRouter(prefix="/v1/providers", tags=["provider webhooks"], route_class=JsonBodyRoute)
 
 # Column widths of provider_events; a longer value is a malformed event, not a database error.
 EVENT_ID_MAX = 255

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import ValidationError
 
+from api import jsonbody
 from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.quota import OpenJobQuota
@@ -40,7 +41,7 @@ from tasks.schedule_spec import (
 )
 from tasks.schedules import StaleSchedule, dispatch, trigger_now
 
-router = APIRouter(prefix="/v1/schedules", tags=["schedules"])
+router = APIRouter(prefix="/v1/schedules", tags=["schedules"], route_class=jsonbody.JsonBodyRoute)
 TRIGGER_TRIES = 3
 
 

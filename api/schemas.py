@@ -8,7 +8,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.inputs import Text, UtcDatetime
+from api.inputs import Screened, Text, UtcDatetime
 from store.models import Attempt, Job
 
 
@@ -36,7 +36,7 @@ class JobCreate(BaseModel):
     retry: RetryOverride | None = Field(
         default=None, description="override the job type's retry policy, within server caps"
     )
-    callback_url: Text | None = Field(
+    callback_url: Screened | None = Field(
         default=None,
         min_length=1,
         max_length=2048,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
+from api.jsonbody import JsonBodyRoute
 from api.openapi import error_responses
 from config.settings import Settings
 from integrations.outbound import OutboundRefused, Resolver, check_url, system_resolver
@@ -36,7 +37,7 @@ from store.replay import audit
 from store.types import utcnow
 from store.webhook_models import WebhookCallbackSecret
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], route_class=JsonBodyRoute)
 
 PATH = "/v1/webhook-callbacks"
 FIELD = "callback_url"

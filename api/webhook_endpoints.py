@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Self
 
 from fastapi import APIRouter, Query, Request, Response, status
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
 from sqlalchemy.orm import Session
 
 from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
+from api.inputs import Screened, Text, UtcDatetime
+from api.jsonbody import JsonBodyRoute
 from config.settings import Settings
 from integrations.outbound import OutboundRefused, Resolver, check_url
 from integrations.webhooks.secrets import SecretBox, generate_secret
@@ -42,7 +44,7 @@ from tasks.policy import stored_policy
 from tasks.publish import producer_app, publish
 from tasks.webhooks import EVENT_TYPES
 
-router = APIRouter(tags=["webhooks"])
+router = APIRouter(tags=["webhooks"], route_class=JsonBodyRoute)
 
 URL_MAX = 2048
 REPLAY_LIMIT_MAX = 1000
@@ -53,9 +55,9 @@ class EndpointIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=1, max_length=URL_MAX)
-    description: str = Field(default="", max_length=200)
-    event_types: list[str] = Field(default_factory=list, max_length=len(EVENT_TYPES))
+    url: Screened = Field(min_length=1, max_length=URL_MAX)
+    description: Screened = Field(default="", max_length=200)
+    event_types: list[Text] = Field(default_factory=list, max_length=len(EVENT_TYPES))
 
 
 class EndpointPatch(BaseModel):
@@ -63,9 +65,9 @@ class EndpointPatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    url: str | None = Field(default=None, min_length=1, max_length=URL_MAX)
-    description: str | None = Field(default=None, max_length=200)
-    event_types: list[str] | None = Field(default=None, max_length=len(EVENT_TYPES))
+    url: Screened | None = Field(default=None, min_length=1, max_length=URL_MAX)
+    description: Screened | None = Field(default=None, max_length=200)
+    event_types: list[Text] | None = Field(default=None, max_length=len(EVENT_TYPES))
     enabled: StrictBool | None = None
 
 
@@ -145,9 +147,15 @@ class ReplayIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    since: AwareDatetime
-    until: AwareDatetime | None = None
-    limit: int = Field(default=100, ge=1, le=REPLAY_LIMIT_MAX)
+    since: UtcDatetime
+    until: UtcDatetime | None = None
+    limit: StrictInt = Field(default=100, ge=1, le=REPLAY_LIMIT_MAX)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.until is not None and self.since >= self.until:
+            raise ValueError("since must be before until")
+        return self
 
 
 class ReplayOut(BaseModel):
@@ -363,6 +371,10 @@ def replay(
 ) -> ReplayOut:
     """Send again every undelivered delivery of the endpoint created in [since, until)."""
     until = body.until or utcnow()
+    if body.since >= until:
+        raise ApiError(
+            422, "validation_error", "since must be before until (now)", {"loc": ["body", "since"]}
+        )
     with db.session() as session:
         endpoint = _owned(session, principal, endpoint_id)
         found = undelivered_between(session, endpoint.id, body.since, until, body.limit)

@@ -19,7 +19,7 @@ from sqlalchemy import ClauseElement, select
 from sqlalchemy.orm import Session
 
 from store.db import Database, is_sqlite
-from store.jobs import encode_cursor, list_jobs
+from store.jobs import job_cursor, list_jobs
 from store.maintenance import due_job_ids, expired_leases, stale_queued
 from store.models import Job
 from tasks.maintenance import BATCH
@@ -89,7 +89,7 @@ def list_query(db: Database, tenant_id: uuid.UUID, depth: int, limit: int) -> Cl
             .offset(depth)
             .limit(1)
         ).first()
-    cursor = None if row is None else encode_cursor(Job(created_at=row.created_at, id=row.id))
+    cursor = None if row is None else job_cursor(Job(created_at=row.created_at, id=row.id))
     return _captured("list_jobs", lambda s: list_jobs(s, tenant_id, limit=limit, cursor=cursor))
 
 

@@ -8,6 +8,7 @@ TLS SNI, follows no redirect, and reads the body up to a cap within a total dead
 Refused address forms (`OutboundRefused.reason`):
   scheme              anything but http/https
   userinfo            credentials in the URL (`http://user@host/`)
+  port                port 0 (`http://host:0/`): no service can listen there
   numeric_host        IPv4 in a non-dotted-quad form: decimal `2130706433`, octal `0177.0.0.1`,
                       hex `0x7f000001`, short `127.1` (parsers disagree on these, RFC 3986 §7.4)
   zone_id             an IPv6 literal with a zone (`fe80::1%eth0`)
@@ -185,6 +186,8 @@ def check_url(url: str, *, allow_private: bool, resolver: Resolver | None = None
     host = (parts.hostname or "").lower()
     if not host:
         raise OutboundRefused("malformed", "the URL has no host")
+    if port == 0:  # urlsplit reads ":0" as a port; nothing listens there to receive a call
+        raise OutboundRefused("port", "port 0 is not a port a URL can be called on")
     port = port or _SCHEMES[scheme]
     literal = _literal(host)
     if literal is not None:

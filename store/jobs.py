@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, selectinload
 
 from store.db import Database
+from store.keyset import decode_cursor, encode_cursor, uuid_key
 from store.models import JOBS, Job
 from store.payment_claims import (
     PaymentClaim,
@@ -246,25 +244,9 @@ def get_job(session: Session, job_id: uuid.UUID, tenant_id: uuid.UUID | None = N
     return session.scalars(stmt).one_or_none()
 
 
-def encode_cursor(job: Job) -> str:
+def job_cursor(job: Job) -> str:
     """An opaque cursor pointing just past this job in newest-first order."""
-    raw = json.dumps([job.created_at.isoformat(), str(job.id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The (created_at, id) a cursor points past; ValueError when it is not ours."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        created_text, id_text = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not isinstance(created_text, str) or not isinstance(id_text, str):
-            raise TypeError("cursor fields must be strings")
-        created = datetime.fromisoformat(created_text)
-        if created.tzinfo is None:
-            raise ValueError("cursor time has no time zone")
-        return created.astimezone(UTC), uuid.UUID(id_text)
-    except (ValueError, TypeError, OverflowError, binascii.Error) as exc:
-        raise ValueError("invalid cursor") from exc
+    return encode_cursor(job.created_at, job.id)
 
 
 def list_jobs(
@@ -292,12 +274,12 @@ def list_jobs(
     if created_before is not None:
         stmt = stmt.where(Job.created_at < created_before)
     if cursor is not None:
-        created, job_id = decode_cursor(cursor)
+        created, job_id = decode_cursor(cursor, uuid_key)
         # A row-value comparison the (tenant, created_at, id) index can bound, page after page.
         stmt = stmt.where(tuple_(Job.created_at, Job.id) < tuple_(created, job_id))
     stmt = stmt.order_by(Job.created_at.desc(), Job.id.desc()).limit(limit + 1)
     rows = list(session.scalars(stmt))
-    next_cursor = encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    next_cursor = job_cursor(rows[limit - 1]) if len(rows) > limit else None
     return Page(jobs=rows[:limit], next_cursor=next_cursor)
 
 

@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from api.deps import DatabaseDep, SettingsDep
 from api.errors import ApiError
+from api.jsonbody import JsonBodyRoute, check_fields
 from api.ops.auth import OperatorConsole, check_form
 from config.celery import QUEUES
 from integrations.redact import redact_text
@@ -32,7 +33,7 @@ from tasks import ops as actions
 from tasks.providers import provider_of, provider_statuses, providers
 from tasks.queue_health import assess, broker_lengths
 
-router = APIRouter(prefix="/ops", include_in_schema=False)
+router = APIRouter(prefix="/ops", include_in_schema=False, route_class=JsonBodyRoute)
 templates = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 
 PAGE = 100
@@ -47,7 +48,9 @@ def _render(request: Request, name: str, **context: Any) -> HTMLResponse:
 
 async def _form(request: Request) -> dict[str, str]:
     parsed = parse_qs((await request.body()).decode("utf-8", "replace"))
-    return {key: values[-1] for key, values in parsed.items()}
+    form = {key: values[-1] for key, values in parsed.items()}
+    check_fields("form", form.items())
+    return form
 
 
 def _filter(params: dict[str, str]) -> OpsFilter:

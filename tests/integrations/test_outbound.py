@@ -21,6 +21,8 @@ REFUSED = [
     ("ftp://example.com/", "scheme"),
     ("file:///etc/passwd", "scheme"),
     ("http://user:pw@example.com/", "userinfo"),
+    ("http://8.8.8.8:0/x", "port"),
+    ("https://hooks.example:0/in", "port"),
     ("http://2130706433/", "numeric_host"),
     ("http://0177.0.0.1/", "numeric_host"),
     ("http://0x7f000001/", "numeric_host"),
