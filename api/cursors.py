@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from api.errors import ApiError
-from store.keyset import InvalidCursor, decode_cursor
+from store.keyset import InvalidCursor, decode_cursor, decode_name_cursor
 
 Key = TypeVar("Key")
 
@@ -25,5 +25,15 @@ def position(cursor: str | None, key: Callable[[object], Key]) -> tuple[datetime
         return None
     try:
         return decode_cursor(cursor, key)
+    except InvalidCursor:
+        raise invalid_cursor() from None
+
+
+def name_position(cursor: str | None) -> str | None:
+    """Where a page of a name-ordered list starts: None for the first, the name for a cursor."""
+    if cursor is None:
+        return None
+    try:
+        return decode_name_cursor(cursor)
     except InvalidCursor:
         raise invalid_cursor() from None

@@ -21,7 +21,7 @@ from api.data_schemas import (
 )
 from api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
-from api.inputs import Text, UtcDatetime
+from api.inputs import Screened, Text, UtcDatetime
 from api.jsonbody import JsonBodyRoute
 from integrations.registry import JOB_TYPES
 from store.keyset import bigint_key, encode_cursor
@@ -51,7 +51,9 @@ router = APIRouter(prefix="/v1/data", tags=["data"], route_class=JsonBodyRoute)
 FIELD_FILTERS_MAX = 5
 FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
-NamePath = Annotated[str, Path(pattern=NAME)]
+# A secret's or source's name is shown back in lists: screened like any stored name, so a card
+# number is refused (`422 card_data_refused`), not kept as a name.
+NamePath = Annotated[Screened, Path(pattern=NAME)]
 # The providers are the middle part of the registered `data.<provider>.<action>` job types.
 DATA_PROVIDERS = frozenset(
     name.split(".")[1] for name in JOB_TYPES if name.startswith("data.") and name.count(".") == 2

@@ -4,16 +4,46 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    model_validator,
+)
 
 from api.inputs import Screened, Text
+from integrations.header_text import header_name_reason, header_value_reason
 
 NAME = r"^[a-z0-9][a-z0-9_.-]{0,99}$"
 # Dotted keys with optional [index] parts, optionally from `$`: `$.data`, `meta.next`, `items[0]`.
 JSON_PATH = r"^\$?(?:\.?[^.\[\]\s]+|\[\d+\])*$"
 HEADER_NAME = r"^[A-Za-z0-9-]{1,100}$"
+
+
+def _header_name(value: str) -> str:
+    reason = header_name_reason(value)
+    if reason is not None:
+        raise ValueError(reason)
+    return value
+
+
+def _header_value(value: str) -> str:
+    reason = header_value_reason(value)
+    if reason is not None:
+        raise ValueError(f"not HTTP header text (RFC 9110 field-value): the text {reason}")
+    return value
+
+
+# Text sent in an HTTP header: a token name; a value of visible ASCII/Latin-1, spaces and tabs.
+HeaderName = Annotated[Screened, AfterValidator(_header_name)]
+HeaderValue = Annotated[Screened, AfterValidator(_header_value)]
+# A secret's value goes into a header too, but is not screened: it is a credential.
+SecretValue = Annotated[Text, AfterValidator(_header_value)]
 
 
 class SecretIn(BaseModel):
@@ -22,7 +52,8 @@ class SecretIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Not screened: a credential is exactly what belongs here (stored encrypted, never shown).
-    value: Text = Field(min_length=1, max_length=4096)
+    # Sent as (part of) an HTTP header value, so it must be header text (no CR/LF, no NUL).
+    value: SecretValue = Field(min_length=1, max_length=4096)
 
 
 class SecretOut(BaseModel):
@@ -58,8 +89,8 @@ class SourceConfig(BaseModel):
         "(If-None-Match / If-Modified-Since); a 304 is a success with nothing changed. For "
         "sources whose first page's validators change whenever any record does",
     )
-    auth_header: Screened | None = Field(default=None, pattern=HEADER_NAME)
-    auth_prefix: Screened = Field(default="", max_length=50, examples=["Bearer "])
+    auth_header: HeaderName | None = Field(default=None, pattern=HEADER_NAME)
+    auth_prefix: HeaderValue = Field(default="", max_length=50, examples=["Bearer "])
     secret: Screened | None = Field(default=None, pattern=NAME, description="a secret's name")
 
     @model_validator(mode="after")

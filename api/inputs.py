@@ -4,12 +4,14 @@ Pydantic's lax mode reads `0` or `"0.5"` as a Unix time and `"no"` as False, and
 strings PostgreSQL refuses (NUL, RFC 8259 §8.2 lone surrogates) and times whose UTC value leaves
 years 1-9999. Each field type here fails such a value as a validation error naming the field.
 `Screened` text is also refused when it holds card data or an API key (api/screening.py), and
-a `Name` (a tenant, a label) has no control character and no space at either end.
+a `Name` (a tenant, a label) is NFC text with no control, format (zero-width, bidirectional),
+separator, private-use or surrogate character, no white space but a plain inner space.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -54,11 +56,24 @@ def _screened(value: str) -> str:
     return value
 
 
+# Controls, format characters (zero-width, bidirectional overrides), line and paragraph
+# separators, private-use and surrogate code points: invisible or reordering in a name.
+_NAME_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs"})
+
+
 def _name(value: str) -> str:
     if value != value.strip():
         raise ValueError("a name may not start or end with white space")
-    if any(ch < " " or "\x7f" <= ch <= "\x9f" for ch in value):
-        raise ValueError("a name may not contain control characters")
+    for ch in value:
+        if unicodedata.category(ch) in _NAME_REFUSED_CATEGORIES:
+            raise ValueError(
+                f"a name may not contain invisible, control or bidirectional characters "
+                f"(U+{ord(ch):04X})"
+            )
+        if ch.isspace() and ch != " ":
+            raise ValueError(f"a name may use only a plain space as white space (U+{ord(ch):04X})")
+    if unicodedata.normalize("NFC", value) != value:
+        raise ValueError("a name must be in Unicode normalization form NFC")
     return value
 
 
@@ -84,8 +99,9 @@ Text = Annotated[str, AfterValidator(_storable)]
 # Text a client wants stored and shown again: storable, and free of card data and API keys.
 Screened = Annotated[Text, AfterValidator(_screened)]
 
-# A name people read and type (a tenant, a label): screened text without control characters
-# or white space at its ends, so " demo " is refused rather than made a second tenant.
+# A name people read and type (a tenant, a label): screened NFC text without invisible,
+# control or bidirectional characters, no white space but an inner space, so " demo ",
+# "demo\u200b" and "\u202eomed" are refused rather than made look-alike tenants.
 Name = Annotated[Screened, AfterValidator(_name)]
 
 # An ISO 8601 date-time with a time zone whose UTC value is a representable datetime.

@@ -129,7 +129,7 @@ def local_times(times: list[datetime], tz: ZoneInfo) -> list[FireTime]:
 
 
 class SchedulePage(BaseModel):
-    """A page of schedules by name, and the cursor (a name) for the next one."""
+    """A page of schedules by name, and the opaque cursor for the next one."""
 
     items: list[ScheduleOut]
     next_cursor: str | None

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import ValidationError
 
 from api import jsonbody
+from api.cursors import name_position
 from api.deps import DatabaseDep, Principal, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.quota import OpenJobQuota
@@ -20,6 +21,7 @@ from api.schedule_schemas import (
     SchedulePage,
 )
 from store.db import Database
+from store.keyset import encode_name_cursor
 from store.models import Schedule
 from store.schedules import (
     DuplicateSchedule,
@@ -34,7 +36,6 @@ from store.schedules import (
 from store.types import utcnow
 from tasks.publish import producer_app
 from tasks.schedule_spec import (
-    NAME_PATTERN,
     InvalidSchedule,
     check,
     merged,
@@ -114,18 +115,19 @@ def list_route(
     principal: PrincipalDep,
     db: DatabaseDep,
     settings: SettingsDep,
-    cursor: Annotated[str | None, Query(pattern=NAME_PATTERN)] = None,
+    cursor: str | None = None,
     limit: Annotated[int, Query(ge=1)] = 50,
 ) -> SchedulePage:
     """The built-ins and the tenant's schedules by name; pass `next_cursor` back as `cursor`."""
     limit = min(limit, settings.page_size_max)
+    after = name_position(cursor)
     with db.session() as session:
-        rows = list_schedules(session, principal.tenant_id, limit + 1, cursor)
+        rows = list_schedules(session, principal.tenant_id, limit + 1, after)
         stats = [run_stats(session, row.id) for row in rows[:limit]]
     now = utcnow()
     return SchedulePage(
         items=[ScheduleOut.of(row, st, now) for row, st in zip(rows, stats, strict=False)],
-        next_cursor=rows[limit - 1].name if len(rows) > limit else None,
+        next_cursor=encode_name_cursor(rows[limit - 1].name) if len(rows) > limit else None,
     )
 
 

@@ -8,6 +8,8 @@ IntegrationError
 │                           fault (provider_fault = False), so no breaker counts it
 ├── UnknownOutcome          the request may have taken effect: retry only with an idempotency key
 └── PermanentError          the request is wrong and will stay wrong: fail, never retry
+    └── Misconfigured       our own stored config cannot make a request (a header that cannot
+                            be sent): not the provider's fault (provider_fault = False)
 
 Which transport exception becomes which of these (sent or not) is one table:
 `integrations.transport_errors.TRANSPORT_RULES`.
@@ -77,6 +79,16 @@ class PermanentError(IntegrationError):
     """The provider rejected the request for good; retrying cannot help."""
 
     error_class = "permanent"
+
+
+class Misconfigured(PermanentError):
+    """The job's own configuration cannot make a request; nothing was sent.
+
+    Our fault, not the provider's: `provider_fault` is False, so no breaker counts it and one
+    tenant's bad config cannot open a breaker every tenant shares.
+    """
+
+    provider_fault = False
 
 
 class Cancelled(Exception):

@@ -1,9 +1,11 @@
 """Keyset cursors: the opaque `(time, id)` position a page ends at, encoded and decoded once.
 
 Every keyset-paginated list (jobs, data records) hands out `encode_cursor` text and reads it back
-through `decode_cursor`, which refuses anything it did not issue with `InvalidCursor`: text
-longer than `CURSOR_MAX`, bytes that are not base64 JSON of exactly `[time, id]`, a time
-without a zone or whose UTC value leaves years 1-9999, an id a database column cannot hold.
+through `decode_cursor`; a list ordered by a unique name (schedules) uses `encode_name_cursor` /
+`decode_name_cursor`, the same envelope around `["name", name]`. Both refuse anything they did
+not issue with `InvalidCursor`: text longer than `CURSOR_MAX`, bytes that are not base64 JSON of
+exactly `[time, id]` (or `["name", name]`), a time without a zone or whose UTC value leaves years
+1-9999, an id a database column cannot hold.
 """
 
 from __future__ import annotations
@@ -67,3 +69,34 @@ def decode_cursor(cursor: str, key: Callable[[object], Key]) -> tuple[datetime, 
         return at.astimezone(UTC), key(ident)
     except (ValueError, TypeError, OverflowError, RecursionError, binascii.Error) as exc:
         raise InvalidCursor("invalid cursor") from exc
+
+
+# The first element of a name cursor's JSON array: no `(time, id)` cursor starts with it.
+_NAME_TAG = "name"
+
+
+def encode_name_cursor(name: str) -> str:
+    """An opaque cursor pointing just past the row named `name` (lists ordered by a unique name)."""
+    raw = json.dumps([_NAME_TAG, name]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_name_cursor(cursor: str) -> str:
+    """The name a name cursor points past; InvalidCursor when it is not one we issued."""
+    if len(cursor) > CURSOR_MAX:
+        raise InvalidCursor("cursor too long")
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        decoded = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, TypeError, RecursionError, binascii.Error) as exc:
+        raise InvalidCursor("invalid cursor") from exc
+    if (
+        not isinstance(decoded, list)
+        or len(decoded) != 2
+        or decoded[0] != _NAME_TAG
+        or not isinstance(decoded[1], str)
+        or "\x00" in decoded[1]
+    ):
+        raise InvalidCursor("invalid cursor")
+    name: str = decoded[1]
+    return name

@@ -20,7 +20,8 @@ ALLOWED = {
 }
 # Of `integrations`, the API may use only these modules (README's layering table): the job-type
 # registry (payload schemas), inbound webhook signature checks, redaction, and for outbound
-# webhook endpoints the address check at registration and the sealing of the signing secret.
+# webhook endpoints the address check at registration and the sealing of the signing secret;
+# for data sources the check that auth header text can be sent (the pull checks it again).
 API_INTEGRATIONS = {
     "integrations.registry",
     "integrations.base",
@@ -28,6 +29,7 @@ API_INTEGRATIONS = {
     "integrations.redact",
     "integrations.outbound",
     "integrations.webhooks.secrets",
+    "integrations.header_text",
 }
 
 

@@ -27,7 +27,8 @@ from integrations.base import JobContext, JobType, Outcome
 from integrations.data.base import Page, PageRequest, PullSource, Record, raw_excerpt
 from integrations.data.jsonpath import PathMissing, resolve
 from integrations.data.sync import run_sync, sync_store
-from integrations.errors import IntegrationError, PermanentError
+from integrations.errors import IntegrationError, Misconfigured, PermanentError
+from integrations.header_text import header_name_reason, header_value_reason
 from integrations.http import HttpResponse
 from integrations.outbound import check_url
 from integrations.status import error_for_status
@@ -139,6 +140,24 @@ def page_url(source: PullSource, cursor: str | None) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
 
 
+def auth_value(source: PullSource) -> str:
+    """The auth header's value; Misconfigured when the stored name, prefix or secret cannot be
+    sent as a header (saved before the API refused such text): never retried, and no breaker
+    counts it, since the provider saw nothing."""
+    reason = header_name_reason(source.auth_header or "")
+    field = "auth_header"
+    if reason is None:
+        reason, field = header_value_reason(source.auth_prefix), "auth_prefix"
+    if reason is None:
+        reason, field = header_value_reason(source.secret or ""), "secret value"
+    if reason is not None:
+        raise Misconfigured(
+            f"source {source.name!r}: the {field} cannot be sent in an HTTP header: {reason}",
+            code="invalid_auth_header",
+        )
+    return f"{source.auth_prefix}{source.secret}"
+
+
 def pull(payload: Pull, ctx: JobContext) -> Outcome:
     """Fetch the source page by page from its saved cursor and store the records."""
     source = sync_store(ctx).source(payload.source)
@@ -146,7 +165,7 @@ def pull(payload: Pull, ctx: JobContext) -> Outcome:
         raise PermanentError(f"no pull source named {payload.source!r}", code="unknown_source")
     headers = {"Accept": "application/json"}
     if source.auth_header and source.secret is not None:
-        headers[source.auth_header] = f"{source.auth_prefix}{source.secret}"
+        headers[source.auth_header] = auth_value(source)
 
     def fetch(request: PageRequest) -> Page:
         url = page_url(source, request.cursor)

@@ -60,3 +60,48 @@ def test_only_admins_manage_keys(client: TestClient, settings: Settings, role: R
         403,
         "forbidden",
     )
+
+
+@pytest.mark.parametrize(
+    "names",
+    [
+        {"tenant": "demo\u200b"},  # zero-width space (Cf)
+        {"tenant": "\u202eomed"},  # right-to-left override (Cf)
+        {"tenant": "de\u2066mo"},  # left-to-right isolate (Cf)
+        {"tenant": "demo\ufeff"},  # zero-width no-break space (Cf)
+        {"tenant": "demo", "name": "a\u2028b"},  # line separator (Zl)
+        {"tenant": "demo", "name": "a\u2029b"},  # paragraph separator (Zp)
+        {"tenant": "demo\ue000"},  # private use (Co)
+        {"tenant": "de\u00a0mo"},  # no-break space: white space that is not a plain space
+        {"tenant": "demo", "name": "a\tb"},  # tab
+        {"tenant": "cafe\u0301"},  # decomposed é: not NFC
+    ],
+)
+def test_names_with_invisible_bidirectional_or_unnormalised_characters_are_refused(
+    client: TestClient, settings: Settings, admin_key: IssuedKey, names: dict[str, str]
+) -> None:
+    # Given an admin issuing a key whose tenant or name holds a character people cannot see
+    # When the key is asked for
+    response = client.post(
+        "/v1/admin/keys", json={"role": "operator"} | names, headers=auth(admin_key)
+    )
+    # Then 422 names the field, and no such tenant's key exists
+    error = error_of(response, 422, "validation_error")
+    field = "name" if "name" in names else "tenant"
+    assert any(e["loc"] == ["body", field] for e in error["details"]), error
+    listed = client.get("/v1/admin/keys", headers=auth(admin_key)).json()
+    assert all(row["tenant"] in {"platform"} for row in listed)
+
+
+def test_a_name_with_an_inner_space_and_composed_accents_is_accepted(
+    client: TestClient, admin_key: IssuedKey
+) -> None:
+    # Given a tenant and name with a plain inner space and an NFC accent
+    # When the key is asked for
+    response = client.post(
+        "/v1/admin/keys",
+        json={"tenant": "caf\u00e9 demo", "name": "on call", "role": "operator"},
+        headers=auth(admin_key),
+    )
+    # Then it is issued
+    assert response.status_code == 201, response.text

@@ -215,3 +215,98 @@ def test_unknown_provider_and_bad_cursor_are_4xx(api: TestClient, tenant_key: Is
         422,
         "invalid_cursor",
     )
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/data/secrets/4242424242424242", {"value": "abc"}),
+        ("/v1/data/sources/4111111111111111", None),
+    ],
+)
+def test_a_card_number_as_a_secret_or_source_name_is_refused_and_nothing_is_written(
+    api: TestClient,
+    data_settings: Settings,
+    tenant_key: IssuedKey,
+    path: str,
+    body: dict[str, Any] | None,
+) -> None:
+    # Given a secret or source named by a card number
+    payload = body if body is not None else {"url": f"{data_settings.sandbox_url}/data/items"}
+    # When it is put
+    response = api.put(path, json=payload, headers=auth(tenant_key))
+    # Then 422 card_data_refused names the path parameter, never the number, and nothing is stored
+    error = error_of(response, 422, "card_data_refused")
+    assert "4242424242424242" not in response.text and "4111111111111111" not in response.text
+    assert error["details"]["loc"] == ["path", "name"]
+    assert api.get("/v1/data/secrets", headers=auth(tenant_key)).json() == []
+    assert api.get("/v1/data/sources", headers=auth(tenant_key)).json() == []
+
+
+def test_a_secret_value_stays_unscreened_a_credential_may_look_like_anything(
+    api: TestClient, tenant_key: IssuedKey
+) -> None:
+    # Given a credential whose digits pass the Luhn check
+    # When it is stored as a secret's value
+    response = api.put(
+        "/v1/data/secrets/tok", json={"value": "4242424242424242"}, headers=auth(tenant_key)
+    )
+    # Then it is stored (sealed, never answered)
+    assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(
+    ("field", "extra"),
+    [
+        ("auth_prefix", {"auth_prefix": "Bearer\u00e9\u2028"}),
+        ("auth_prefix", {"auth_prefix": "Bearer\r\nX-Evil: 1"}),
+        ("auth_prefix", {"auth_prefix": "Bearer \u20ac"}),
+        ("auth_prefix", {"auth_prefix": "Bearer\x7f"}),
+    ],
+)
+def test_an_auth_prefix_that_is_not_header_text_is_422_naming_it(
+    api: TestClient, data_settings: Settings, tenant_key: IssuedKey, field: str, extra: Any
+) -> None:
+    # Given a stored secret
+    api.put("/v1/data/secrets/crm-token", json={"value": "t"}, headers=auth(tenant_key))
+    # When a source's auth prefix cannot be sent in an HTTP header
+    response = api.put(
+        "/v1/data/sources/s12",
+        json=source(data_settings.sandbox_url, secret="crm-token") | extra,
+        headers=auth(tenant_key),
+    )
+    # Then 422 names the field and no source is stored
+    error = error_of(response, 422, "validation_error")
+    assert any(e["loc"] == ["body", field] for e in error["details"]), error
+    assert api.get("/v1/data/sources", headers=auth(tenant_key)).json() == []
+
+
+@pytest.mark.parametrize(
+    "value", ["tok\r\nX-Evil: 1", "tok\n", "tok\u2028", "t\u00e9\u20ac", "tok\x01"]
+)
+def test_a_secret_value_that_is_not_header_text_is_422(
+    api: TestClient, tenant_key: IssuedKey, value: str
+) -> None:
+    # When a secret's value could not be sent as an HTTP header value
+    response = api.put("/v1/data/secrets/bad", json={"value": value}, headers=auth(tenant_key))
+    # Then 422 names the value, never echoes it, and nothing is stored
+    error = error_of(response, 422, "validation_error")
+    assert any(e["loc"] == ["body", "value"] for e in error["details"]), error
+    assert "X-Evil" not in response.text
+    assert api.get("/v1/data/secrets", headers=auth(tenant_key)).json() == []
+
+
+def test_a_latin1_secret_and_prefix_are_accepted(
+    api: TestClient, data_settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # Given header text in visible ASCII and Latin-1, with inner spaces and tabs
+    secret = api.put(
+        "/v1/data/secrets/crm-token", json={"value": "t\u00e9k en"}, headers=auth(tenant_key)
+    )
+    source_put = api.put(
+        "/v1/data/sources/s12",
+        json=source(data_settings.sandbox_url, secret="crm-token", auth_prefix="Token\t"),
+        headers=auth(tenant_key),
+    )
+    # Then both are stored
+    assert (secret.status_code, source_put.status_code) == (201, 201), source_put.text

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import select, update
 
 from config.settings import Settings
+from integrations.guard import get_guard
 from store.data_models import DataRecord, DataSync
 from store.db import get_database
 from store.keys import IssuedKey
@@ -359,3 +360,39 @@ def dump_all_tables(s: Settings) -> str:
             for row in conn.execute(select(table)):
                 parts.append(repr(tuple(row)))
     return "\n".join(parts)
+
+
+@pytest.mark.parametrize(
+    ("config", "token"),
+    [
+        ({"auth_prefix": "Bearer\u00e9\u2028"}, TOKEN),  # cannot be encoded in a header
+        ({}, "tok\r\nX-Evil: 1"),  # would split the header
+        ({"auth_header": "Bad Header"}, TOKEN),  # not a token
+    ],
+)
+def test_an_auth_header_stored_before_it_was_refused_fails_once_without_touching_the_breaker(
+    data_settings: Settings, tenant_key: IssuedKey, config: dict[str, Any], token: str
+) -> None:
+    # Given a source whose auth header cannot be sent (stored before the API refused such text)
+    s = data_settings
+    configure(
+        s,
+        tenant_key.tenant_id,
+        "s12",
+        {"url": f"{s.sandbox_url}/data/items", **CURSOR_SOURCE, **config},
+        token,
+    )
+    # And the shared `http` breaker one counted failure short of opening
+    breaker = get_guard(s).breaker("http")
+    for _ in range(breaker.threshold - 1):
+        breaker.failure()
+    # When the pull runs
+    outcome, job = pull(s, tenant_key.tenant_id, "s12")
+    # Then it fails for good on its first attempt with a clear code, never quoting the secret
+    assert outcome is Execution.FAILED
+    assert len(job.attempt_rows) == 1 and job.attempt_rows[-1].error_class == "permanent"
+    assert (job.error or {}).get("code") == "invalid_auth_header", job.error
+    assert "X-Evil" not in (job.attempt_rows[-1].error_message or "")
+    # And the breaker neither counted it nor forgot the failures it had: other tenants go on
+    check = breaker.check()
+    assert check.wait_s is None and check.failures == breaker.threshold - 1
