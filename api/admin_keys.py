@@ -31,6 +31,7 @@ from store.keys import (
 from store.models import ApiKey
 from store.roles import Role
 from store.types import utcnow
+from tasks.names import MAX_KEY_DAYS, MAX_NAME_LENGTH
 
 router = APIRouter(prefix="/v1/admin/keys", tags=["admin"], route_class=JsonBodyRoute)
 
@@ -50,11 +51,11 @@ class KeyCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    tenant: Name = Field(min_length=1, max_length=100)
-    name: Name = Field(default="", max_length=100)
+    tenant: Name = Field(min_length=1, max_length=MAX_NAME_LENGTH)
+    name: Name = Field(default="", max_length=MAX_NAME_LENGTH)
     role: Role = Role.TENANT
     # Strict: `true` or "0.5" is not a number of days (a JSON integer is).
-    expires_in_days: StrictFloat | None = Field(default=None, gt=0, le=3650)
+    expires_in_days: StrictFloat | None = Field(default=None, gt=0, le=MAX_KEY_DAYS)
 
 
 class KeyOut(BaseModel):

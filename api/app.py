@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.wait_slots = WaitSlots(settings.api_waits_per_key)
     app.state.quota = OpenJobQuota(settings.api_open_jobs_per_tenant)
     install_error_handlers(app)
+    console.install_console_errors(app)
     install_method_not_allowed(app)
     install_unavailable_handlers(app)
     app.include_router(health.router)

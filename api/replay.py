@@ -27,7 +27,7 @@ from store.states import JobState
 from store.types import utcnow
 from tasks.policy import stored_policy
 from tasks.publish import producer_app, publish
-from tasks.replay_guard import OUTCOME_UNKNOWN, Refusal, replay_refusal
+from tasks.replay_guard import NOT_REPLAYABLE, OUTCOME_UNKNOWN, Refusal, replay_refusal
 
 router = APIRouter(tags=["dead letters"], route_class=JsonBodyRoute)
 
@@ -214,13 +214,16 @@ def retry_one(
         if job is None:
             raise ApiError(404, "not_found", "no such job", {"id": job_id})
         refusal = replay_refusal(session, job, settings, force=force)
+        if refusal is not None and refusal.code == NOT_REPLAYABLE:
+            raise ApiError(409, NOT_REPLAYABLE, refusal.message, {"id": job_id, **refusal.details})
         if refusal is not None and refusal.code == OUTCOME_UNKNOWN:
             raise outcome_unknown(job_id)
         extra = stored_policy(settings, job.retry_policy).max_attempts
         try:
             again = replay_job(session, parsed, principal.tenant_id, extra, utcnow())
         except PaymentRefused as exc:
-            raise refused(exc) from None
+            # The amount at fault is the stored job's, not this (possibly empty) request's.
+            raise refused(exc, ("job",)) from None
         if not again:
             raise ApiError(
                 409,

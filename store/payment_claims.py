@@ -108,7 +108,7 @@ def check_claim(
     if amount <= 0 or amount > refundable:
         raise PaymentRefused(
             "refund_exceeds_captured",
-            f"refund of {amount} exceeds the refundable {max(refundable, 0)} {seen.currency}",
+            _exceeds(amount, refundable, seen.currency),
             "amount",
             {"refundable": max(refundable, 0), "currency": seen.currency},
         )
@@ -164,6 +164,13 @@ def audit_claim(
     )
 
 
+def _exceeds(amount: int, refundable: int, currency: str | None) -> str:
+    """Why a refund is refused: nothing left at all, or less left than it asks."""
+    if refundable <= 0:
+        return f"nothing is left to refund on this payment (refundable 0 {currency})"
+    return f"refund of {amount} exceeds the refundable {refundable} {currency}"
+
+
 def refund_refusal(session: Session, job_id: uuid.UUID) -> PaymentRefused | None:
     """Why bringing a refund job back (retry, replay) would refund more than was captured.
 
@@ -189,7 +196,7 @@ def refund_refusal(session: Session, job_id: uuid.UUID) -> PaymentRefused | None
         return None
     return PaymentRefused(
         "refund_exceeds_captured",
-        f"refund of {held.amount} exceeds the refundable {max(refundable, 0)} {held.currency}",
+        _exceeds(held.amount, refundable, held.currency),
         "amount",
         {"refundable": max(refundable, 0), "currency": held.currency},
     )

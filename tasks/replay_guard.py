@@ -18,9 +18,11 @@ from store.lifecycle import had_unknown_outcome
 from store.models import Job
 from store.payment_claims import PaymentRefused, refund_refusal
 from store.payments import first_key_at
+from store.replay import REPLAYABLE_STATES
 from store.types import utcnow
 
 OUTCOME_UNKNOWN = "outcome_unknown"
+NOT_REPLAYABLE = "not_replayable"
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,18 @@ def replay_refusal(
 ) -> Refusal | None:
     """Why `job` may not be queued again now, or None.
 
-    `outcome_unknown` (see `forgotten_outcome`; `force` overrides it, audited by the caller),
-    or `refund_exceeds_captured` for a refund whose payment can no longer cover it (never
+    First `not_replayable` for a job in any state but dead, failed or needs_review (a
+    cancelled refund is refused for its state, not its balance), then `outcome_unknown` (see
+    `forgotten_outcome`; `force` overrides it, audited by the caller), then
+    `refund_exceeds_captured` for a refund whose payment can no longer cover it (never
     overridden). The replay itself re-checks the refund under the payment's lock.
     """
+    if job.state not in {s.value for s in REPLAYABLE_STATES}:
+        return Refusal(
+            NOT_REPLAYABLE,
+            f"a {job.state} job cannot be retried; only dead, failed and needs_review",
+            {"state": job.state},
+        )
     if not force and forgotten_outcome(session, job, settings):
         return Refusal(
             OUTCOME_UNKNOWN,

@@ -18,6 +18,7 @@ from store.schedules import ScheduleSpec
 from store.triggers import CronTrigger, IntervalTrigger, InvalidTrigger, in_zone, zone
 from tasks.payloads import InvalidPayload, checked_payload
 from tasks.screening import Refused, screen_value
+from tasks.zones import canonical
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 RESERVED_PREFIX = "conveyor."  # the built-in maintenance schedules' names
@@ -115,8 +116,10 @@ def _invalid(field: str, message: str, loc: Loc) -> InvalidSchedule:
 
 @cache
 def zone_names() -> frozenset[str]:
-    """The canonical IANA zone names this host knows."""
-    return frozenset(n for n in available_timezones() if _NOT_ZONES.fullmatch(n) is None)
+    """The canonical IANA zone names this host knows (aliases are links: tasks/zones.py)."""
+    return frozenset(
+        n for n in available_timezones() if _NOT_ZONES.fullmatch(n) is None and canonical(n) is None
+    )
 
 
 def _window(body: ScheduleCreate, timezone: str, loc: Loc) -> None:
@@ -147,6 +150,13 @@ def check(body: ScheduleCreate, now: datetime, loc: Loc = ("body",)) -> Schedule
     if (body.cron is None) == (body.interval_s is None):
         raise _invalid("cron", "give exactly one trigger: cron or interval_s", loc)
     timezone = "UTC" if body.timezone is None else body.timezone
+    if (alias_of := canonical(timezone)) is not None:
+        message = f"{timezone!r} is an alias; use the canonical IANA name {alias_of!r}"
+        raise InvalidSchedule(
+            "invalid_schedule",
+            message,
+            [{"loc": [*loc, "timezone"], "message": message, "canonical": alias_of}],
+        )
     if timezone not in zone_names():
         raise _invalid("timezone", f"unknown time zone {timezone!r} (an IANA name)", loc)
     try:

@@ -21,6 +21,7 @@ from store.keys import (
 from store.models import ApiKey
 from store.roles import Role
 from store.types import utcnow
+from tasks.names import key_days_refusal, name_refusal, text_refusal
 
 keys_app = typer.Typer(help="Manage API keys (tenant, operator, admin).", no_args_is_help=True)
 
@@ -31,6 +32,13 @@ def _database(settings: Settings) -> Database:
 
     check_database(settings)
     return get_database(settings)
+
+
+def refuse(option: str, reason: str | None) -> None:
+    """Exit 2 with one line naming the option when `reason` says why its value is refused."""
+    if reason is not None:
+        typer.echo(f"conveyor: {option}: {reason}", err=True)
+        raise typer.Exit(2)
 
 
 def _actor() -> str:
@@ -47,6 +55,11 @@ def keys_create(
     ] = None,
 ) -> None:
     """Issue an API key; the secret is printed once (on stdout, alone)."""
+    # The API's rules (api/admin_keys.py), checked before the database is touched.
+    refuse("--tenant", name_refusal(tenant))
+    refuse("--name", name_refusal(name, required=False))
+    if expires_in_days is not None:
+        refuse("--expires-in-days", key_days_refusal(expires_in_days))
     expires = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
     with _database(get_settings()).session() as session:
         issued = create_api_key(session, tenant, name, role, expires)
@@ -61,6 +74,8 @@ def keys_list(
     tenant: Annotated[str | None, typer.Option(help="only this tenant's keys")] = None,
 ) -> None:
     """Every key: prefix, tenant, role, created, expires, last used, revoked (never secrets)."""
+    if tenant is not None:
+        refuse("--tenant", text_refusal(tenant))
     with _database(get_settings()).session() as session:
         keys = list_keys(session, tenant)
     typer.echo(

@@ -19,8 +19,10 @@ from store.backlog import QueueBacklog, queue_backlog, stuck_counts
 from store.db import Database, get_database
 from store.keys import ensure_tenant
 from store.ops import OpsFilter, audit_log, find_jobs, job_with_attempts
+from store.states import ErrorClass, JobState
 from store.types import utcnow
-from workers.keys_cli import keys_app
+from tasks.names import text_refusal
+from workers.keys_cli import keys_app, refuse
 
 
 # `tasks` loads the job-type registry, which reads settings: imported when a command runs, so
@@ -60,8 +62,21 @@ def _filter(
     error_class: str | None,
     tenant: str | None,
 ) -> OpsFilter:
-    types = _providers().providers().get(provider, ()) if provider else None
+    """The filter, once every option names something that exists (else exit 2 naming it)."""
+    _one_of("--state", state, [s.value for s in JobState])
+    _one_of("--error-class", error_class, [c.value for c in ErrorClass])
+    known = _providers().providers()
+    _one_of("--provider", provider, list(known))
+    _one_of("--type", type_, sorted(t for types in known.values() for t in types))
+    if tenant is not None:
+        refuse("--tenant", text_refusal(tenant))
+    types = known.get(provider, ()) if provider else None
     return OpsFilter(state, type_, types, error_class, tenant)
+
+
+def _one_of(option: str, value: str | None, valid: list[str]) -> None:
+    if value is not None and value not in valid:
+        refuse(option, f"must be one of {', '.join(valid)} (not {value!r})")
 
 
 StateOpt = Annotated[str | None, typer.Option("--state", help="queued, dead, needs_review, …")]
@@ -132,9 +147,9 @@ def jobs_replay(
     yes: Annotated[bool, typer.Option("--yes", help="replay for real (else a dry run)")] = False,
 ) -> None:
     """Replay the jobs matching a filter: a dry run (count) unless --yes."""
+    flt = _filter(state, type_, provider, error_class, tenant)
     settings = get_settings()
     db = _database(settings)
-    flt = _filter(state, type_, provider, error_class, tenant)
     if not _ops().replayable(flt):
         typer.echo("conveyor: --state must be dead, failed or needs_review", err=True)
         raise typer.Exit(2)

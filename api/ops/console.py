@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from redis.exceptions import RedisError
 
 from api.deps import DatabaseDep, SettingsDep
-from api.errors import ApiError
+from api.errors import ApiError, error_response
 from api.jsonbody import JsonBodyRoute, check_fields
 from api.ops.auth import OperatorConsole, check_form
 from config.celery import QUEUES
@@ -53,6 +53,62 @@ async def _form(request: Request) -> dict[str, str]:
     return form
 
 
+class BadQuery(ApiError):
+    """A console page's query parameter it cannot honour: 422, as a page unless JSON is asked."""
+
+    def __init__(self, name: str, message: str) -> None:
+        super().__init__(
+            422,
+            "validation_error",
+            f"query parameter {name!r}: {message}",
+            [{"loc": ["query", name], "message": message, "type": "value_error"}],
+        )
+        self.name = name
+        self.reason = message
+
+
+def install_console_errors(app: FastAPI) -> None:
+    """Answer a console page's bad query parameter with an HTML page (JSON if asked for)."""
+
+    @app.exception_handler(BadQuery)
+    async def _bad_query(request: Request, exc: BadQuery) -> Response:
+        if "application/json" in request.headers.get("accept", ""):
+            return error_response(exc.status, exc.code, exc.message, exc.details)
+        page = templates.TemplateResponse(
+            request,
+            "bad_query.html",
+            {"name": exc.name, "reason": exc.reason, "path": request.url.path},
+            status_code=422,
+        )
+        return page
+
+
+def _query(request: Request, allowed: dict[str, list[str] | None]) -> dict[str, str]:
+    """The page's query parameters, each known and (when it has a list) one of its values."""
+    params: dict[str, str] = {}
+    for name, value in request.query_params.multi_items():
+        if name not in allowed:
+            known = ", ".join(allowed) or "none"
+            raise BadQuery(name, f"this page takes no such parameter (it takes: {known})")
+        if name in params:
+            raise BadQuery(name, "given more than once")
+        valid = allowed[name]
+        if value and valid is not None and value not in valid:
+            raise BadQuery(name, f"must be one of {', '.join(valid)}")
+        params[name] = value
+    return params
+
+
+def _job_filters() -> dict[str, list[str] | None]:
+    return {
+        "state": [s.value for s in JobState],
+        "provider": list(providers()),
+        "error_class": [c.value for c in ErrorClass],
+        "type": None,
+        "tenant": None,
+    }
+
+
 def _filter(params: dict[str, str]) -> OpsFilter:
     provider = params.get("provider") or None
     # An unknown provider has no job types: it matches nothing rather than everything.
@@ -78,6 +134,7 @@ def overview(
     request: Request, operator: OperatorConsole, db: DatabaseDep, settings: SettingsDep
 ) -> HTMLResponse:
     """Queues (DB backlog, oldest age, broker length, live consumers), breakers, stuck jobs."""
+    _query(request, {})
     now = utcnow()
     with db.session() as session:
         found = {b.queue: b for b in queue_backlog(session, now)}
@@ -107,7 +164,7 @@ def overview(
 @router.get("/jobs", response_class=HTMLResponse)
 def jobs(request: Request, operator: OperatorConsole, db: DatabaseDep) -> HTMLResponse:
     """Jobs of every tenant by state, type, provider, error class, tenant (newest first)."""
-    params = dict(request.query_params)
+    params = _query(request, _job_filters())
     with db.session() as session:
         rows = find_jobs(session, _filter(params), PAGE)
         items = [
@@ -140,6 +197,7 @@ def jobs(request: Request, operator: OperatorConsole, db: DatabaseDep) -> HTMLRe
 @router.get("/jobs/{job_id}", response_class=HTMLResponse)
 def job(request: Request, job_id: str, operator: OperatorConsole, db: DatabaseDep) -> HTMLResponse:
     """One job's timeline: each attempt with outcome, status, latency, error, excerpts."""
+    params = _query(request, {"message": None})
     with db.session() as session:
         found = job_with_attempts(session, _job_id(job_id))
         if found is None:
@@ -184,7 +242,7 @@ def job(request: Request, job_id: str, operator: OperatorConsole, db: DatabaseDe
         job=view,
         error=error,
         attempts=attempts,
-        message=request.query_params.get("message", ""),
+        message=params.get("message", ""),
     )
 
 
@@ -213,6 +271,7 @@ async def act_on_job(
 @router.get("/stuck", response_class=HTMLResponse)
 def stuck(request: Request, operator: OperatorConsole, db: DatabaseDep) -> HTMLResponse:
     """Dead and needs_review jobs grouped by state, provider, type and error class."""
+    _query(request, {})
     with db.session() as session:
         groups = [
             {
@@ -275,6 +334,7 @@ async def close_breaker(
 @router.get("/schedules", response_class=HTMLResponse)
 def schedules(request: Request, operator: OperatorConsole, db: DatabaseDep) -> HTMLResponse:
     """Every schedule with its last run (slot, firing, job) and next run."""
+    _query(request, {})
     now = utcnow()
     with db.session() as session:
         views = all_schedules(session, SCHEDULES_PAGE)
@@ -285,6 +345,7 @@ def schedules(request: Request, operator: OperatorConsole, db: DatabaseDep) -> H
 @router.get("/audit", response_class=HTMLResponse)
 def audit(request: Request, operator: OperatorConsole, db: DatabaseDep) -> HTMLResponse:
     """The latest audit events of every tenant."""
+    _query(request, {})
     with db.session() as session:
         events = [
             {

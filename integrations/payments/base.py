@@ -93,6 +93,9 @@ class PaymentResult:
     # What this operation moved, in minor units, as the provider reports it (a refund's own
     # amount); None: read it from the payment's totals.
     operation_amount: int | None = None
+    # The operation's own status as the provider put it (a refund's `succeeded`), when `status`
+    # is the payment's.
+    operation_status: str | None = None
     decline: Decline | None = None
     idempotency_key: str | None = None  # as the provider remembers it, when it can tell
     raw: dict[str, object] = field(default_factory=dict)

@@ -111,6 +111,7 @@ def _result(result: PaymentResult) -> dict[str, Any]:
         "operation_reference": result.operation_reference,
         # What this operation itself moved (a refund's own amount); the rest is the payment's.
         "operation_amount": result.operation_amount,
+        "operation_status": result.operation_status,
         "amount": result.amount,
         "currency": result.currency,
         "amount_captured": result.amount_captured,

@@ -292,7 +292,7 @@ class StripePayments:
 
 
 def refund_result(refund: Mapping[str, Any], reference: str) -> PaymentResult:
-    """A Stripe Refund as a `PaymentResult` whose status is the refund's own.
+    """A Stripe Refund as a `PaymentResult`: the payment's status, the refund's own beside it.
 
     `succeeded` moved money back (the refund's own amount and currency go to the ledger);
     `pending` and `requires_action` have not settled; `failed` and `canceled` never will.
@@ -318,6 +318,10 @@ def refund_result(refund: Mapping[str, Any], reference: str) -> PaymentResult:
         reason = str(refund.get("failure_reason") or refund.get("status"))
         decline = Decline("refund_failed", f"the refund did not go through: {reason}")
     amount = int(refund["amount"])
+    if status is PaymentStatus.REFUNDED and payment is not None:
+        # The payment's state, as Adyen's results give it: 300 of 1000 back is partial.
+        whole = payment.amount_refunded >= payment.amount_captured
+        status = PaymentStatus.REFUNDED if whole else PaymentStatus.PARTIALLY_REFUNDED
     return PaymentResult(
         status=status,
         reference=reference,
@@ -327,6 +331,7 @@ def refund_result(refund: Mapping[str, Any], reference: str) -> PaymentResult:
         amount_refunded=payment.amount_refunded if payment is not None else amount,
         operation_reference=str(refund["id"]),
         operation_amount=amount,
+        operation_status=str(refund.get("status")),
         decline=decline,
         raw=dict(refund),
     )

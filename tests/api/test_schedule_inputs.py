@@ -299,7 +299,46 @@ def test_only_canonical_iana_zone_names_are_accepted(
     assert rows(settings, Schedule) == 0
 
 
-@pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin", "America/Argentina/Buenos_Aires"])
+@pytest.mark.parametrize(
+    ("alias", "canonical"),
+    [
+        ("US/Pacific", "America/Los_Angeles"),
+        ("US/Eastern", "America/New_York"),
+        ("EST", "America/Panama"),
+        ("CET", "Europe/Brussels"),
+        ("GMT+0", "Etc/GMT"),
+        ("Zulu", "Etc/UTC"),
+        ("UCT", "Etc/UTC"),
+        ("Asia/Calcutta", "Asia/Kolkata"),
+    ],
+)
+def test_a_zone_alias_is_refused_naming_the_canonical_name_to_use(
+    client: TestClient, settings: Settings, tenant_key: IssuedKey, alias: str, canonical: str
+) -> None:
+    # Given a tzdata alias (a link such as US/Pacific), which zoneinfo resolves
+    # When a schedule names it
+    response = client.post("/v1/schedules", json=rates(timezone=alias), headers=auth(tenant_key))
+    # Then it is 422 naming `timezone` and the canonical name to use, and nothing was written
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert loc_of(error)[:2] == ["body", "timezone"]
+    assert error["details"][0]["canonical"] == canonical
+    assert canonical in error["message"]
+    assert rows(settings, Schedule) == 0
+
+
+@pytest.mark.parametrize(
+    "zone",
+    [
+        "UTC",
+        "Etc/UTC",
+        "Europe/Berlin",
+        "America/Los_Angeles",
+        "America/New_York",
+        "Asia/Kolkata",
+        "America/Argentina/Buenos_Aires",
+    ],
+)
 def test_iana_zone_names_are_accepted(client: TestClient, tenant_key: IssuedKey, zone: str) -> None:
     # Given an IANA zone name; When a schedule names it; Then it is created in that zone
     response = client.post("/v1/schedules", json=rates(timezone=zone), headers=auth(tenant_key))

@@ -139,4 +139,7 @@ def test_a_stripe_refund_result_tells_what_the_payment_captured_and_refunded(str
     assert first.operation_amount == 400
     assert (second.amount, second.amount_captured, second.amount_refunded) == (1000, 1000, 700)
     assert second.operation_amount == 300
+    # And the status is the payment's (partially refunded), the refund's own beside it
+    assert first.status is PaymentStatus.PARTIALLY_REFUNDED
+    assert first.operation_status == "succeeded"
     assert first.reference == second.reference == payment.reference

@@ -189,8 +189,53 @@ def test_retrying_a_failed_refund_the_payment_no_longer_covers_is_refused(
     error = answer.json()["error"]
     assert error["code"] == "refund_exceeds_captured"
     assert error["details"]["refundable"] == 300
+    # The amount at fault is the stored job's payload: the retry request has no body
+    assert error["details"]["loc"] == ["job", "payload", "amount"]
     assert load(s, first).state == "failed"
     assert refunds_sent(sandbox) == sent
+
+
+def test_retrying_a_cancelled_refund_is_refused_for_its_state_before_its_balance(
+    s: Settings, sandbox: str, client: TestClient, tenant_key: IssuedKey
+) -> None:
+    # Given refund A (1000) cancelled while waiting, then refund B refunded the whole 1000
+    reference = charged(s, tenant_key.tenant_id)
+    first = uuid.UUID(refund(client, tenant_key, reference, 1000).json()["id"])
+    _cancel_by_api(s, client, tenant_key, first)
+    second = refund(client, tenant_key, reference, 1000)
+    assert second.status_code == 202, second.text
+    assert execute(uuid.UUID(second.json()["id"]), s) is Execution.SUCCEEDED
+    sent = refunds_sent(sandbox)
+
+    # When A is retried, by its tenant and by an operator
+    answer = client.post(f"/v1/jobs/{first}/retry", headers=headers(tenant_key))
+    by_ops = ops.retry(get_database(s), s, first, "cli:test")
+
+    # Then both give the same first reason, its state (not the balance), and nothing is sent
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error"]["code"] == "not_replayable"
+    assert answer.json()["error"]["details"]["state"] == "cancelled"
+    assert by_ops.startswith("withheld: a cancelled job cannot be retried"), by_ops
+    assert load(s, first).state == "cancelled"
+    assert refunds_sent(sandbox) == sent
+
+
+def test_a_refund_with_nothing_left_to_refund_says_so(
+    s: Settings, client: TestClient, tenant_key: IssuedKey
+) -> None:
+    # Given a payment of 1000 wholly refunded
+    reference = charged(s, tenant_key.tenant_id)
+    whole = refund(client, tenant_key, reference, 1000)
+    assert execute(uuid.UUID(whole.json()["id"]), s) is Execution.SUCCEEDED
+
+    # When another refund of it is asked for
+    answer = refund(client, tenant_key, reference, 1)
+
+    # Then the refusal says nothing is left, not "refund of 1 exceeds the refundable 0"
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["message"] == (
+        "nothing is left to refund on this payment (refundable 0 eur)"
+    )
 
 
 def test_replaying_a_failed_refund_the_payment_no_longer_covers_withholds_it(
