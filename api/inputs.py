@@ -11,7 +11,6 @@ separator, private-use or surrogate character, no white space but a plain inner 
 from __future__ import annotations
 
 import re
-import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -20,6 +19,7 @@ from pydantic_core import PydanticCustomError
 
 from api.errors import ApiError
 from api.screening import screen
+from tasks.names import visible_name_refusal
 
 # RFC 3339 / ISO 8601 date-time: a calendar date, "T" (or a space), a time, optional fraction,
 # and an offset or "Z". Anything else (numbers, week dates, bare dates) is not a datetime here.
@@ -56,24 +56,11 @@ def _screened(value: str) -> str:
     return value
 
 
-# Controls, format characters (zero-width, bidirectional overrides), line and paragraph
-# separators, private-use and surrogate code points: invisible or reordering in a name.
-_NAME_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs"})
-
-
 def _name(value: str) -> str:
-    if value != value.strip():
-        raise ValueError("a name may not start or end with white space")
-    for ch in value:
-        if unicodedata.category(ch) in _NAME_REFUSED_CATEGORIES:
-            raise ValueError(
-                f"a name may not contain invisible, control or bidirectional characters "
-                f"(U+{ord(ch):04X})"
-            )
-        if ch.isspace() and ch != " ":
-            raise ValueError(f"a name may use only a plain space as white space (U+{ord(ch):04X})")
-    if unicodedata.normalize("NFC", value) != value:
-        raise ValueError("a name must be in Unicode normalization form NFC")
+    # The one rule for names, shared with the CLI (`tasks/names.py`).
+    reason = visible_name_refusal(value)
+    if reason is not None:
+        raise ValueError(reason)
     return value
 
 

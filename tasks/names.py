@@ -9,6 +9,7 @@ either end, so " demo " is refused rather than made a second tenant.
 from __future__ import annotations
 
 import math
+import unicodedata
 
 from tasks.screening import Refused, screen_value
 
@@ -28,10 +29,32 @@ def name_refusal(value: str, *, required: bool = True) -> str | None:
         screen_value(value, ())
     except Refused as exc:
         return exc.message
+    return visible_name_refusal(value)
+
+
+# Invisible, control, bidirectional-override, private-use and surrogate code points: a name
+# holding one can look like another ("demo\u200b", "\u202eomed" shown as "demo").
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Co", "Cs"})
+
+
+def visible_name_refusal(value: str) -> str | None:
+    """Why `value` could be mistaken for another name when read; None when it cannot.
+
+    No white space at either end, none but a plain inner space, no character of Unicode
+    categories Cc/Cf/Zl/Zp/Co/Cs, and Unicode normalization form NFC.
+    """
     if value != value.strip():
         return "a name may not start or end with white space"
-    if any(ch < " " or "\x7f" <= ch <= "\x9f" for ch in value):
-        return "a name may not contain control characters"
+    for ch in value:
+        if unicodedata.category(ch) in _REFUSED_CATEGORIES:
+            return (
+                "a name may not contain invisible, control or bidirectional characters "
+                f"(U+{ord(ch):04X})"
+            )
+        if ch.isspace() and ch != " ":
+            return f"a name may use only a plain space as white space (U+{ord(ch):04X})"
+    if unicodedata.normalize("NFC", value) != value:
+        return "a name must be in Unicode normalization form NFC"
     return None
 
 

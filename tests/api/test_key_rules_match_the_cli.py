@@ -14,6 +14,11 @@ NAMES = [
     "démo",
     " demo ",
     "demo\t",
+    "demo\u200b",  # zero-width space
+    "\u202eomed",  # right-to-left override: shows as "demo"
+    "a\u2028b",  # line separator
+    "Cafe\u0301",  # not NFC
+    "Zoë Ltd",  # NFC, an inner space: accepted by both
     "x\x01y",
     "a\x85b",
     "4242424242424242",
