@@ -142,8 +142,10 @@ def test_a_partial_then_a_final_refund_add_up(psp: Psp) -> None:
     first = psp.provider.refund(RefundRequest(reference=payment.reference, amount=300), new_key())
     second = psp.provider.refund(RefundRequest(reference=payment.reference, amount=700), new_key())
 
-    # Then: each refund names its own amount; the payment's totals add up
-    assert first.status is second.status is answered(psp, PaymentStatus.REFUNDED)
+    # Then: each result gives the payment's state after it (part, then all refunded) and
+    # names the refund's own amount; the payment's totals add up
+    assert first.status is answered(psp, PaymentStatus.PARTIALLY_REFUNDED)
+    assert second.status is answered(psp, PaymentStatus.REFUNDED)
     assert (first.operation_amount, second.operation_amount) == (300, 700)
     now = payment_now(psp, second)
     assert (now.status, now.amount_refunded) == (PaymentStatus.REFUNDED, 1000)
