@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     db_connect_timeout_s: int = Field(default=2, ge=1)
     db_statement_timeout_ms: int = Field(default=3000, ge=100)
     db_lock_timeout_ms: int = Field(default=2000, ge=100)
+    # A process paused or stuck inside a transaction (SIGSTOP, a VM pause) holds its row locks;
+    # PostgreSQL ends its session after this long idle in the transaction, freeing them.
+    db_idle_in_transaction_timeout_ms: int = Field(default=5000, ge=100)
     db_pool_timeout_s: float = Field(default=2.0, gt=0)
     sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "FULL"
     worker_sqlite_synchronous: Literal["FULL", "NORMAL", "EXTRA"] = "NORMAL"

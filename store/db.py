@@ -1,7 +1,8 @@
 """One engine per process (re-made after fork) and the session scope around it.
 
 Every round trip is bounded, so an unreachable database is an error within seconds, never a
-hang: on PostgreSQL a connect timeout, the server's `statement_timeout` and `lock_timeout`, TCP
+hang: on PostgreSQL a connect timeout, the server's `statement_timeout` and `lock_timeout` (and
+`idle_in_transaction_session_timeout`, so a paused process cannot keep its row locks), TCP
 keepalives and `tcp_user_timeout` (a partition while data is unacknowledged), a bounded ping
 before a pooled connection is reused, and the client-side watchdog (`store.watchdog`) for a
 reply that never comes; on SQLite the busy timeout; on both a short wait for a pooled
@@ -45,10 +46,11 @@ def round_trip_bound_s(settings: Settings) -> float:
 
 
 def postgres_connect_args(settings: Settings) -> dict[str, Any]:
-    """libpq parameters bounding connect, statements, lock waits and dead peers."""
+    """libpq parameters bounding connect, statements, lock waits, idle transactions and dead peers."""
     options = (
         f"-c statement_timeout={settings.db_statement_timeout_ms} "
-        f"-c lock_timeout={settings.db_lock_timeout_ms}"
+        f"-c lock_timeout={settings.db_lock_timeout_ms} "
+        f"-c idle_in_transaction_session_timeout={settings.db_idle_in_transaction_timeout_ms}"
     )
     return {
         "connect_timeout": settings.db_connect_timeout_s,

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
 from api.app import create_app
 from config.settings import Settings
@@ -60,6 +61,42 @@ def leader_pid(s: Settings) -> int | None:
     if lease is None or lease.expires_at.timestamp() < time.time():
         return None
     return int(lease.holder.split(":")[1])
+
+
+def sqlite_write_locked(s: Settings, for_s: float = 0.3) -> bool:
+    """True when no write could begin for `for_s`: some process holds SQLite's write lock."""
+    path = make_url(s.database_url).database
+    assert path is not None
+    deadline = time.monotonic() + for_s
+    while time.monotonic() < deadline:
+        conn = sqlite3.connect(path, timeout=0)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.rollback()
+            return False
+        except sqlite3.OperationalError:
+            time.sleep(0.02)
+        finally:
+            conn.close()
+    return True
+
+
+def freeze_leader_outside_a_write(s: Settings, beats: list[Proc]) -> tuple[Proc, float]:
+    """SIGSTOP the leader at a moment it holds no SQLite write lock; (the leader, when stopped).
+
+    A process frozen mid-write keeps SQLite's file lock and nothing writes until it wakes (no
+    server can cut it off; README "One leader"): such a stop is undone and tried again. On
+    PostgreSQL the server ends the frozen transaction (tests/store/test_leases.py).
+    """
+    for _ in range(10):
+        leader = next(b for b in beats if b.pid == leader_pid(s))
+        os.kill(leader.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        if not sqlite_write_locked(s):
+            return leader, stopped_at
+        os.kill(leader.pid, signal.SIGCONT)
+        time.sleep(0.3)
+    raise AssertionError("the leader was frozen inside a write at each of 10 tries")
 
 
 def slot_counts(s: Settings) -> dict[str, int]:
@@ -136,9 +173,7 @@ def test_beats_fire_every_slot_once_across_kill_and_stop(
         after_kill = slot_counts(s)
 
         # And the new leader is stopped (SIGSTOP) for twice its lease, then continued
-        paused = next(b for b in beats if b.pid == leader_pid(s))
-        os.kill(paused.pid, signal.SIGSTOP)
-        stopped_at = time.monotonic()
+        paused, stopped_at = freeze_leader_outside_a_write(s, beats)
         took = wait_until(
             lambda: leader_pid(s) not in (None, paused.pid), "a takeover from the paused leader", 10
         )
