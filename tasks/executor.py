@@ -238,8 +238,19 @@ def _context(
 
 
 def execute(job_id: uuid.UUID, settings: Settings) -> Execution:
-    """Run one delivery of `job_id`; safe to call for duplicates, which simply leave."""
-    structlog.contextvars.clear_contextvars()  # pool threads are reused: no previous job's ids
+    """Run one delivery of `job_id`; safe to call for duplicates, which simply leave.
+
+    The attempt's log context (job id, correlation id, tenant) is bound for its duration only:
+    pool threads are reused, and nothing logged after it may carry this job's ids.
+    """
+    structlog.contextvars.clear_contextvars()
+    try:
+        return _execute(job_id, settings)
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+
+def _execute(job_id: uuid.UUID, settings: Settings) -> Execution:
     db = get_database(settings)
     owner = _owner()
     started_at = utcnow()

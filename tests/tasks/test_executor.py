@@ -6,6 +6,8 @@ import threading
 from datetime import timedelta
 
 import pytest
+import structlog
+import structlog.testing
 
 from config.settings import Settings
 from integrations.base import JobContext
@@ -45,6 +47,29 @@ def test_data_job_succeeds_with_one_attempt_and_the_provider_result(
     assert job.result is not None and set(job.result["rates"]) == {"USD"}
     assert [(a.outcome, a.http_status) for a in job.attempt_rows] == [("succeeded", 200)]
     assert sandbox_stats(sandbox)["by_path"]["/v1/rates"] == 1
+
+
+def test_log_context_holds_the_job_during_its_attempt_and_nothing_after(
+    settings: Settings, tenant_key: IssuedKey, sandbox: str
+) -> None:
+    # Given a queued rates job, and a processor capturing each line's bound context
+    s = with_sandbox(settings, sandbox)
+    job_id = make_job(s, tenant_key.tenant_id, "data.sandbox.fetch_rates", RATES)
+    seen: list[dict[str, object]] = []
+    config = structlog.get_config()
+    capture = structlog.testing.LogCapture()
+    structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
+    try:
+        # When the executor runs it, then the thread logs something else
+        assert execute(job_id, s) is Execution.SUCCEEDED
+        structlog.get_logger("after").info("after.job")
+        seen = capture.entries
+    finally:
+        structlog.configure(**config)
+    # Then the attempt's lines carried the job's id, and the line after it carried none
+    assert any(e.get("job_id") == str(job_id) for e in seen[:-1]), seen
+    assert seen[-1]["event"] == "after.job"
+    assert "job_id" not in seen[-1] and "correlation_id" not in seen[-1], seen[-1]
 
 
 def test_charge_uses_a_key_derived_from_the_job_and_takes_effect_once(
