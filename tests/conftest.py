@@ -45,6 +45,21 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 RUN_ID = uuid.uuid4().hex[:10]
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the long tests first: `slow`, then other `e2e`, then the rest (a stable sort).
+
+    Under xdist the long ones then start together and the short ones fill in around them,
+    instead of a few long ones running on alone at the end. Every worker sorts the same way.
+    """
+
+    def cost(item: pytest.Item) -> int:
+        if item.get_closest_marker("slow") is not None:
+            return 0
+        return 1 if item.get_closest_marker("e2e") is not None else 2
+
+    items.sort(key=cost)
+
+
 @pytest.fixture(scope="session")
 def broker_prefix() -> Iterator[str]:
     """A Redis key prefix owned by this test run; its keys are deleted at the end."""

@@ -380,6 +380,7 @@ def test_the_generator_reaches_every_route_with_parameters_or_a_body(client: Tes
     assert "since" in bodies[("POST", "/v1/webhook-endpoints/{endpoint_id}/replay")]["properties"]
 
 
+@pytest.mark.slow
 def test_no_field_value_makes_the_api_answer_5xx_or_write_on_refusal(
     client: TestClient, settings: Settings, admin_key: IssuedKey
 ) -> None:

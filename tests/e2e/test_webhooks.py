@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
 import redis
 import requests
 from sqlalchemy import func, select
@@ -40,6 +41,8 @@ from tests.e2e.stack import (
 from tests.support.procs import wait_until
 from tests.support.receiver import Reply, receiver
 from tests.tasks.factories import make_job
+
+pytestmark = [pytest.mark.e2e]
 
 
 def endpoint(settings: Settings, tenant_id: uuid.UUID, url: str) -> None:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from sqlalchemy import select
 
 from config.settings import Settings
@@ -38,6 +39,7 @@ def conveyor(settings: Settings, *args: str) -> str:
     return result.stdout
 
 
+@pytest.mark.slow
 def test_on_call_finds_and_replays_dead_charges_from_the_shell(
     settings: Settings, tenant_key: IssuedKey
 ) -> None:
