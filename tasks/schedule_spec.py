@@ -185,10 +185,27 @@ def check(body: ScheduleCreate, now: datetime, loc: Loc = ("body",)) -> Schedule
     )
 
 
+# Fields every schedule has: a PATCH leaves one out to keep it, and may not null it (a null
+# would otherwise read as "the default", silently resuming a paused schedule).
+NOT_NULLABLE = ("type", "payload", "enabled", "misfire", "overlap")
+
+
 def merged(current: dict[str, Any], patch: ScheduleFields) -> ScheduleCreate:
-    """A PATCH laid over a schedule's current fields; giving one trigger clears the other."""
+    """A PATCH laid over a schedule's current fields; giving one trigger clears the other.
+
+    A null clears `start_at`, `end_at`, `retry` or one trigger; a null in a field of
+    NOT_NULLABLE raises InvalidSchedule naming each such field (loc `["body", field]`).
+    """
     values = dict(current)
     given = patch.model_dump(exclude_unset=True)
+    nulled = [field for field in NOT_NULLABLE if field in given and given[field] is None]
+    if nulled:
+        message = "may not be null: leave the field out to keep its value"
+        raise InvalidSchedule(
+            "invalid_schedule",
+            f"{', '.join(nulled)} {message}",
+            [{"loc": ["body", field], "message": message} for field in nulled],
+        )
     if "cron" in given and given["cron"] is not None:
         values["interval_s"] = None
     if "interval_s" in given and given["interval_s"] is not None:

@@ -122,6 +122,38 @@ def test_invalid_patch_is_422_and_leaves_the_schedule_as_it_was(
     assert after == before
 
 
+@pytest.mark.parametrize("field", ["enabled", "misfire", "overlap", "type", "payload"])
+def test_a_patch_nulling_a_field_every_schedule_has_is_422_and_changes_nothing(
+    client: TestClient, tenant_key: IssuedKey, field: str
+) -> None:
+    # Given a paused schedule
+    client.post("/v1/schedules", json=nightly(), headers=auth(tenant_key))
+    before = client.post("/v1/schedules/nightly-rates/pause", headers=auth(tenant_key)).json()
+    # When a PATCH sets one of its always-present fields to null
+    response = client.patch(
+        "/v1/schedules/nightly-rates", json={field: None}, headers=auth(tenant_key)
+    )
+    # Then it is refused naming the field, and the schedule is as it was (still paused)
+    error = error_of(response, 422, "invalid_schedule")
+    assert [d["loc"] for d in error["details"]] == [["body", field]]
+    after = client.get("/v1/schedules/nightly-rates", headers=auth(tenant_key)).json()
+    assert after == before and after["enabled"] is False
+
+
+def test_a_patch_nulling_end_at_clears_it(client: TestClient, tenant_key: IssuedKey) -> None:
+    # Given a schedule that ends in 2030
+    client.post(
+        "/v1/schedules", json=nightly(end_at="2030-01-01T00:00:00Z"), headers=auth(tenant_key)
+    )
+    # When a PATCH sets end_at to null
+    response = client.patch(
+        "/v1/schedules/nightly-rates", json={"end_at": None}, headers=auth(tenant_key)
+    )
+    # Then the schedule no longer ends
+    assert response.status_code == 200, response.text
+    assert response.json()["end_at"] is None
+
+
 def test_patching_the_trigger_changes_the_next_fire_times(
     client: TestClient, tenant_key: IssuedKey
 ) -> None:
