@@ -46,7 +46,7 @@ def round_trip_bound_s(settings: Settings) -> float:
 
 
 def postgres_connect_args(settings: Settings) -> dict[str, Any]:
-    """libpq parameters bounding connect, statements, lock waits, idle transactions and dead peers."""
+    """libpq parameters bounding connect, statements, lock waits, idle transactions, dead peers."""
     options = (
         f"-c statement_timeout={settings.db_statement_timeout_ms} "
         f"-c lock_timeout={settings.db_lock_timeout_ms} "

@@ -55,7 +55,6 @@ def test_log_context_holds_the_job_during_its_attempt_and_nothing_after(
     # Given a queued rates job, and a processor capturing each line's bound context
     s = with_sandbox(settings, sandbox)
     job_id = make_job(s, tenant_key.tenant_id, "data.sandbox.fetch_rates", RATES)
-    seen: list[dict[str, object]] = []
     config = structlog.get_config()
     capture = structlog.testing.LogCapture()
     structlog.configure(processors=[structlog.contextvars.merge_contextvars, capture])
@@ -63,9 +62,9 @@ def test_log_context_holds_the_job_during_its_attempt_and_nothing_after(
         # When the executor runs it, then the thread logs something else
         assert execute(job_id, s) is Execution.SUCCEEDED
         structlog.get_logger("after").info("after.job")
-        seen = capture.entries
     finally:
         structlog.configure(**config)
+    seen = capture.entries
     # Then the attempt's lines carried the job's id, and the line after it carried none
     assert any(e.get("job_id") == str(job_id) for e in seen[:-1]), seen
     assert seen[-1]["event"] == "after.job"
