@@ -30,12 +30,12 @@ from store.callbacks import (
     get_callback_secret,
     has_callback_secret,
     list_callback_deliveries,
-    rotate_callback_secret,
 )
 from store.db import Database
 from store.replay import audit
 from store.types import utcnow
 from store.webhook_models import WebhookCallbackSecret
+from store.webhooks import rotate_secret as rotate_signing_secret
 
 router = APIRouter(tags=["webhooks"], route_class=JsonBodyRoute)
 
@@ -196,7 +196,7 @@ def rotate_secret(
         row = get_callback_secret(session, principal.tenant_id)
         if row is None:
             raise ApiError(404, "not_found", "no callback secret yet", None)
-        rotate_callback_secret(
+        rotate_signing_secret(
             row, SecretBox(settings).seal(secret), now + timedelta(seconds=grace_s), now
         )
         audit(

@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from config.settings import Settings
 from integrations.webhooks.secrets import SecretBox, generate_secret
-from store.callbacks import create_callback_secret, rotate_callback_secret
+from store.callbacks import create_callback_secret
 from store.db import get_database
 from store.keys import IssuedKey
 from store.models import Job
@@ -24,6 +24,7 @@ from store.webhook_models import (
     WebhookDelivery,
     WebhookEvent,
 )
+from store.webhooks import rotate_secret
 from tasks.executor import execute
 from tasks.webhooks import deliver
 from tests.support.receiver import Reply, receiver
@@ -130,7 +131,7 @@ def test_a_rotated_callback_secret_signs_twice_in_the_grace_then_once(
         row = session.get(WebhookCallbackSecret, tenant_key.tenant_id)
         assert row is not None
         grace = utcnow() + timedelta(minutes=5)
-        rotate_callback_secret(row, SecretBox(s).seal(new), grace, utcnow())
+        rotate_secret(row, SecretBox(s).seal(new), grace, utcnow())
     with receiver() as rx:
         for _ in range(2):
             job_id = job_with_callback(s, tenant_key.tenant_id, rx.url("/cb"))
