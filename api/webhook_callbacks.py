@@ -12,15 +12,16 @@ import functools
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Self
 
 from fastapi import APIRouter, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from api.deps import DatabaseDep, PrincipalDep, SettingsDep
 from api.errors import ApiError
 from api.jsonbody import JsonBodyRoute
 from api.openapi import error_responses
+from api.webhook_endpoints import DeliveryOut, RotateIn, grace_s_of
 from config.settings import Settings
 from integrations.outbound import OutboundRefused, Resolver, check_url, system_resolver
 from integrations.webhooks.secrets import SecretBox, generate_secret
@@ -30,12 +31,12 @@ from store.callbacks import (
     get_callback_secret,
     has_callback_secret,
     list_callback_deliveries,
-    rotate_callback_secret,
 )
 from store.db import Database
 from store.replay import audit
 from store.types import utcnow
 from store.webhook_models import WebhookCallbackSecret
+from store.webhooks import rotate_secret as rotate_signing_secret
 
 router = APIRouter(tags=["webhooks"], route_class=JsonBodyRoute)
 
@@ -101,45 +102,16 @@ class CallbackSecretOut(BaseModel):
         )
 
 
-class RotateIn(BaseModel):
-    """How long the old secret keeps signing (default `CONVEYOR_WEBHOOK_ROTATION_GRACE_S`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    grace_s: float | None = Field(default=None, ge=0, le=7 * 86400, strict=True)
-
-
-class CallbackDeliveryOut(BaseModel):
+class CallbackDeliveryOut(DeliveryOut):
     """One callback delivery: the job it is about, the URL, state, attempts and next try."""
 
-    id: str
     job_id: str | None
     url: str
-    event_id: str
-    event_type: str
-    state: str
-    attempts: int
-    next_attempt_at: datetime | None
-    error: dict[str, Any] | None
-    created_at: datetime
-    finished_at: datetime | None
 
     @classmethod
-    def of(cls, d: CallbackDeliveryView) -> CallbackDeliveryOut:
+    def of_callback(cls, d: CallbackDeliveryView) -> Self:
         """The public view of a callback delivery."""
-        return cls(
-            id=str(d.id),
-            job_id=str(d.job_id) if d.job_id else None,
-            url=d.url,
-            event_id=str(d.event_id),
-            event_type=d.event_type,
-            state=d.state,
-            attempts=d.attempts,
-            next_attempt_at=d.next_attempt_at,
-            error=d.error,
-            created_at=d.created_at,
-            finished_at=d.finished_at,
-        )
+        return cls.of(d, job_id=str(d.job_id) if d.job_id else None, url=d.url)
 
 
 @router.post(
@@ -188,15 +160,14 @@ def rotate_secret(
     body: RotateIn | None = None,
 ) -> CallbackSecretOut:
     """A new callback secret, shown this once; the old one also signs during the grace."""
-    grace = body.grace_s if body is not None and body.grace_s is not None else None
-    grace_s = settings.webhook_rotation_grace_s if grace is None else grace
+    grace_s = grace_s_of(body, settings)
     secret = generate_secret()
     now = utcnow()
     with db.session() as session:
         row = get_callback_secret(session, principal.tenant_id)
         if row is None:
             raise ApiError(404, "not_found", "no callback secret yet", None)
-        rotate_callback_secret(
+        rotate_signing_secret(
             row, SecretBox(settings).seal(secret), now + timedelta(seconds=grace_s), now
         )
         audit(
@@ -220,4 +191,4 @@ def deliveries(
     """The tenant's callback deliveries, newest first (optionally about one job)."""
     with db.session() as session:
         views = list_callback_deliveries(session, principal.tenant_id, job_id, limit)
-        return [CallbackDeliveryOut.of(v) for v in views]
+        return [CallbackDeliveryOut.of_callback(v) for v in views]

@@ -113,6 +113,13 @@ class RotateIn(BaseModel):
     grace_s: float | None = Field(default=None, ge=0, le=7 * 86400, strict=True)
 
 
+def grace_s_of(body: RotateIn | None, settings: Settings) -> float:
+    """The grace the rotation asked for, or the configured default when it named none."""
+    if body is None or body.grace_s is None:
+        return settings.webhook_rotation_grace_s
+    return body.grace_s
+
+
 class DeliveryOut(BaseModel):
     """One delivery: its state, attempts and next try (the job with the same id)."""
 
@@ -127,8 +134,8 @@ class DeliveryOut(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def of(cls, d: DeliveryView) -> DeliveryOut:
-        """The public view of a delivery."""
+    def of(cls, d: DeliveryView, **extra: Any) -> Self:
+        """The public view of a delivery; `extra`: a subclass's own fields."""
         return cls(
             id=str(d.id),
             event_id=str(d.event_id),
@@ -139,6 +146,7 @@ class DeliveryOut(BaseModel):
             error=d.error,
             created_at=d.created_at,
             finished_at=d.finished_at,
+            **extra,
         )
 
 
@@ -292,8 +300,7 @@ def rotate(
     body: RotateIn | None = None,
 ) -> EndpointOut:
     """A new secret, shown this once; the old one also signs until the grace period ends."""
-    grace = body.grace_s if body is not None and body.grace_s is not None else None
-    grace_s = settings.webhook_rotation_grace_s if grace is None else grace
+    grace_s = grace_s_of(body, settings)
     secret = generate_secret()
     now = utcnow()
     with db.session() as session:

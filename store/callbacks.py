@@ -11,20 +11,24 @@ import urllib.parse
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.lifecycle import Runner
-from store.models import Job
 from store.webhook_models import (
     CALLBACK_DELIVERIES,
     CALLBACK_SECRETS,
     EVENTS,
     WebhookCallbackSecret,
 )
-from store.webhooks import Target, valid_secrets
+from store.webhooks import (
+    DeliveryView,
+    Target,
+    delivery_listing,
+    target_columns,
+    target_of,
+)
 
 
 def get_callback_secret(session: Session, tenant_id: uuid.UUID) -> WebhookCallbackSecret | None:
@@ -52,16 +56,6 @@ def create_callback_secret(
     return row
 
 
-def rotate_callback_secret(
-    row: WebhookCallbackSecret, new_sealed: str, grace_until: datetime, now: datetime
-) -> None:
-    """Make `new_sealed` the callback secret; the old one keeps signing until `grace_until`."""
-    row.previous_secret_sealed = row.secret_sealed
-    row.previous_secret_until = grace_until
-    row.secret_sealed = new_sealed
-    row.updated_at = now
-
-
 def callback_target(runner: Runner, job_id: uuid.UUID, now: datetime) -> Target | None:
     """The URL, tenant's secrets and event of callback delivery job `job_id`, or None.
 
@@ -71,13 +65,7 @@ def callback_target(runner: Runner, job_id: uuid.UUID, now: datetime) -> Target 
         select(
             CALLBACK_DELIVERIES.c.url,
             CALLBACK_DELIVERIES.c.tenant_id,
-            CALLBACK_SECRETS.c.secret_sealed,
-            CALLBACK_SECRETS.c.previous_secret_sealed,
-            CALLBACK_SECRETS.c.previous_secret_until,
-            EVENTS.c.id.label("event_id"),
-            EVENTS.c.type,
-            EVENTS.c.data,
-            EVENTS.c.created_at,
+            *target_columns(CALLBACK_SECRETS),
         )
         .select_from(
             CALLBACK_DELIVERIES.join(EVENTS, EVENTS.c.id == CALLBACK_DELIVERIES.c.event_id).join(
@@ -91,65 +79,26 @@ def callback_target(runner: Runner, job_id: uuid.UUID, now: datetime) -> Target 
     if row is None:
         return None
     host = urllib.parse.urlsplit(row.url).hostname or ""
-    return Target(
-        endpoint_id=None,
-        url=row.url,
-        enabled=True,
-        secrets_sealed=valid_secrets(
-            row.secret_sealed, row.previous_secret_sealed, row.previous_secret_until, now
-        ),
-        event_id=row.event_id,
-        event_type=row.type,
-        event_data=row.data,
-        event_created_at=row.created_at,
-        slot_key=f"callback:{row.tenant_id}:{host}",
+    return target_of(
+        row, now, endpoint_id=None, enabled=True, slot_key=f"callback:{row.tenant_id}:{host}"
     )
 
 
 @dataclass(frozen=True)
-class CallbackDeliveryView:
-    """One callback delivery as listed: the job it tells about, where, and how it went."""
+class CallbackDeliveryView(DeliveryView):
+    """One callback delivery as listed: also the job it tells about, and where it went."""
 
-    id: uuid.UUID
     job_id: uuid.UUID | None
     url: str
-    event_id: uuid.UUID
-    event_type: str
-    state: str
-    attempts: int
-    next_attempt_at: datetime | None
-    error: dict[str, Any] | None
-    created_at: datetime
-    finished_at: datetime | None
 
 
 def list_callback_deliveries(
     session: Session, tenant_id: uuid.UUID, job_id: uuid.UUID | None, limit: int
 ) -> list[CallbackDeliveryView]:
     """The tenant's callback deliveries, newest first, optionally about one job."""
-    stmt = (
-        select(
-            Job.id,
-            EVENTS.c.job_id,
-            CALLBACK_DELIVERIES.c.url,
-            CALLBACK_DELIVERIES.c.event_id,
-            EVENTS.c.type,
-            Job.state,
-            Job.attempts,
-            Job.next_attempt_at,
-            Job.error,
-            Job.created_at,
-            Job.finished_at,
-        )
-        .select_from(
-            CALLBACK_DELIVERIES.join(Job, Job.id == CALLBACK_DELIVERIES.c.job_id).join(
-                EVENTS, EVENTS.c.id == CALLBACK_DELIVERIES.c.event_id
-            )
-        )
-        .where(CALLBACK_DELIVERIES.c.tenant_id == tenant_id)
-        .order_by(CALLBACK_DELIVERIES.c.created_at.desc(), Job.id)
-        .limit(limit)
-    )
+    stmt = delivery_listing(
+        CALLBACK_DELIVERIES, limit, EVENTS.c.job_id, CALLBACK_DELIVERIES.c.url
+    ).where(CALLBACK_DELIVERIES.c.tenant_id == tenant_id)
     if job_id is not None:
         stmt = stmt.where(EVENTS.c.job_id == job_id)
     return [CallbackDeliveryView(*row) for row in session.execute(stmt)]

@@ -1,13 +1,17 @@
-"""Webhook endpoints and their deliveries as the API and the delivery worker see them."""
+"""Webhook endpoints and their deliveries as the API and the delivery worker see them.
+
+Also what a job's callback deliveries (store/callbacks.py) share with an endpoint's: the
+Target a delivery job resolves to, secret rotation, and the listing query.
+"""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, Row, Select, Table, delete, func, select, update
 from sqlalchemy.orm import Session
 
 from store.lifecycle import Runner
@@ -87,14 +91,23 @@ def set_enabled(
     endpoint.updated_at = now
 
 
+class SigningSecret(Protocol):
+    """A row holding a sealed signing secret: an endpoint, or a tenant's callback secret."""
+
+    secret_sealed: str
+    previous_secret_sealed: str | None
+    previous_secret_until: datetime | None
+    updated_at: datetime
+
+
 def rotate_secret(
-    endpoint: WebhookEndpoint, new_sealed: str, grace_until: datetime, now: datetime
+    row: SigningSecret, new_sealed: str, grace_until: datetime, now: datetime
 ) -> None:
     """Make `new_sealed` the secret; the old one keeps signing until `grace_until`."""
-    endpoint.previous_secret_sealed = endpoint.secret_sealed
-    endpoint.previous_secret_until = grace_until
-    endpoint.secret_sealed = new_sealed
-    endpoint.updated_at = now
+    row.previous_secret_sealed = row.secret_sealed
+    row.previous_secret_until = grace_until
+    row.secret_sealed = new_sealed
+    row.updated_at = now
 
 
 @dataclass(frozen=True)
@@ -123,21 +136,42 @@ def valid_secrets(
     return tuple(secrets)
 
 
+def target_columns(secrets: Table) -> tuple[ColumnElement[Any], ...]:
+    """What `target_of` reads besides the URL: the signing secrets in `secrets`, and the event."""
+    return (
+        secrets.c.secret_sealed,
+        secrets.c.previous_secret_sealed,
+        secrets.c.previous_secret_until,
+        EVENTS.c.id.label("event_id"),
+        EVENTS.c.type,
+        EVENTS.c.data,
+        EVENTS.c.created_at,
+    )
+
+
+def target_of(
+    row: Row[Any], now: datetime, *, endpoint_id: uuid.UUID | None, enabled: bool, slot_key: str
+) -> Target:
+    """The Target of a row selected with `url` and `target_columns`."""
+    return Target(
+        endpoint_id=endpoint_id,
+        url=row.url,
+        enabled=enabled,
+        secrets_sealed=valid_secrets(
+            row.secret_sealed, row.previous_secret_sealed, row.previous_secret_until, now
+        ),
+        event_id=row.event_id,
+        event_type=row.type,
+        event_data=row.data,
+        event_created_at=row.created_at,
+        slot_key=slot_key,
+    )
+
+
 def delivery_target(runner: Runner, job_id: uuid.UUID, now: datetime) -> Target | None:
     """The endpoint and event of delivery job `job_id`; None once the endpoint was deleted."""
     row = runner.execute(
-        select(
-            ENDPOINTS.c.id,
-            ENDPOINTS.c.url,
-            ENDPOINTS.c.enabled,
-            ENDPOINTS.c.secret_sealed,
-            ENDPOINTS.c.previous_secret_sealed,
-            ENDPOINTS.c.previous_secret_until,
-            EVENTS.c.id.label("event_id"),
-            EVENTS.c.type,
-            EVENTS.c.data,
-            EVENTS.c.created_at,
-        )
+        select(ENDPOINTS.c.id, ENDPOINTS.c.url, ENDPOINTS.c.enabled, *target_columns(ENDPOINTS))
         .select_from(
             DELIVERIES.join(ENDPOINTS, ENDPOINTS.c.id == DELIVERIES.c.endpoint_id).join(
                 EVENTS, EVENTS.c.id == DELIVERIES.c.event_id
@@ -147,19 +181,7 @@ def delivery_target(runner: Runner, job_id: uuid.UUID, now: datetime) -> Target 
     ).one_or_none()
     if row is None:
         return None
-    return Target(
-        endpoint_id=row.id,
-        url=row.url,
-        enabled=bool(row.enabled),
-        secrets_sealed=valid_secrets(
-            row.secret_sealed, row.previous_secret_sealed, row.previous_secret_until, now
-        ),
-        event_id=row.event_id,
-        event_type=row.type,
-        event_data=row.data,
-        event_created_at=row.created_at,
-        slot_key=str(row.id),
-    )
+    return target_of(row, now, endpoint_id=row.id, enabled=bool(row.enabled), slot_key=str(row.id))
 
 
 def record_health(
@@ -221,14 +243,13 @@ class DeliveryView:
     finished_at: datetime | None
 
 
-def list_deliveries(
-    session: Session, endpoint_id: uuid.UUID, state: str | None, limit: int
-) -> list[DeliveryView]:
-    """The endpoint's deliveries, newest first, optionally in one job state."""
-    stmt = (
+def delivery_listing(deliveries: Table, limit: int, *extra: ColumnElement[Any]) -> Select[Any]:
+    """Rows of `deliveries` (an endpoint's or callbacks') with their job and event, newest first:
+    a DeliveryView's columns, then `extra`; the caller adds which deliveries."""
+    return (
         select(
             Job.id,
-            DELIVERIES.c.event_id,
+            deliveries.c.event_id,
             EVENTS.c.type,
             Job.state,
             Job.attempts,
@@ -236,16 +257,23 @@ def list_deliveries(
             Job.error,
             Job.created_at,
             Job.finished_at,
+            *extra,
         )
         .select_from(
-            DELIVERIES.join(Job, Job.id == DELIVERIES.c.job_id).join(
-                EVENTS, EVENTS.c.id == DELIVERIES.c.event_id
+            deliveries.join(Job, Job.id == deliveries.c.job_id).join(
+                EVENTS, EVENTS.c.id == deliveries.c.event_id
             )
         )
-        .where(DELIVERIES.c.endpoint_id == endpoint_id)
-        .order_by(DELIVERIES.c.created_at.desc(), Job.id)
+        .order_by(deliveries.c.created_at.desc(), Job.id)
         .limit(limit)
     )
+
+
+def list_deliveries(
+    session: Session, endpoint_id: uuid.UUID, state: str | None, limit: int
+) -> list[DeliveryView]:
+    """The endpoint's deliveries, newest first, optionally in one job state."""
+    stmt = delivery_listing(DELIVERIES, limit).where(DELIVERIES.c.endpoint_id == endpoint_id)
     if state is not None:
         stmt = stmt.where(Job.state == state)
     return [DeliveryView(*row) for row in session.execute(stmt)]

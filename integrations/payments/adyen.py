@@ -30,6 +30,7 @@ from integrations.payments.base import (
     PendingPayment,
     RefundRequest,
     VoidRequest,
+    captured_status,
 )
 from integrations.status import error_for_status
 
@@ -173,7 +174,7 @@ def payment_result(payment: Mapping[str, Any]) -> PaymentResult:
         "Cancelled": PaymentStatus.VOIDED,
     }.get(str(payment.get("status")), PaymentStatus.PENDING)
     if payment.get("status") == "Captured":
-        status = _captured_status(captured, refunded)
+        status = captured_status(captured, refunded)
     metadata = payment.get("metadata")
     return PaymentResult(
         status=status,
@@ -371,12 +372,6 @@ class AdyenPayments:
 def _reference(key: str) -> str:
     """The merchant reference: the key itself when it fits, so Adyen's reports show it."""
     return key if len(key) <= MAX_REFERENCE_LENGTH else adyen_key(key)
-
-
-def _captured_status(captured: int, refunded: int) -> PaymentStatus:
-    if refunded and refunded >= captured:
-        return PaymentStatus.REFUNDED
-    return PaymentStatus.PARTIALLY_REFUNDED if refunded else PaymentStatus.CAPTURED
 
 
 def _decline(answer: Mapping[str, Any]) -> Decline:

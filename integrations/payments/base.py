@@ -31,6 +31,13 @@ class PaymentStatus(StrEnum):
     DECLINED = "declined"
 
 
+def captured_status(captured: int, refunded: int) -> PaymentStatus:
+    """A captured payment's status once `refunded` of its `captured` minor units went back."""
+    if refunded and refunded >= captured:
+        return PaymentStatus.REFUNDED
+    return PaymentStatus.PARTIALLY_REFUNDED if refunded else PaymentStatus.CAPTURED
+
+
 class ChargeRequest(BaseModel):
     """Authorize (and for `charge`, capture) `amount` of `currency` on a payment token."""
 

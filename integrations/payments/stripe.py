@@ -23,6 +23,7 @@ from integrations.payments.base import (
     PendingPayment,
     RefundRequest,
     VoidRequest,
+    captured_status,
 )
 from integrations.status import error_for_status, stripe_should_retry
 
@@ -108,12 +109,8 @@ def intent_result(
     decline = None
     status = PaymentStatus.PENDING  # processing
     match intent.get("status"):
-        case "succeeded" if refunded and refunded >= received:
-            status = PaymentStatus.REFUNDED
-        case "succeeded" if refunded:
-            status = PaymentStatus.PARTIALLY_REFUNDED
         case "succeeded":
-            status = PaymentStatus.CAPTURED
+            status = captured_status(received, refunded)
         case "requires_capture":
             status = PaymentStatus.AUTHORIZED
         case "canceled":

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -49,6 +51,14 @@ def rows(settings: Settings) -> dict[str, int]:
             table.name: session.scalar(select(func.count()).select_from(table)) or 0
             for table in Base.metadata.sorted_tables
         }
+
+
+@contextmanager
+def writes_nothing(settings: Settings) -> Iterator[None]:
+    """Assert that the block leaves every table with as many rows as it found."""
+    before = rows(settings)
+    yield
+    assert rows(settings) == before
 
 
 def cursor_of(value: Any) -> str:
@@ -103,17 +113,16 @@ def test_every_body_route_answers_415_or_400_for_a_body_that_is_not_json(
     code: str,
 ) -> None:
     # Given a route that takes a JSON body
-    before = rows(settings)
     headers = auth(admin)
     if content_type:
         headers["Content-Type"] = content_type
-    # When the body is sent as something else, or is not JSON
-    response = api.request(
-        method, path, content=payload or json.dumps(body).encode(), headers=headers
-    )
-    # Then the answer is that of /v1/jobs, and nothing is written
-    error_of(response, status, code)
-    assert rows(settings) == before
+    with writes_nothing(settings):
+        # When the body is sent as something else, or is not JSON
+        response = api.request(
+            method, path, content=payload or json.dumps(body).encode(), headers=headers
+        )
+        # Then the answer is that of /v1/jobs, and nothing is written
+        error_of(response, status, code)
 
 
 @pytest.mark.parametrize(
@@ -137,16 +146,15 @@ def test_a_nul_or_lone_surrogate_in_any_body_is_refused_and_echoed_safely(
     loc: str | None,
 ) -> None:
     # Given a body with a string no database stores as given
-    before = rows(settings)
     raw = json.dumps(body).encode()
-    # When it is sent
-    response = api.request(
-        method, path, content=raw, headers={**auth(admin), "Content-Type": "application/json"}
-    )
-    # Then 422 naming the place, the same on both databases, and nothing is written
-    error = error_of(response, 422, "validation_error")
-    assert error["details"][0]["loc"][0] == "body", error
-    assert rows(settings) == before
+    with writes_nothing(settings):
+        # When it is sent
+        response = api.request(
+            method, path, content=raw, headers={**auth(admin), "Content-Type": "application/json"}
+        )
+        # Then 422 naming the place, the same on both databases, and nothing is written
+        error = error_of(response, 422, "validation_error")
+        assert error["details"][0]["loc"][0] == "body", error
 
 
 @pytest.mark.parametrize(
@@ -260,12 +268,11 @@ def test_an_endpoint_replay_with_a_bad_range_or_lax_types_is_a_422(
 ) -> None:
     # Given an endpoint
     found = endpoint_id(api, tenant_key)
-    before = rows(settings)
-    # When its deliveries are replayed over a range that is no range, or with lax types
-    response = api.post(f"{ENDPOINTS}/{found}/replay", json=body, headers=auth(tenant_key))
-    # Then 422, and nothing is written
-    error_of(response, 422, "validation_error")
-    assert rows(settings) == before
+    with writes_nothing(settings):
+        # When its deliveries are replayed over a range that is no range, or with lax types
+        response = api.post(f"{ENDPOINTS}/{found}/replay", json=body, headers=auth(tenant_key))
+        # Then 422, and nothing is written
+        error_of(response, 422, "validation_error")
 
 
 @pytest.mark.parametrize("grace", [True, "60", None])
@@ -292,12 +299,11 @@ def test_rotation_grace_must_be_a_number(
 def test_data_source_numbers_and_flags_are_strict(
     client: TestClient, settings: Settings, tenant_key: IssuedKey, body: dict[str, Any]
 ) -> None:
-    before = rows(settings)
-    # When a source is configured with a string or boolean where a number belongs
-    response = client.put("/v1/data/sources/s", json=body, headers=auth(tenant_key))
-    # Then 422, nothing stored
-    error_of(response, 422, "validation_error")
-    assert rows(settings) == before
+    with writes_nothing(settings):
+        # When a source is configured with a string or boolean where a number belongs
+        response = client.put("/v1/data/sources/s", json=body, headers=auth(tenant_key))
+        # Then 422, nothing stored
+        error_of(response, 422, "validation_error")
 
 
 @pytest.mark.parametrize(
@@ -314,24 +320,22 @@ def test_data_source_numbers_and_flags_are_strict(
 def test_admin_key_fields_are_strict_and_names_are_clean(
     client: TestClient, settings: Settings, admin: IssuedKey, body: dict[str, Any]
 ) -> None:
-    before = rows(settings)
-    # When a key is issued with a lax lifetime or a tenant name with spaces or control chars
-    response = client.post("/v1/admin/keys", json=body, headers=auth(admin))
-    # Then 422, and no tenant or key appears
-    error_of(response, 422, "validation_error")
-    assert rows(settings) == before
+    with writes_nothing(settings):
+        # When a key is issued with a lax lifetime or a tenant name with spaces or control chars
+        response = client.post("/v1/admin/keys", json=body, headers=auth(admin))
+        # Then 422, and no tenant or key appears
+        error_of(response, 422, "validation_error")
 
 
 @pytest.mark.parametrize("url", ["http://8.8.8.8:0/x", "https://hooks.example:0/in"])
 def test_a_webhook_url_on_port_0_is_refused(
     api: TestClient, settings: Settings, tenant_key: IssuedKey, url: str
 ) -> None:
-    before = rows(settings)
-    # When an endpoint is registered on port 0
-    response = api.post(ENDPOINTS, json={"url": url}, headers=auth(tenant_key))
-    # Then 422 url_refused (the same check runs at every delivery)
-    assert error_of(response, 422, "url_refused")["details"]["reason"] == "port"
-    assert rows(settings) == before
+    with writes_nothing(settings):
+        # When an endpoint is registered on port 0
+        response = api.post(ENDPOINTS, json={"url": url}, headers=auth(tenant_key))
+        # Then 422 url_refused (the same check runs at every delivery)
+        assert error_of(response, 422, "url_refused")["details"]["reason"] == "port"
 
 
 PAN = "4111111111111111"
@@ -376,14 +380,13 @@ def test_card_data_and_keys_in_stored_text_are_refused_on_every_route(
     code: str,
     loc: list[str],
 ) -> None:
-    before = rows(settings)
-    # When a stored free-text field carries a card number or an API key
-    response = api.request(method, path, json=body, headers=auth(admin))
-    # Then the same refusal as a job payload, naming the place, never the value; nothing written
-    error = error_of(response, 422, code)
-    assert error["details"]["loc"] == loc, error
-    assert PAN not in response.text and SK not in response.text
-    assert rows(settings) == before
+    with writes_nothing(settings):
+        # When a stored free-text field carries a card number or an API key
+        response = api.request(method, path, json=body, headers=auth(admin))
+        # Then the same refusal as a job payload, naming the place, never the value; nothing written
+        error = error_of(response, 422, code)
+        assert error["details"]["loc"] == loc, error
+        assert PAN not in response.text and SK not in response.text
 
 
 def test_an_endpoint_patch_screens_its_description(
@@ -406,34 +409,32 @@ def test_a_nul_in_an_ops_console_form_is_a_422_never_a_500(
     # Given an operator on the console, with the form's CSRF token
     token = base64.b64encode(f"oncall:{admin.secret}".encode()).decode()
     headers = {"Authorization": f"Basic {token}"}
-    before = rows(settings)
-    # When the replay form is posted with a NUL in a filter
-    response = client.post(
-        "/ops/replay",
-        data={"state": "dead", "type": "a\x00b", "csrf": csrf_token(admin.secret)},
-        headers=headers,
-    )
-    # Then 422 naming the form field, and nothing is written
-    error = error_of(response, 422, "validation_error")
-    assert error["details"][0]["loc"] == ["form", "type"], error
-    assert rows(settings) == before
+    with writes_nothing(settings):
+        # When the replay form is posted with a NUL in a filter
+        response = client.post(
+            "/ops/replay",
+            data={"state": "dead", "type": "a\x00b", "csrf": csrf_token(admin.secret)},
+            headers=headers,
+        )
+        # Then 422 naming the form field, and nothing is written
+        error = error_of(response, 422, "validation_error")
+        assert error["details"][0]["loc"] == ["form", "type"], error
 
 
 def test_a_job_callback_url_carrying_an_api_key_is_refused(
     api: TestClient, settings: Settings, tenant_key: IssuedKey
 ) -> None:
-    before = rows(settings)
-    # When a job names a callback URL with a live key in its query
-    response = api.post(
-        "/v1/jobs",
-        json={
-            "type": "data.sandbox.fetch_rates",
-            "payload": {"base": "EUR"},
-            "callback_url": f"https://hooks.example/in?api_key={SK}",
-        },
-        headers=auth(tenant_key),
-    )
-    # Then the same refusal as a payload's, naming the field; no job is written
-    error = error_of(response, 422, "secret_refused")
-    assert error["details"]["loc"] == ["body", "callback_url"], error
-    assert rows(settings) == before
+    with writes_nothing(settings):
+        # When a job names a callback URL with a live key in its query
+        response = api.post(
+            "/v1/jobs",
+            json={
+                "type": "data.sandbox.fetch_rates",
+                "payload": {"base": "EUR"},
+                "callback_url": f"https://hooks.example/in?api_key={SK}",
+            },
+            headers=auth(tenant_key),
+        )
+        # Then the same refusal as a payload's, naming the field; no job is written
+        error = error_of(response, 422, "secret_refused")
+        assert error["details"]["loc"] == ["body", "callback_url"], error

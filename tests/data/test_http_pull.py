@@ -54,6 +54,21 @@ def configure(
         put_source(session, tenant_id, name, config)
 
 
+def cursor_feed(
+    s: Settings, tenant_id: uuid.UUID, token: str = TOKEN, name: str = "items", **extra: Any
+) -> None:
+    """Configure `name` as the sandbox's cursor-paged feed; `extra` overrides its config."""
+    configure(
+        s, tenant_id, name, {"url": f"{s.sandbox_url}/data/items", **CURSOR_SOURCE, **extra}, token
+    )
+
+
+def linked_feed(s: Settings, tenant_id: uuid.UUID, **extra: Any) -> None:
+    """Configure "linked" as the sandbox's feed paged by a Link header; `extra` as above."""
+    url = f"{s.sandbox_url}/data/items-linked"
+    configure(s, tenant_id, "linked", {"url": url, **LINK_SOURCE, **extra})
+
+
 def pull(s: Settings, tenant_id: uuid.UUID, name: str) -> tuple[Execution, Any]:
     job_id = make_job(s, tenant_id, PULL, {"source": name})
     return execute(job_id, s), load(s, job_id)
@@ -76,9 +91,7 @@ def test_three_pages_by_cursor_are_stored_once_and_a_rerun_changes_nothing(
     # Given 250 records served 100 a page by cursor
     s = data_settings
     set_feed(s.sandbox_url, items=250)
-    configure(
-        s, tenant_key.tenant_id, "items", {"url": f"{s.sandbox_url}/data/items", **CURSOR_SOURCE}
-    )
+    cursor_feed(s, tenant_key.tenant_id)
     # When the pull runs, then runs again
     first, job1 = pull(s, tenant_key.tenant_id, "items")
     second, job2 = pull(s, tenant_key.tenant_id, "items")
@@ -107,9 +120,7 @@ def test_a_changed_record_is_updated_once(data_settings: Settings, tenant_key: I
     # Given a stored resource
     s = data_settings
     set_feed(s.sandbox_url, items=250)
-    configure(
-        s, tenant_key.tenant_id, "items", {"url": f"{s.sandbox_url}/data/items", **CURSOR_SOURCE}
-    )
+    cursor_feed(s, tenant_key.tenant_id)
     pull(s, tenant_key.tenant_id, "items")
     before = stored(s, "items")["item-0000042"]
     # When one record changes at the provider and the pull runs again
@@ -128,8 +139,7 @@ def test_a_conditional_source_unchanged_since_its_last_pass_is_a_304_that_change
     # Given a conditional source of 250 records, pulled once in full
     s = data_settings
     set_feed(s.sandbox_url, items=250)
-    url = f"{s.sandbox_url}/data/items"
-    configure(s, tenant_key.tenant_id, "items", {"url": url, **CURSOR_SOURCE, "conditional": True})
+    cursor_feed(s, tenant_key.tenant_id, conditional=True)
     _, first = pull(s, tenant_key.tenant_id, "items")
     etag = sync_of(s, "items").etag
     # When it runs again with nothing changed at the source
@@ -152,8 +162,7 @@ def test_a_conditional_source_that_changed_is_pulled_again_and_updates_what_chan
     # Given a conditional source pulled once in full
     s = data_settings
     set_feed(s.sandbox_url, items=250)
-    url = f"{s.sandbox_url}/data/items"
-    configure(s, tenant_key.tenant_id, "items", {"url": url, **CURSOR_SOURCE, "conditional": True})
+    cursor_feed(s, tenant_key.tenant_id, conditional=True)
     pull(s, tenant_key.tenant_id, "items")
     etag = sync_of(s, "items").etag
     # When one record changes (the collection's ETag with it) and the pull runs again
@@ -173,8 +182,7 @@ def test_a_conditional_source_without_an_etag_is_a_304_by_last_modified(
     # server that sends no ETag)
     s = data_settings
     set_feed(s.sandbox_url, items=150)
-    url = f"{s.sandbox_url}/data/items-linked"
-    configure(s, tenant_key.tenant_id, "linked", {"url": url, **LINK_SOURCE, "conditional": True})
+    linked_feed(s, tenant_key.tenant_id, conditional=True)
     pull(s, tenant_key.tenant_id, "linked")
     with get_database(s).session() as session:
         session.execute(update(DataSync).values(etag=None))
@@ -196,8 +204,7 @@ def test_a_source_not_marked_conditional_sends_no_validators(
     # Given a source without `conditional`, pulled once
     s = data_settings
     set_feed(s.sandbox_url, items=150)
-    url = f"{s.sandbox_url}/data/items"
-    configure(s, tenant_key.tenant_id, "items", {"url": url, **CURSOR_SOURCE})
+    cursor_feed(s, tenant_key.tenant_id)
     pull(s, tenant_key.tenant_id, "items")
     # When it runs again / Then every page is fetched in full, none answered 304
     _, job = pull(s, tenant_key.tenant_id, "items")
@@ -212,8 +219,7 @@ def test_next_link_paging_follows_the_link_header(
     # Given 230 records paged by an RFC 8288 Link header
     s = data_settings
     set_feed(s.sandbox_url, items=230)
-    url = f"{s.sandbox_url}/data/items-linked"
-    configure(s, tenant_key.tenant_id, "linked", {"url": url, **LINK_SOURCE})
+    linked_feed(s, tenant_key.tenant_id)
     # When the pull runs
     outcome, job = pull(s, tenant_key.tenant_id, "linked")
     # Then it followed the links through 3 pages and stored all 230
@@ -229,9 +235,7 @@ def test_a_failed_page_keeps_the_committed_ones_and_the_retry_resumes_at_the_cur
     # Given 500 records, the third page answered 503 once
     s = data_settings
     set_feed(s.sandbox_url, items=500, faults=[{}, {}, {"status": 503}])
-    configure(
-        s, tenant_key.tenant_id, "items", {"url": f"{s.sandbox_url}/data/items", **CURSOR_SOURCE}
-    )
+    cursor_feed(s, tenant_key.tenant_id)
     job_id = make_job(s, tenant_key.tenant_id, PULL, {"source": "items"})
     # When the pull runs, fails on page 3, and runs again when due
     first = execute(job_id, s)
@@ -257,9 +261,7 @@ def test_malformed_json_fails_permanently_with_an_excerpt(
     # Given a page that is cut off mid-document
     s = data_settings
     set_feed(s.sandbox_url, faults=[{"malformed": True}])
-    configure(
-        s, tenant_key.tenant_id, "items", {"url": f"{s.sandbox_url}/data/items", **CURSOR_SOURCE}
-    )
+    cursor_feed(s, tenant_key.tenant_id)
     # When the pull runs
     outcome, job = pull(s, tenant_key.tenant_id, "items")
     # Then it failed for good, naming the fault and quoting the start of the answer
@@ -277,8 +279,7 @@ def test_a_record_without_its_key_fails_naming_the_record(
 ) -> None:
     # Given a source whose key path the records do not have
     s = data_settings
-    config = {"url": f"{s.sandbox_url}/data/items", **CURSOR_SOURCE, "key_path": "sku"}
-    configure(s, tenant_key.tenant_id, "items", config)
+    cursor_feed(s, tenant_key.tenant_id, key_path="sku")
     # When it runs / Then it fails permanently and says which record lacked what
     outcome, job = pull(s, tenant_key.tenant_id, "items")
     assert outcome is Execution.FAILED
@@ -296,13 +297,7 @@ def test_the_auth_header_comes_from_the_secret_which_no_table_or_log_line_holds(
     token = f"tok_{uuid.uuid4().hex}"
     set_feed(s.sandbox_url, items=150, token=token)
     caplog.set_level(logging.DEBUG)
-    configure(
-        s,
-        tenant_key.tenant_id,
-        "items",
-        {"url": f"{s.sandbox_url}/data/items", **CURSOR_SOURCE},
-        token,
-    )
+    cursor_feed(s, tenant_key.tenant_id, token)
     # When the pull runs
     outcome, job = pull(s, tenant_key.tenant_id, "items")
     # Then the provider accepted the header built from it
@@ -320,13 +315,7 @@ def test_a_wrong_secret_is_refused_by_the_provider_and_fails_permanently(
 ) -> None:
     # Given a secret that is not the feed's token
     s = data_settings
-    configure(
-        s,
-        tenant_key.tenant_id,
-        "items",
-        {"url": f"{s.sandbox_url}/data/items", **CURSOR_SOURCE},
-        "wrong",
-    )
+    cursor_feed(s, tenant_key.tenant_id, "wrong")
     # When the pull runs / Then the 401 is permanent
     outcome, job = pull(s, tenant_key.tenant_id, "items")
     assert outcome is Execution.FAILED and job.attempt_rows[-1].http_status == 401
@@ -375,13 +364,7 @@ def test_an_auth_header_stored_before_it_was_refused_fails_once_without_touching
 ) -> None:
     # Given a source whose auth header cannot be sent (stored before the API refused such text)
     s = data_settings
-    configure(
-        s,
-        tenant_key.tenant_id,
-        "s12",
-        {"url": f"{s.sandbox_url}/data/items", **CURSOR_SOURCE, **config},
-        token,
-    )
+    cursor_feed(s, tenant_key.tenant_id, token, "s12", **config)
     # And the shared `http` breaker one counted failure short of opening
     breaker = get_guard(s).breaker("http")
     for _ in range(breaker.threshold - 1):

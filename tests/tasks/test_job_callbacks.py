@@ -13,7 +13,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from config.settings import Settings
 from integrations.webhooks.secrets import SecretBox, generate_secret
-from store.callbacks import create_callback_secret, rotate_callback_secret
+from store.callbacks import create_callback_secret
 from store.db import get_database
 from store.keys import IssuedKey
 from store.models import Job
@@ -24,14 +24,14 @@ from store.webhook_models import (
     WebhookDelivery,
     WebhookEvent,
 )
+from store.webhooks import rotate_secret
 from tasks.executor import execute
 from tasks.webhooks import deliver
 from tests.support.receiver import Reply, receiver
-from tests.tasks.factories import make_job, with_sandbox
+from tests.tasks.factories import make_job
 from tests.tasks.test_webhook_delivery import (
     LOOPBACK,
     attempts,
-    hooks,  # noqa: F401 (fixture)
     job_row,
     run_until_settled,
     verify,
@@ -63,14 +63,21 @@ def callback_delivery(settings: Settings) -> WebhookCallbackDelivery:
         return row
 
 
+def ended_with_callback(
+    s: Settings, tenant_id: uuid.UUID, url: str
+) -> tuple[uuid.UUID, WebhookCallbackDelivery]:
+    """A rates job with `callback_url` run to success; its id and its callback delivery."""
+    job_id = job_with_callback(s, tenant_id, url)
+    assert execute(job_id, s).value == "succeeded"
+    return job_id, callback_delivery(s)
+
+
 def test_the_terminal_event_is_delivered_to_the_callback_url_and_verifies(
-    hooks: Settings,  # noqa: F811
-    tenant_key: IssuedKey,
-    sandbox: str,
+    hooked: Settings, tenant_key: IssuedKey
 ) -> None:
     # Given a tenant with a callback secret and no endpoints, a job with a callback URL, and a
     # receiver that first answers 503
-    s = with_sandbox(hooks, sandbox)
+    s = hooked
     secret = callback_secret(s, tenant_key.tenant_id)
     replies = iter([Reply(503, body=b"busy"), Reply(204, body=b"")])
     with receiver(lambda _: next(replies)) as rx:
@@ -98,16 +105,12 @@ def test_the_terminal_event_is_delivered_to_the_callback_url_and_verifies(
 
 
 def test_a_callback_name_turning_private_at_delivery_is_refused(
-    hooks: Settings,  # noqa: F811
-    tenant_key: IssuedKey,
-    sandbox: str,
+    hooked: Settings, tenant_key: IssuedKey
 ) -> None:
     # Given a job whose callback host resolved to a public address at submit
-    s = with_sandbox(hooks, sandbox)
+    s = hooked
     callback_secret(s, tenant_key.tenant_id)
-    job_id = job_with_callback(s, tenant_key.tenant_id, "http://cb.example:8080/in")
-    assert execute(job_id, s).value == "succeeded"
-    delivery = callback_delivery(s)
+    _, delivery = ended_with_callback(s, tenant_key.tenant_id, "http://cb.example:8080/in")
 
     def private(host: str, port: int) -> list[str]:
         return ["10.9.8.7"]
@@ -118,19 +121,17 @@ def test_a_callback_name_turning_private_at_delivery_is_refused(
 
 
 def test_a_rotated_callback_secret_signs_twice_in_the_grace_then_once(
-    hooks: Settings,  # noqa: F811
-    tenant_key: IssuedKey,
-    sandbox: str,
+    hooked: Settings, tenant_key: IssuedKey
 ) -> None:
     # Given a callback secret rotated with a grace period, and two jobs that ended
-    s = with_sandbox(hooks, sandbox)
+    s = hooked
     old = callback_secret(s, tenant_key.tenant_id)
     new = generate_secret()
     with get_database(s).session() as session:
         row = session.get(WebhookCallbackSecret, tenant_key.tenant_id)
         assert row is not None
         grace = utcnow() + timedelta(minutes=5)
-        rotate_callback_secret(row, SecretBox(s).seal(new), grace, utcnow())
+        rotate_secret(row, SecretBox(s).seal(new), grace, utcnow())
     with receiver() as rx:
         for _ in range(2):
             job_id = job_with_callback(s, tenant_key.tenant_id, rx.url("/cb"))
@@ -161,9 +162,7 @@ def _callback_job_ids(settings: Settings) -> list[uuid.UUID]:
 
 
 def test_a_failed_callback_delivery_is_retried_through_the_jobs_api_with_the_same_id(
-    hooks: Settings,  # noqa: F811
-    tenant_key: IssuedKey,
-    sandbox: str,
+    hooked: Settings, tenant_key: IssuedKey
 ) -> None:
     from fastapi.testclient import TestClient
 
@@ -171,13 +170,11 @@ def test_a_failed_callback_delivery_is_retried_through_the_jobs_api_with_the_sam
     from tests.api.conftest import auth
 
     # Given a callback delivery that failed for good (the receiver answered 400)
-    s = with_sandbox(hooks, sandbox)
+    s = hooked
     secret = callback_secret(s, tenant_key.tenant_id)
     healthy = False
     with receiver(lambda _: Reply(200) if healthy else Reply(400)) as rx:
-        job_id = job_with_callback(s, tenant_key.tenant_id, rx.url("/cb"))
-        assert execute(job_id, s).value == "succeeded"
-        delivery = callback_delivery(s)
+        job_id, delivery = ended_with_callback(s, tenant_key.tenant_id, rx.url("/cb"))
         assert run_until_settled(s, delivery.job_id) == "failed"
         # When the receiver is fixed and the tenant retries the delivery as the job it is
         healthy = True

@@ -17,11 +17,10 @@ from store.webhook_models import WebhookDelivery, WebhookEvent
 from tasks.provider_events import apply_event
 from tasks.reconcile import reconcile
 from tests.support.receiver import receiver
-from tests.tasks.factories import load, make_job, with_sandbox
+from tests.tasks.factories import load, make_job
 from tests.tasks.test_payment_jobs import _under_review, charge, psp_holds
 from tests.tasks.test_webhook_delivery import (
     endpoint,
-    hooks,  # noqa: F401 (fixture)
     run_until_settled,
     verify,
 )
@@ -36,19 +35,26 @@ def events_of(settings: Settings, job_id: uuid.UUID) -> list[tuple[str, dict[str
         return [(e.type, e.data) for e in rows]
 
 
+def stripe_charge_under_review(
+    s: Settings, tenant_id: uuid.UUID, amount: int | None = None
+) -> tuple[uuid.UUID, str]:
+    """A Stripe charge job (of `amount`, else the default) left under review; its id and key."""
+    body = charge("stripe") if amount is None else charge("stripe", amount)
+    job_id = make_job(s, tenant_id, "payments.stripe.charge", body)
+    key = f"cv-{job_id}-charge"
+    _under_review(s, job_id, "stripe", key)
+    return job_id, key
+
+
 def test_reconciliation_writes_job_succeeded_and_payment_captured_with_the_settlement(
-    hooks: Settings,  # noqa: F811
-    tenant_key: IssuedKey,
-    sandbox: str,
+    hooked: Settings, tenant_key: IssuedKey
 ) -> None:
     # Given a tenant's endpoint and a charge of 2500 under review that the PSP did make
-    s = with_sandbox(hooks, sandbox)
+    s = hooked
     with receiver() as rx:
         _, secret = endpoint(s, tenant_key.tenant_id, rx.url())
-        job_id = make_job(s, tenant_key.tenant_id, "payments.stripe.charge", charge("stripe", 2500))
-        key = f"cv-{job_id}-charge"
-        _under_review(s, job_id, "stripe", key)
-        intent = psp_holds(sandbox, 2500, key)
+        job_id, key = stripe_charge_under_review(s, tenant_key.tenant_id, 2500)
+        intent = psp_holds(s.sandbox_url, 2500, key)
         # When reconciliation adopts it, and runs again
         assert "adopted_charge" in [f.kind for f in reconcile(s) if f.job_id == str(job_id)]
         reconcile(s)
@@ -70,15 +76,12 @@ def test_reconciliation_writes_job_succeeded_and_payment_captured_with_the_settl
 
 
 def test_reconciliation_failing_a_charge_never_made_writes_job_failed(
-    hooks: Settings,  # noqa: F811
-    tenant_key: IssuedKey,
-    sandbox: str,
+    hooked: Settings, tenant_key: IssuedKey
 ) -> None:
     # Given an endpoint and a charge under review the PSP has no record of
-    s = with_sandbox(hooks, sandbox)
+    s = hooked
     endpoint(s, tenant_key.tenant_id, "http://127.0.0.1:9/unused")
-    job_id = make_job(s, tenant_key.tenant_id, "payments.stripe.charge", charge("stripe"))
-    _under_review(s, job_id, "stripe", f"cv-{job_id}-charge")
+    job_id, _ = stripe_charge_under_review(s, tenant_key.tenant_id)
     # When reconciliation settles it as not charged
     reconcile(s)
     # Then job.failed is written with it, and no payment event
@@ -88,17 +91,13 @@ def test_reconciliation_failing_a_charge_never_made_writes_job_failed(
 
 
 def test_a_provider_webhook_settling_a_charge_writes_its_payment_event(
-    hooks: Settings,  # noqa: F811
-    tenant_key: IssuedKey,
-    sandbox: str,
+    hooked: Settings, tenant_key: IssuedKey
 ) -> None:
     # Given an endpoint and a Stripe charge under review, which the PSP did make
-    s = with_sandbox(hooks, sandbox)
+    s = hooked
     endpoint(s, tenant_key.tenant_id, "http://127.0.0.1:9/unused")
-    job_id = make_job(s, tenant_key.tenant_id, "payments.stripe.charge", charge("stripe", 3100))
-    key = f"cv-{job_id}-charge"
-    _under_review(s, job_id, "stripe", key)
-    intent = psp_holds(sandbox, 3100, key)
+    job_id, key = stripe_charge_under_review(s, tenant_key.tenant_id, 3100)
+    intent = psp_holds(s.sandbox_url, 3100, key)
     # When Stripe's payment_intent.succeeded for it is applied
     event_id = f"evt_{uuid.uuid4().hex}"
     body = {

@@ -36,19 +36,6 @@ transport_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=Tr
 LOOPBACK: Resolver = lambda host, port: ["127.0.0.1"]  # noqa: E731
 
 
-@pytest.fixture
-def hooks(settings: Settings) -> Settings:
-    """Deliveries may reach loopback receivers; retries come back at once; 2 s deadline."""
-    return settings.model_copy(
-        update={
-            "outbound_allow_loopback": True,
-            "webhook_backoff_base_s": 0.01,
-            "webhook_backoff_cap_s": 0.02,
-            "webhook_timeout_s": 2.0,
-        }
-    )
-
-
 def endpoint(settings: Settings, tenant_id: uuid.UUID, url: str) -> tuple[uuid.UUID, str]:
     """An endpoint registered for the tenant; its id and secret."""
     secret = generate_secret()
