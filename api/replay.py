@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query, status
+from fastapi import APIRouter, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import DatabaseDep, PrincipalDep, SettingsDep
@@ -16,6 +16,7 @@ from api.jobs import parse_job_id
 from api.jsonbody import JsonBodyRoute
 from api.openapi import error_responses
 from api.payment_rules import outcome_unknown, refused
+from api.quota import OpenJobQuota
 from api.schemas import JobOut
 from api.screening import screen
 from config.settings import Settings
@@ -103,9 +104,17 @@ class AuditEventOut(BaseModel):
     responses=error_responses(422),
 )
 def replay_many(
-    body: ReplayRequest, principal: PrincipalDep, db: DatabaseDep, settings: SettingsDep
+    body: ReplayRequest,
+    request: Request,
+    principal: PrincipalDep,
+    db: DatabaseDep,
+    settings: SettingsDep,
 ) -> ReplayResult:
-    """Re-queue the tenant's finished jobs matching the filter, keeping their ids and keys."""
+    """Re-queue the tenant's finished jobs matching the filter, keeping their ids and keys.
+
+    The re-queued jobs count against the tenant's quota of unfinished jobs like a batch
+    submit: a replay that would cross it is `429 quota_exceeded` and re-queues none.
+    """
     bad = [s for s in body.filter.states if s not in {"dead", "failed", "needs_review"}]
     if bad:
         raise ApiError(
@@ -147,6 +156,8 @@ def replay_many(
         if body.dry_run:
             session.rollback()
             return _result(True, len(matches), replayed, withheld)
+        if replayed:  # raising here rolls every re-queue of this replay back
+            _quota(request).admit(db, principal.tenant_id, len(replayed))
         audit(
             session,
             principal.tenant_id,
@@ -197,6 +208,7 @@ class RetryRequest(BaseModel):
 )
 def retry_one(
     job_id: str,
+    request: Request,
     principal: PrincipalDep,
     db: DatabaseDep,
     settings: SettingsDep,
@@ -206,6 +218,7 @@ def retry_one(
 
     A payment whose outcome is unknown and whose provider may have forgotten its key, with no
     way to look the payment up, is refused (409 `outcome_unknown`) unless `force` is true.
+    The job counts against the tenant's quota of unfinished jobs again (`429 quota_exceeded`).
     """
     force = body.force if body is not None else False
     parsed = parse_job_id(job_id)
@@ -231,6 +244,7 @@ def retry_one(
                 f"a {job.state} job cannot be retried; only dead, failed and needs_review",
                 {"id": job_id, "state": job.state},
             )
+        _quota(request).admit(db, principal.tenant_id, 1)  # raising rolls the re-queue back
         details = {"force": True} if force else {}
         audit(session, principal.tenant_id, principal.actor, "job.retry", details, job_id=parsed)
     _publish_all(db, settings, [(parsed, job.type, job.queue)])
@@ -263,6 +277,11 @@ def list_audit_events(
             )
             for e in audit_events(session, principal.tenant_id, limit)
         ]
+
+
+def _quota(request: Request) -> OpenJobQuota:
+    quota: OpenJobQuota = request.app.state.quota
+    return quota
 
 
 def _publish_all(db: Database, settings: Settings, jobs: list[tuple[uuid.UUID, str, str]]) -> None:

@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from api.app import create_app
 from config.settings import Settings
 from store.db import get_database
 from store.keys import IssuedKey
-from store.models import Job
+from store.models import AuditEvent, Job
 from tests.conftest import REDIS_URL
 from tests.support.broker import queued_messages
 
@@ -76,3 +76,17 @@ def broker() -> Iterator[redis.Redis]:
     connection = redis.Redis.from_url(REDIS_URL)
     yield connection
     connection.close()
+
+
+def dead_job(client: TestClient, settings: Settings, key: IssuedKey) -> str:
+    """A job of the key's tenant, made dead in the database."""
+    job_id: str = client.post("/v1/jobs", json=rates_job(), headers=auth(key)).json()["id"]
+    with get_database(settings).session() as session:
+        session.execute(update(Job).where(Job.id == uuid.UUID(job_id)).values(state="dead"))
+    return job_id
+
+
+def audit_rows(settings: Settings) -> list[AuditEvent]:
+    """Every audit row (a replay that ran writes one)."""
+    with get_database(settings).session() as session:
+        return list(session.scalars(select(AuditEvent)))

@@ -9,19 +9,18 @@ from __future__ import annotations
 import base64
 import json
 import time
-import uuid
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from config.settings import Settings
 from integrations.payments.signing import stripe_signature
 from store.db import get_database
 from store.keys import IssuedKey
-from store.models import AuditEvent, Job, ProviderEvent
-from tests.api.conftest import auth, error_of, job_rows, rates_job
+from store.models import ProviderEvent
+from tests.api.conftest import audit_rows, auth, dead_job, error_of, job_rows, rates_job
 
 OUT_OF_RANGE = ["9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"]
 NOT_ISO = [0, 0.5, "0", "0.5", "1700000000", True, "2026-11-29", "tomorrow"]
@@ -41,20 +40,6 @@ def locs(error: dict[str, Any]) -> list[list[Any]]:
     if isinstance(details, dict):
         details = [details]
     return [list(d["loc"]) for d in details if "loc" in d]
-
-
-def dead_job(client: TestClient, settings: Settings, key: IssuedKey) -> str:
-    """A job of the key's tenant, made dead in the database."""
-    job_id: str = client.post("/v1/jobs", json=rates_job(), headers=auth(key)).json()["id"]
-    with get_database(settings).session() as session:
-        session.execute(update(Job).where(Job.id == uuid.UUID(job_id)).values(state="dead"))
-    return job_id
-
-
-def audit_rows(settings: Settings) -> list[AuditEvent]:
-    """Every audit row (a replay that ran writes one)."""
-    with get_database(settings).session() as session:
-        return list(session.scalars(select(AuditEvent)))
 
 
 @pytest.mark.parametrize("run_at", OUT_OF_RANGE + NOT_ISO)

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from api.app import create_app
 from config.settings import Settings
 from store.db import get_database
 from store.keys import IssuedKey
 from store.models import Job
-from tests.api.conftest import auth, error_of, job_rows, rates_job
+from tests.api.conftest import audit_rows, auth, dead_job, error_of, job_rows, rates_job
 
 
 def app_client(settings: Settings, **overrides: Any) -> TestClient:
@@ -199,3 +199,47 @@ def test_with_the_limiter_redis_down_requests_pass_and_pay_no_timeout_each(
     # Then all are served (the limiter stands aside) and the outage cost at most one short wait
     assert statuses == [200] * 10
     assert took < 3.0
+
+
+def test_retry_and_replay_count_against_the_open_job_quota_and_re_queue_nothing_beyond_it(
+    settings: Settings, tenant_key: IssuedKey
+) -> None:
+    with app_client(settings, api_open_jobs_per_tenant=2) as client:
+        # Given three dead jobs and one queued job of a tenant allowed 2 unfinished jobs
+        dead = [dead_job(client, settings, tenant_key) for _ in range(3)]
+        client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key))
+        # When it replays all dead jobs (3 more would make 4 of 2)
+        replay = client.post(
+            "/v1/jobs/replay",
+            json={"filter": {"states": ["dead"]}, "dry_run": False},
+            headers=auth(tenant_key),
+        )
+        # Then the replay is refused whole, and no dead job was re-queued or audited
+        error_of(replay, 429, "quota_exceeded")
+        assert states_of(settings, dead) == ["dead", "dead", "dead"]
+        assert audit_rows(settings) == []
+        # When it retries one (2 of 2), then another (3 of 2)
+        first = client.post(f"/v1/jobs/{dead[0]}/retry", headers=auth(tenant_key))
+        second = client.post(f"/v1/jobs/{dead[1]}/retry", headers=auth(tenant_key))
+        # Then the first is re-queued and the second refused, still dead
+        assert first.status_code == 202, first.text
+        error_of(second, 429, "quota_exceeded")
+        assert states_of(settings, dead) == ["queued", "dead", "dead"]
+        # And a dry run is still answered (it re-queues nothing)
+        dry = client.post(
+            "/v1/jobs/replay",
+            json={"filter": {"states": ["dead"]}, "dry_run": True},
+            headers=auth(tenant_key),
+        )
+        assert dry.status_code == 200 and dry.json()["matched"] == 2
+
+
+def states_of(settings: Settings, job_ids: list[str]) -> list[str]:
+    """The jobs' states, in the order of `job_ids`."""
+    with get_database(settings).session() as session:
+        found = dict(
+            session.execute(select(Job.id, Job.state).where(Job.id.in_(map(uuid.UUID, job_ids))))
+            .tuples()
+            .all()
+        )
+    return [str(found[uuid.UUID(i)]) for i in job_ids]
