@@ -85,13 +85,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console.router)
     install_docs(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    # A key over its rate is refused before anything else is spent on it.
+    # A key over its rate, or an address guessing keys, is refused before anything else is spent.
+    app.state.auth_failures = RequestRateLimiter(
+        settings.broker_key_prefix,
+        settings.api_auth_failures_per_s,
+        settings.api_auth_failure_burst,
+        kind="auth-failures",
+    )
     app.add_middleware(
         KeyRateLimit,
         api=app,
         limiter=RequestRateLimiter(
             settings.broker_key_prefix, settings.api_rate_limit_per_s, settings.api_rate_burst
         ),
+        auth_failures=app.state.auth_failures,
     )
     app.add_middleware(
         RequestLog

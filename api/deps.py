@@ -15,7 +15,9 @@ from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
 from api.keycache import TtlCache
+from api.ratelimit import RequestRateLimiter, client_address
 from api.request_log import note_tenant
+from api.shared_redis import api_redis
 from config.settings import Settings
 from store.db import Database, get_database
 from store.keys import KeyOwner, hash_key, tenant_for_key, touch_key
@@ -96,8 +98,17 @@ async def current_principal(
     return await principal_for_secret(request, db, secret.strip())
 
 
+async def _count_failure(request: Request) -> None:
+    """Charge a refused key to the client address's budget (enforced by `KeyRateLimit`)."""
+    limiter: RequestRateLimiter = request.app.state.auth_failures
+    await limiter.hit(api_redis(request.app), client_address(request.scope))
+
+
 async def principal_for_secret(request: Request, db: Database, secret: str) -> Principal:
-    """The principal behind an API key secret (cached for KEY_CACHE_TTL_S), or 401."""
+    """The principal behind an API key secret (cached for KEY_CACHE_TTL_S), or 401.
+
+    Each refused key counts against the client address's budget of failed authentications.
+    """
     cache: TtlCache[Principal] = request.app.state.key_cache
     digest = hash_key(secret)
     cached = cache.get(digest)
@@ -106,6 +117,7 @@ async def principal_for_secret(request: Request, db: Database, secret: str) -> P
         return cached
     owner = await run_in_threadpool(_owner_of, db, secret)
     if owner is None:
+        await _count_failure(request)
         raise ApiError(
             401, "unauthorized", "invalid or revoked API key", headers=_UNAUTHORIZED_HEADERS
         )

@@ -18,8 +18,9 @@ _WHY = {
     413: "the body exceeds the size limit (`payload_too_large`)",
     415: "the body is not `application/json` (`unsupported_media_type`)",
     422: "the request is invalid (`validation_error` and friends); nothing written",
-    429: "over the key's request rate (`rate_limited`), concurrent waits (`too_many_waits`) "
-    "or the tenant's open-job quota (`quota_exceeded`); see `Retry-After`",
+    429: "over the key's request rate (`rate_limited`), concurrent waits (`too_many_waits`), "
+    "the tenant's open-job quota (`quota_exceeded`) or the address's budget of failed "
+    "authentications (`too_many_auth_failures`); see `Retry-After`",
     503: "a dependency is unavailable (`unavailable`); retry after `Retry-After`",
 }
 

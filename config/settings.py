@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     # Per API key, shared by every API instance through Redis (GCRA); 0 switches it off.
     api_rate_limit_per_s: float = Field(default=1000.0, ge=0)
     api_rate_burst: int = Field(default=2000, ge=1)
+    # Failed authentications (401) per client address, shared by every instance; 0 = off.
+    api_auth_failures_per_s: float = Field(default=1.0, ge=0)
+    api_auth_failure_burst: int = Field(default=30, ge=1)
     # Long polls (`?wait=`) one key may hold open at once on one API instance.
     api_waits_per_key: int = Field(default=32, ge=1)
     # Non-terminal jobs a tenant may have at once; 0 switches the quota off.

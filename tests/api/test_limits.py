@@ -243,3 +243,38 @@ def states_of(settings: Settings, job_ids: list[str]) -> list[str]:
             .all()
         )
     return [str(found[uuid.UUID(i)]) for i in job_ids]
+
+
+def test_an_address_guessing_keys_gets_429_and_another_address_is_not_held_back(
+    settings: Settings, tenant_key: IssuedKey
+) -> None:
+    app = create_app(
+        settings.model_copy(update={"api_auth_failures_per_s": 0.1, "api_auth_failure_burst": 3})
+    )
+    with (
+        TestClient(app, client=("203.0.113.7", 1000)) as guesser,
+        TestClient(app, client=("198.51.100.9", 1000)) as other,
+    ):
+        # Given an address whose three guessed keys were refused (its budget of failures)
+        for _ in range(3):
+            response = guesser.get(
+                "/v1/jobs", headers={"Authorization": f"Bearer cvk_{uuid.uuid4().hex}"}
+            )
+            error_of(response, 401, "unauthorized")
+        # When it guesses again, and when it sends no key at all
+        again = guesser.get("/v1/jobs", headers={"Authorization": f"Bearer cvk_{uuid.uuid4().hex}"})
+        bare = guesser.get("/v1/jobs")
+        health = guesser.get("/healthz")
+        # Then a guess is refused before any lookup, with a Retry-After; what presents no key
+        # is answered as ever (401 here, 200 for the health check): it costs no lookup
+        error_of(again, 429, "too_many_auth_failures")
+        assert int(again.headers["Retry-After"]) >= 1
+        error_of(bare, 401, "unauthorized")
+        assert health.status_code == 200
+        # And another address still gets its own answers: 401 for a bad key, 200 for a good one
+        error_of(
+            other.get("/v1/jobs", headers={"Authorization": "Bearer cvk_wrong"}),
+            401,
+            "unauthorized",
+        )
+        assert other.get("/v1/jobs", headers=auth(tenant_key)).status_code == 200
