@@ -19,7 +19,7 @@ test: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	BIN=$(BIN) bash .ci/audit.sh
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not serial"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not serial"
 	$(BIN)/python -m pytest -m serial
 
 lint: install

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -46,10 +47,12 @@ RUN_ID = uuid.uuid4().hex[:10]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the long tests first: `slow`, then other `e2e`, then the rest (a stable sort).
+    """Spread the long tests (`slow`, then other `e2e`) evenly over the xdist workers, first.
 
-    Under xdist the long ones then start together and the short ones fill in around them,
-    instead of a few long ones running on alone at the end. Every worker sorts the same way.
+    `--dist worksteal` hands each worker one contiguous share of this order and lets an idle
+    worker take over the rest of a busy one's share: dealing the cost-sorted list out like
+    cards makes every share start with its part of the long tests, so no worker is left
+    alone with them at the end. Every worker sorts the same way.
     """
 
     def cost(item: pytest.Item) -> int:
@@ -58,6 +61,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         return 1 if item.get_closest_marker("e2e") is not None else 2
 
     items.sort(key=cost)
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        items[:] = [item for i in range(workers) for item in items[i::workers]]
 
 
 @pytest.fixture(scope="session")

@@ -90,18 +90,25 @@ def test_outbox_survives_a_worker_killed_between_finishing_and_delivering(
             job_id = make_job(s, key.tenant_id, "data.sandbox.fetch_rates", {"base": "EUR"})
             assert publish(producer_app(s), job_id, "data.sandbox.fetch_rates", "data")
             db = get_database(s)
+            broker = redis.Redis.from_url(SHARED_REDIS)
+            queue = f"{s.broker_key_prefix}webhooks"
 
-            def delivery_committed() -> bool:
+            def delivery_committed_and_published() -> bool:
                 with db.session() as session:
-                    return session.scalar(select(func.count()).select_from(WebhookDelivery)) == 1
+                    count = session.scalar(select(func.count()).select_from(WebhookDelivery))
+                # The publish comes after the commit: wait for both, so the kill below lands
+                # after them whatever the machine's load
+                return count == 1 and broker.llen(queue) == 1
 
-            wait_until(delivery_committed, "the job's end and its delivery to commit", timeout=20)
+            wait_until(
+                delivery_committed_and_published,
+                "the job's end, its delivery's commit and the delivery's publish",
+                timeout=20,
+            )
         finally:
             # When the worker is killed before any delivery ran, and its publish is lost too
             kill_group(worker)
-        broker = redis.Redis.from_url(SHARED_REDIS)
-        assert broker.llen(f"{s.broker_key_prefix}webhooks") == 1  # published after the commit
-        broker.delete(f"{s.broker_key_prefix}webhooks")
+        broker.delete(queue)
         assert rx.received == []
         # Then a new worker and beat deliver the event from the outbox, once
         with worker_process(env, logs_dir, "hooks"), beat_process(env, logs_dir):
