@@ -81,19 +81,21 @@ def sqlite_write_locked(s: Settings, for_s: float = 0.3) -> bool:
     return True
 
 
-def freeze_leader_outside_a_write(s: Settings, beats: list[Proc]) -> tuple[Proc, float]:
-    """SIGSTOP the leader at a moment it holds no SQLite write lock; (the leader, when stopped).
+def freeze_leader_outside_a_write(s: Settings, beats: list[Proc]) -> tuple[Proc, float, int]:
+    """SIGSTOP the leader at a moment it holds no SQLite write lock.
+
+    Returns the leader, when it was stopped, and how many stops landed mid-write first.
 
     A process frozen mid-write keeps SQLite's file lock and nothing writes until it wakes (no
     server can cut it off; README "One leader"): such a stop is undone and tried again. On
     PostgreSQL the server ends the frozen transaction (tests/store/test_leases.py).
     """
-    for _ in range(10):
+    for tries in range(10):
         leader = next(b for b in beats if b.pid == leader_pid(s))
         os.kill(leader.pid, signal.SIGSTOP)
         stopped_at = time.monotonic()
         if not sqlite_write_locked(s):
-            return leader, stopped_at
+            return leader, stopped_at, tries
         os.kill(leader.pid, signal.SIGCONT)
         time.sleep(0.3)
     raise AssertionError("the leader was frozen inside a write at each of 10 tries")
@@ -173,7 +175,7 @@ def test_beats_fire_every_slot_once_across_kill_and_stop(
         after_kill = slot_counts(s)
 
         # And the new leader is stopped (SIGSTOP) for twice its lease, then continued
-        paused, stopped_at = freeze_leader_outside_a_write(s, beats)
+        paused, stopped_at, mid_write = freeze_leader_outside_a_write(s, beats)
         took = wait_until(
             lambda: leader_pid(s) not in (None, paused.pid), "a takeover from the paused leader", 10
         )
@@ -192,7 +194,8 @@ def test_beats_fire_every_slot_once_across_kill_and_stop(
 
     print(
         f"\nbeat e2e: steady={steady} after_kill={after_kill} final={final} "
-        f"kill_takeover_s={kill_takeover_s:.2f} stop_takeover_s={stop_takeover_s:.2f}"
+        f"kill_takeover_s={kill_takeover_s:.2f} stop_takeover_s={stop_takeover_s:.2f} "
+        f"stops_undone_mid_write={mid_write}"
     )
     # Then every slot has exactly one job, with no gap, across the kill and the stop
     for counts in (steady, after_kill, final):
