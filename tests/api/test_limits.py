@@ -237,11 +237,10 @@ def test_retry_and_replay_count_against_the_open_job_quota_and_re_queue_nothing_
 def states_of(settings: Settings, job_ids: list[str]) -> list[str]:
     """The jobs' states, in the order of `job_ids`."""
     with get_database(settings).session() as session:
-        found = dict(
-            session.execute(select(Job.id, Job.state).where(Job.id.in_(map(uuid.UUID, job_ids))))
-            .tuples()
-            .all()
-        )
+        rows = session.execute(
+            select(Job.id, Job.state).where(Job.id.in_(map(uuid.UUID, job_ids)))
+        ).all()
+    found = {row.id: row.state for row in rows}
     return [str(found[uuid.UUID(i)]) for i in job_ids]
 
 
