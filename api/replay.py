@@ -22,7 +22,7 @@ from api.screening import screen
 from config.settings import Settings
 from store.db import Database
 from store.jobs import get_job, mark_unpublished
-from store.payment_claims import PaymentRefused
+from store.payment_claims import PaymentRefused, lock_payments_held_by
 from store.replay import ReplayFilter, audit, audit_events, matching_jobs, replay_job
 from store.states import JobState
 from store.types import utcnow
@@ -137,6 +137,8 @@ def replay_many(
     extra = stored_policy(settings, None).max_attempts
     with db.session() as session:
         matches = matching_jobs(session, principal.tenant_id, flt, body.limit)
+        if not body.dry_run:
+            lock_payments_held_by(session, [job_id for job_id, _, _ in matches])
         for job_id, _, _ in matches:
             job = get_job(session, job_id, principal.tenant_id)
             if job is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +68,24 @@ def lock_payment(session: Session, tenant_id: uuid.UUID, provider: str, referenc
         session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
     else:
         session.execute(update(PaymentHold).where(PaymentHold.job_id.is_(None)).values(amount=0))
+
+
+def lock_payments_held_by(session: Session, job_ids: Collection[uuid.UUID]) -> None:
+    """Take the lock of every payment these jobs hold (or held) a refund on, in one order.
+
+    For a replay of many jobs in one transaction: it then locks as a batch submit does
+    (sorted; `store.jobs._claim_payments`), so the two cannot deadlock on PostgreSQL, and each
+    job's `reserve_again` re-takes a lock it already holds (advisory locks are re-entrant).
+    """
+    if not job_ids:
+        return
+    places = session.execute(
+        select(PaymentHold.tenant_id, PaymentHold.provider, PaymentHold.payment_reference)
+        .where(PaymentHold.job_id.in_(list(job_ids)))
+        .distinct()
+    ).all()
+    for tenant_id, provider, reference in sorted(places, key=lambda p: (str(p[0]), p[1], p[2])):
+        lock_payment(session, tenant_id, provider, reference)
 
 
 def check_claim(

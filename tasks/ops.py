@@ -18,7 +18,7 @@ from store.jobs import mark_unpublished
 from store.lifecycle import CancelResult, cancel_job
 from store.models import Job
 from store.ops import OpsFilter, find_jobs
-from store.payment_claims import PaymentRefused
+from store.payment_claims import PaymentRefused, lock_payments_held_by
 from store.replay import REPLAYABLE_STATES, audit, replay_job
 from store.states import JobState
 from store.types import utcnow
@@ -72,6 +72,7 @@ def replay_group(db: Database, settings: Settings, flt: OpsFilter, actor: str) -
     reasons: dict[uuid.UUID, Refusal] = {}
     with db.session() as session:
         matches = [job for job, _ in find_jobs(session, flt, REPLAY_LIMIT)]
+        lock_payments_held_by(session, [job.id for job in matches])  # batch order: no deadlock
         by_tenant: dict[uuid.UUID, dict[str, list[str]]] = {}
         for job in matches:
             seen = by_tenant.setdefault(job.tenant_id, {"replayed": [], "withheld": []})

@@ -8,6 +8,8 @@ jobs (4). Real sandbox PSP, real SQLite and PostgreSQL, the executor and sweeper
 
 from __future__ import annotations
 
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -15,15 +17,16 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from api.app import create_app
 from config.settings import Settings
 from store.db import get_database
 from store.keys import IssuedKey
 from store.lifecycle import claim_job
-from store.models import Job, PaymentKey
+from store.models import Job, PaymentHold, PaymentKey
 from store.ops import OpsFilter
+from store.payment_claims import lock_payment
 from store.types import utcnow
 from tasks import ops
 from tasks.executor import Execution, execute
@@ -366,3 +369,42 @@ def test_a_stripe_refunds_job_result_tells_the_payments_totals_and_its_own_amoun
     assert result is not None
     assert (result["amount_captured"], result["amount_refunded"]) == (1000, 400)
     assert (result["amount"], result["operation_amount"]) == (1000, 400)
+
+
+def test_a_group_replay_and_a_batch_locking_the_same_payments_both_finish(
+    s: Settings, client: TestClient, tenant_key: IssuedKey
+) -> None:
+    # Given two charges, and a failed refund of each, the larger reference's refund the newer
+    # (the operator's replay takes the newest first: its job order is the larger one first)
+    low, high = sorted(charged(s, tenant_key.tenant_id) for _ in range(2))
+    refunds = [uuid.UUID(refund(client, tenant_key, ref, 100).json()["id"]) for ref in (low, high)]
+    with get_database(s).session() as session:
+        session.execute(update(Job).where(Job.id.in_(refunds)).values(state="failed"))
+        provider = session.scalars(select(PaymentHold.provider)).first()
+    assert provider is not None
+    # And a transaction that locks both payments as a batch submit does (sorted), slowly
+    locked_first = threading.Event()
+    errors: list[BaseException] = []
+
+    def batch_like() -> None:
+        try:
+            with get_database(s).session() as session:
+                lock_payment(session, tenant_key.tenant_id, provider, low)
+                locked_first.set()
+                time.sleep(0.5)  # the replay below now waits on a lock this one holds
+                lock_payment(session, tenant_key.tenant_id, provider, high)
+        except BaseException as exc:  # a deadlock victim: reported below
+            errors.append(exc)
+            locked_first.set()
+
+    other = threading.Thread(target=batch_like)
+    other.start()
+    assert locked_first.wait(10), "the batch-like transaction never took its first lock"
+    # When an operator replays the failed jobs meanwhile
+    try:
+        outcome = ops.replay_group(get_database(s), s, OpsFilter(state="failed"), "cli:test")
+    finally:
+        other.join(10)
+    # Then neither was chosen as a deadlock victim: the replay took its locks in the same order
+    assert errors == []
+    assert sorted(outcome.replayed) == sorted(refunds)
