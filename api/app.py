@@ -24,7 +24,7 @@ from api.allow import install_method_not_allowed
 from api.docs import install_docs
 from api.errors import install_error_handlers
 from api.jsonbody import JsonBodyRoute
-from api.keycache import TtlCache
+from api.keycache import KNOWN_GOOD_TTL_S, TtlCache
 from api.limits import BodySizeLimit
 from api.openapi import install_openapi
 from api.ops import console
@@ -64,6 +64,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.router.route_class = JsonBodyRoute
     app.state.settings = settings
     app.state.key_cache = TtlCache()
+    # Keys that authenticated recently: exempt from the address's budget of failures.
+    app.state.known_good = TtlCache[bool](ttl_s=KNOWN_GOOD_TTL_S)
+    app.state.auth_failures = RequestRateLimiter(
+        settings.broker_key_prefix,
+        settings.api_auth_failures_per_s,
+        settings.api_auth_failure_burst,
+        kind="auth-failures",
+    )
     app.state.metrics_registry = metrics.registry_for(settings)
     app.state.wait_slots = WaitSlots(settings.api_waits_per_key)
     app.state.quota = OpenJobQuota(settings.api_open_jobs_per_tenant)
@@ -85,20 +93,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(console.router)
     install_docs(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    # A key over its rate, or an address guessing keys, is refused before anything else is spent.
-    app.state.auth_failures = RequestRateLimiter(
-        settings.broker_key_prefix,
-        settings.api_auth_failures_per_s,
-        settings.api_auth_failure_burst,
-        kind="auth-failures",
-    )
+    # A key over its rate is refused before anything else is spent on it.
     app.add_middleware(
         KeyRateLimit,
         api=app,
         limiter=RequestRateLimiter(
             settings.broker_key_prefix, settings.api_rate_limit_per_s, settings.api_rate_burst
         ),
-        auth_failures=app.state.auth_failures,
     )
     app.add_middleware(
         RequestLog

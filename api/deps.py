@@ -92,22 +92,42 @@ async def current_principal(
         raise ApiError(
             401,
             "unauthorized",
-            "missing API key: send 'Authorization: Bearer <key>'",
+            "missing API key: send your key in the Authorization header, after 'Bearer '",
             headers=_UNAUTHORIZED_HEADERS,
         )
     return await principal_for_secret(request, db, secret.strip())
 
 
-async def _count_failure(request: Request) -> None:
-    """Charge a refused key to the client address's budget (enforced by `KeyRateLimit`)."""
+async def _charge_attempt(request: Request, digest: str) -> bool:
+    """Charge one authentication attempt to the client address's budget, before the lookup.
+
+    True when charged (to be given back if the key turns out good); False for a key this
+    instance saw authenticate within KNOWN_GOOD_TTL_S. Raises `429 too_many_auth_failures`
+    (with `Retry-After`) when the address's budget is spent: charged before the lookup, so any
+    number of guesses sent at once is held to the burst (GCRA in Redis, every instance).
+    """
+    known: TtlCache[bool] = request.app.state.known_good
+    if known.get(digest):
+        return False
     limiter: RequestRateLimiter = request.app.state.auth_failures
-    await limiter.hit(api_redis(request.app), client_address(request.scope))
+    verdict = await limiter.hit(api_redis(request.app), client_address(request.scope))
+    if not verdict.admitted:
+        raise ApiError(
+            429,
+            "too_many_auth_failures",
+            "too many failed authentications from this address",
+            {"retry_after_s": round(verdict.retry_after_s, 3)},
+            headers={"Retry-After": verdict.retry_after_header},
+        )
+    return True
 
 
 async def principal_for_secret(request: Request, db: Database, secret: str) -> Principal:
     """The principal behind an API key secret (cached for KEY_CACHE_TTL_S), or 401.
 
-    Each refused key counts against the client address's budget of failed authentications.
+    A key not seen good lately is charged to the client address's budget of failed
+    authentications first (`429 too_many_auth_failures` once it is spent); a good one gets
+    its charge back.
     """
     cache: TtlCache[Principal] = request.app.state.key_cache
     digest = hash_key(secret)
@@ -115,12 +135,17 @@ async def principal_for_secret(request: Request, db: Database, secret: str) -> P
     if cached is not None and (cached.expires_at is None or cached.expires_at > utcnow()):
         note_tenant(cached.tenant_name)
         return cached
+    charged = await _charge_attempt(request, digest)
     owner = await run_in_threadpool(_owner_of, db, secret)
     if owner is None:
-        await _count_failure(request)
         raise ApiError(
             401, "unauthorized", "invalid or revoked API key", headers=_UNAUTHORIZED_HEADERS
         )
+    if charged:
+        limiter: RequestRateLimiter = request.app.state.auth_failures
+        await limiter.give_back(api_redis(request.app), client_address(request.scope))
+    known: TtlCache[bool] = request.app.state.known_good
+    known.put(digest, True)
     principal = Principal(
         owner.tenant_id,
         owner.tenant_name,

@@ -13,6 +13,9 @@ V = TypeVar("V")
 # seen it: one key lookup per key per second per instance buys revocation within one second.
 KEY_CACHE_TTL_S = 1.0
 KEY_CACHE_SIZE = 4096
+# A key that authenticated on this instance within this long is not held back by its client
+# address's budget of failed authentications (it is still looked up and checked as ever).
+KNOWN_GOOD_TTL_S = 3600.0
 
 
 class TtlCache(Generic[V]):

@@ -52,14 +52,16 @@ redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX',
   math.ceil((new_tat - now) / 1000) + 1)
 return -1
 """
-# The same arithmetic without counting: would one more hit be admitted? (-1) Else the µs to wait.
-_GCRA_PEEK = """
+# Undo one counted event (a charge that turned out not to be owed); answers -1.
+_GCRA_GIVE_BACK = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or now)
-if tat < now then tat = now end
-local wait = tat + tonumber(ARGV[1]) - tonumber(ARGV[2]) - now
-if wait > 0 then return math.ceil(wait) end
+local tat = tonumber(redis.call('GET', KEYS[1]) or now) - tonumber(ARGV[1])
+if tat > now then
+  redis.call('SET', KEYS[1], string.format('%.0f', tat), 'PX', math.ceil((tat - now) / 1000) + 1)
+else
+  redis.call('DEL', KEYS[1])
+end
 return -1
 """
 # A check slower than this is skipped (admitted); then the limiter stands aside for a while.
@@ -68,7 +70,7 @@ STAND_ASIDE_S = 5.0
 
 _SHAS = {
     script: hashlib.sha1(script.encode(), usedforsecurity=False).hexdigest()
-    for script in (_GCRA, _GCRA_PEEK)
+    for script in (_GCRA, _GCRA_GIVE_BACK)
 }
 
 
@@ -102,9 +104,9 @@ class RequestRateLimiter:
         """Count one event for `key`; the verdict (admitted when Redis is unavailable)."""
         return await self._run(client, _GCRA, key)
 
-    async def peek(self, client: aioredis.Redis, key: str) -> Verdict:
-        """Whether one more event for `key` would be admitted, counting nothing."""
-        return await self._run(client, _GCRA_PEEK, key)
+    async def give_back(self, client: aioredis.Redis, key: str) -> None:
+        """Undo one event counted for `key` by `hit` (best effort)."""
+        await self._run(client, _GCRA_GIVE_BACK, key)
 
     async def _run(self, client: aioredis.Redis, script: str, key: str) -> Verdict:
         if self.interval_us <= 0 or time.monotonic() < self._aside_until:
@@ -124,80 +126,45 @@ class RequestRateLimiter:
         return ADMITTED if wait_us < 0 else Verdict(False, wait_us / 1_000_000)
 
 
-def _authorization(scope: Scope) -> str | None:
-    for name, value in scope.get("headers", ()):
-        if name == b"authorization":
-            return str(value.decode("latin-1"))
-    return None
-
-
-def _bearer_secret(authorization: str) -> str | None:
-    scheme, _, secret = authorization.partition(" ")
-    secret = secret.strip()
-    return secret if scheme.lower() == "bearer" and secret else None
-
-
 def client_address(scope: Scope) -> str:
     """The peer's address (uvicorn puts a trusted proxy's `X-Forwarded-For` here); `-` if none."""
     client = scope.get("client")
     return str(client[0]) if client else "-"
 
 
+def _bearer_secret(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"authorization":
+            scheme, _, secret = value.decode("latin-1").partition(" ")
+            secret = secret.strip()
+            return secret if scheme.lower() == "bearer" and secret else None
+    return None
+
+
 class KeyRateLimit:
-    """ASGI middleware: `429 rate_limited` with `Retry-After` for a key over its rate, and
-    `429 too_many_auth_failures` for an address over its budget of failed authentications.
+    """ASGI middleware: `429 rate_limited` with `Retry-After` for a key over its rate."""
 
-    The address budget (charged when a presented key is refused, `api.deps`) is checked for
-    requests presenting credentials that this instance does not hold as valid in its key cache:
-    a client guessing keys is refused before any lookup, while keys already known to be good
-    keep working from the same address, and requests without credentials (health checks,
-    signed provider webhooks, a browser's first look at the console) are never held back.
-    """
-
-    def __init__(
-        self,
-        app: ASGIApp,
-        api: FastAPI,
-        limiter: RequestRateLimiter,
-        auth_failures: RequestRateLimiter | None = None,
-    ) -> None:
+    def __init__(self, app: ASGIApp, api: FastAPI, limiter: RequestRateLimiter) -> None:
         self.app = app
         self.api = api
         self.limiter = limiter
-        self.auth_failures = auth_failures
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        authorization = _authorization(scope)
-        secret = _bearer_secret(authorization) if authorization is not None else None
-        digest = hash_key(secret) if secret is not None else None
-        guarded = self.auth_failures is not None and self.auth_failures.interval_us > 0
-        known = digest is not None and self.api.state.key_cache.get(digest) is not None
-        if guarded and authorization is not None and not known:
-            assert self.auth_failures is not None
-            verdict = await self.auth_failures.peek(api_redis(self.api), client_address(scope))
+        secret = _bearer_secret(scope) if scope["type"] == "http" else None
+        if secret is not None and self.limiter.interval_us > 0:
+            verdict = await self.limiter.hit(api_redis(self.api), hash_key(secret))
             if not verdict.admitted:
-                await _refuse(send, verdict, "too_many_auth_failures", AUTH_FAILURES_MESSAGE)
-                return
-        if digest is not None and self.limiter.interval_us > 0:
-            verdict = await self.limiter.hit(api_redis(self.api), digest)
-            if not verdict.admitted:
-                await _refuse(send, verdict, "rate_limited", "too many requests for this API key")
+                await _refuse(send, verdict)
                 return
         await self.app(scope, receive, send)
 
 
-AUTH_FAILURES_MESSAGE = "too many failed authentications from this address"
-
-
-async def _refuse(send: Send, verdict: Verdict, code: str, message: str) -> None:
+async def _refuse(send: Send, verdict: Verdict) -> None:
     body = json.dumps(
         {
             "error": {
-                "code": code,
-                "message": message,
+                "code": "rate_limited",
+                "message": "too many requests for this API key",
                 "details": {"retry_after_s": round(verdict.retry_after_s, 3)},
             }
         }

@@ -187,14 +187,15 @@ def check(body: ScheduleCreate, now: datetime, loc: Loc = ("body",)) -> Schedule
 
 # Fields every schedule has: a PATCH leaves one out to keep it, and may not null it (a null
 # would otherwise read as "the default", silently resuming a paused schedule).
-NOT_NULLABLE = ("type", "payload", "enabled", "misfire", "overlap")
+NOT_NULLABLE = ("type", "payload", "timezone", "enabled", "misfire", "overlap")
 
 
 def merged(current: dict[str, Any], patch: ScheduleFields) -> ScheduleCreate:
     """A PATCH laid over a schedule's current fields; giving one trigger clears the other.
 
-    A null clears `start_at`, `end_at`, `retry` or one trigger; a null in a field of
-    NOT_NULLABLE raises InvalidSchedule naming each such field (loc `["body", field]`).
+    A null clears `start_at`, `end_at` or `retry`; a null in a field of NOT_NULLABLE, or one
+    that leaves no trigger, raises InvalidSchedule naming each such field (loc
+    `["body", field]`).
     """
     values = dict(current)
     given = patch.model_dump(exclude_unset=True)
@@ -211,4 +212,12 @@ def merged(current: dict[str, Any], patch: ScheduleFields) -> ScheduleCreate:
     if "interval_s" in given and given["interval_s"] is not None:
         values["cron"] = None
     values.update(given)
+    if values.get("cron") is None and values.get("interval_s") is None:
+        cleared = [f for f in ("cron", "interval_s") if f in given] or ["cron"]
+        message = "give exactly one trigger: cron or interval_s (a null clears the current one)"
+        raise InvalidSchedule(
+            "invalid_schedule",
+            message,
+            [{"loc": ["body", field], "message": message} for field in cleared],
+        )
     return ScheduleCreate.model_validate(values)

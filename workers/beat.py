@@ -107,7 +107,9 @@ class DatabaseScheduler(Scheduler):  # type: ignore[misc]
             return self.runner.tick()
         except Exception as exc:
             log.warning("beat.tick_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-            self.runner.leadership.held = None
+            # Whatever it held, it cannot vouch for now (a frozen leader's session may have been
+            # ended by PostgreSQL): follow, and take the lease anew when it is free.
+            self.runner.leadership.lost()
             return self.runner.settings.beat_tick_s
 
     def close(self) -> None:

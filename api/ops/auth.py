@@ -53,6 +53,8 @@ async def console_operator(request: Request, db: DatabaseDep) -> Principal:
     try:
         principal = await principal_for_secret(request, db, secret)
     except ApiError as exc:
+        if exc.status != 401:
+            raise  # 429 too_many_auth_failures keeps its Retry-After, and asks for no password
         raise ApiError(exc.status, exc.code, exc.message, headers=CHALLENGE) from None
     if not principal.is_operator:
         raise ApiError(403, "forbidden", "the ops console needs an operator or admin API key")

@@ -7,9 +7,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from integrations.sandbox.cards import DECLINES
 from integrations.sandbox.errors import error_body, invalid_request
 
-DECLINING_PAYMENT_METHOD = "pm_card_declined"
 MAX_AMOUNT = 99_999_999
 MAX_KEY_LENGTH = 255
 
@@ -80,12 +80,13 @@ def charge_id(key: str) -> str:
 
 def decide(key: str, request: ChargeRequest) -> ChargeResult:
     """Charge or decline, deterministically from the payment method."""
-    if request.payment_method == DECLINING_PAYMENT_METHOD:
+    decline = DECLINES.get(request.payment_method)
+    if decline is not None:
         body = error_body(
             "card_error",
             "card_declined",
             "Your card was declined.",
-            decline_code="generic_decline",
+            decline_code=decline,
         )
         return ChargeResult(402, body, effect=False)
     charge = {

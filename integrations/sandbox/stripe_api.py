@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from integrations.sandbox import stripe_params as params
+from integrations.sandbox.cards import DECLINES
 from integrations.sandbox.charges import fingerprint
 from integrations.sandbox.errors import ApiError, invalid_request
 from integrations.sandbox.form import check_known, parse_form
@@ -27,12 +28,6 @@ PROVIDER = "stripe"
 T = TypeVar("T")
 MAX_KEY_LENGTH = 255
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
-# Stripe's test payment methods that decline, with their decline codes; other `pm_…` succeed.
-DECLINES = {
-    "pm_card_chargeDeclined": "generic_decline",
-    "pm_card_visa_chargeDeclined": "generic_decline",
-    "pm_card_chargeDeclinedInsufficientFunds": "insufficient_funds",
-}
 # Stripe's test payment methods that leave a PaymentIntent unsettled.
 WAITING = {
     "pm_card_processing": Stage.PROCESSING,

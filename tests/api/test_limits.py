@@ -6,6 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -244,36 +245,65 @@ def states_of(settings: Settings, job_ids: list[str]) -> list[str]:
     return [str(found[uuid.UUID(i)]) for i in job_ids]
 
 
+def guess() -> dict[str, str]:
+    """An Authorization header with a key nobody has."""
+    return {"Authorization": f"Bearer cvk_{uuid.uuid4().hex}"}
+
+
+def guessing_app(settings: Settings) -> Any:
+    """An API whose addresses may fail authentication 3 times, then once per 10 s."""
+    return create_app(
+        settings.model_copy(update={"api_auth_failures_per_s": 0.1, "api_auth_failure_burst": 3})
+    )
+
+
 def test_an_address_guessing_keys_gets_429_and_another_address_is_not_held_back(
     settings: Settings, tenant_key: IssuedKey
 ) -> None:
-    app = create_app(
-        settings.model_copy(update={"api_auth_failures_per_s": 0.1, "api_auth_failure_burst": 3})
-    )
+    app = guessing_app(settings)
     with (
         TestClient(app, client=("203.0.113.7", 1000)) as guesser,
         TestClient(app, client=("198.51.100.9", 1000)) as other,
     ):
         # Given an address whose three guessed keys were refused (its budget of failures)
         for _ in range(3):
-            response = guesser.get(
-                "/v1/jobs", headers={"Authorization": f"Bearer cvk_{uuid.uuid4().hex}"}
-            )
-            error_of(response, 401, "unauthorized")
+            error_of(guesser.get("/v1/jobs", headers=guess()), 401, "unauthorized")
         # When it guesses again, and when it sends no key at all
-        again = guesser.get("/v1/jobs", headers={"Authorization": f"Bearer cvk_{uuid.uuid4().hex}"})
+        again = guesser.get("/v1/jobs", headers=guess())
         bare = guesser.get("/v1/jobs")
-        health = guesser.get("/healthz")
-        # Then a guess is refused before any lookup, with a Retry-After; what presents no key
-        # is answered as ever (401 here, 200 for the health check): it costs no lookup
+        health = guesser.get("/healthz", headers=guess())
+        # Then a guess is refused before any lookup, with a Retry-After; what needs no key, or
+        # presents none, is answered as ever (it costs no lookup)
         error_of(again, 429, "too_many_auth_failures")
         assert int(again.headers["Retry-After"]) >= 1
         error_of(bare, 401, "unauthorized")
         assert health.status_code == 200
         # And another address still gets its own answers: 401 for a bad key, 200 for a good one
-        error_of(
-            other.get("/v1/jobs", headers={"Authorization": "Bearer cvk_wrong"}),
-            401,
-            "unauthorized",
-        )
+        error_of(other.get("/v1/jobs", headers=guess()), 401, "unauthorized")
         assert other.get("/v1/jobs", headers=auth(tenant_key)).status_code == 200
+
+
+def test_guesses_sent_at_once_are_held_to_the_burst(settings: Settings) -> None:
+    with TestClient(guessing_app(settings), client=("203.0.113.8", 1000)) as guesser:
+        # When one address sends 20 guesses at once
+        with ThreadPoolExecutor(max_workers=20) as pool:
+            answers = list(pool.map(lambda _: guesser.get("/v1/jobs", headers=guess()), range(20)))
+        # Then at most the burst of them was looked up (401); the rest are 429
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses.count(401) <= 3 and statuses.count(429) >= 17, statuses
+
+
+def test_a_key_known_good_works_from_an_address_over_its_budget(
+    settings: Settings, tenant_key: IssuedKey
+) -> None:
+    with TestClient(guessing_app(settings), client=("203.0.113.9", 1000)) as client:
+        # Given a key that authenticated from an address, which then spent its budget guessing
+        assert client.get("/v1/jobs", headers=auth(tenant_key)).status_code == 200
+        for _ in range(4):
+            client.get("/v1/jobs", headers=guess())
+        error_of(client.get("/v1/jobs", headers=guess()), 429, "too_many_auth_failures")
+        # When the good key is used again, past the key cache's second
+        time.sleep(1.1)
+        response = client.get("/v1/jobs", headers=auth(tenant_key))
+        # Then it is looked up and answered, not held back with the guesses
+        assert response.status_code == 200, response.text

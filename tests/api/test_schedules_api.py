@@ -122,7 +122,7 @@ def test_invalid_patch_is_422_and_leaves_the_schedule_as_it_was(
     assert after == before
 
 
-@pytest.mark.parametrize("field", ["enabled", "misfire", "overlap", "type", "payload"])
+@pytest.mark.parametrize("field", ["enabled", "misfire", "overlap", "type", "payload", "timezone"])
 def test_a_patch_nulling_a_field_every_schedule_has_is_422_and_changes_nothing(
     client: TestClient, tenant_key: IssuedKey, field: str
 ) -> None:
@@ -138,6 +138,25 @@ def test_a_patch_nulling_a_field_every_schedule_has_is_422_and_changes_nothing(
     assert [d["loc"] for d in error["details"]] == [["body", field]]
     after = client.get("/v1/schedules/nightly-rates", headers=auth(tenant_key)).json()
     assert after == before and after["enabled"] is False
+
+
+@pytest.mark.parametrize(
+    ("create", "patch"),
+    [({"interval_s": 60, "cron": None, "timezone": None}, "interval_s"), ({}, "cron")],
+)
+def test_a_patch_nulling_the_only_trigger_is_422_naming_that_field(
+    client: TestClient, tenant_key: IssuedKey, create: dict[str, Any], patch: str
+) -> None:
+    # Given a schedule with one trigger
+    body = {k: v for k, v in {**nightly(), **create}.items() if v is not None}
+    assert client.post("/v1/schedules", json=body, headers=auth(tenant_key)).status_code == 201
+    # When a PATCH nulls that trigger and gives no other
+    response = client.patch(
+        "/v1/schedules/nightly-rates", json={patch: None}, headers=auth(tenant_key)
+    )
+    # Then it is refused naming the field it nulled
+    error = error_of(response, 422, "invalid_schedule")
+    assert [d["loc"] for d in error["details"]] == [["body", patch]]
 
 
 def test_a_patch_nulling_end_at_clears_it(client: TestClient, tenant_key: IssuedKey) -> None:

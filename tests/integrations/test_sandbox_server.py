@@ -336,6 +336,25 @@ def test_a_declined_card_is_a_402_card_error_and_no_effect(sandbox: Sandbox) -> 
     assert sandbox.stats()["effects"] == {}
 
 
+@pytest.mark.parametrize(
+    ("payment_method", "decline_code"),
+    [
+        ("pm_card_chargeDeclined", "generic_decline"),
+        ("pm_card_visa_chargeDeclined", "generic_decline"),
+        ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"),
+    ],
+)
+def test_stripes_declining_test_cards_decline_on_the_one_call_api_too(
+    sandbox: Sandbox, payment_method: str, decline_code: str
+) -> None:
+    # When a charge uses one of Stripe's declining test cards (the README lists Stripe's)
+    declined = sandbox.charge(new_key(), charge_body(payment_method=payment_method))
+    # Then it is declined with that card's code, and no money moved
+    assert declined.status_code == 402
+    assert error_of(declined)["decline_code"] == decline_code
+    assert sandbox.stats()["effects"] == {}
+
+
 # --- fault injection --------------------------------------------------------------------
 
 
