@@ -71,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.api_auth_failures_per_s,
         settings.api_auth_failure_burst,
         kind="auth-failures",
+        local_fallback=True,  # a guesser must not gain from a Redis outage
     )
     app.state.metrics_registry = metrics.registry_for(settings)
     app.state.wait_slots = WaitSlots(settings.api_waits_per_key)

@@ -17,7 +17,7 @@ from api.errors import ApiError
 from api.keycache import TtlCache
 from api.ratelimit import RequestRateLimiter, client_address
 from api.request_log import note_tenant
-from api.shared_redis import api_redis
+from api.shared_redis import limits_redis
 from config.settings import Settings
 from store.db import Database, get_database
 from store.keys import KeyOwner, hash_key, tenant_for_key, touch_key
@@ -110,7 +110,7 @@ async def _charge_attempt(request: Request, digest: str) -> bool:
     if known.get(digest):
         return False
     limiter: RequestRateLimiter = request.app.state.auth_failures
-    verdict = await limiter.hit(api_redis(request.app), client_address(request.scope))
+    verdict = await limiter.hit(limits_redis(request.app), client_address(request.scope))
     if not verdict.admitted:
         raise ApiError(
             429,
@@ -137,14 +137,17 @@ async def principal_for_secret(request: Request, db: Database, secret: str) -> P
         return cached
     charged = await _charge_attempt(request, digest)
     owner = await run_in_threadpool(_owner_of, db, secret)
+    limiter: RequestRateLimiter = request.app.state.auth_failures
+    known: TtlCache[bool] = request.app.state.known_good
     if owner is None:
+        if not charged:  # once good, now revoked or expired: a failure like any other
+            known.discard(digest)
+            await limiter.hit(limits_redis(request.app), client_address(request.scope))
         raise ApiError(
             401, "unauthorized", "invalid or revoked API key", headers=_UNAUTHORIZED_HEADERS
         )
     if charged:
-        limiter: RequestRateLimiter = request.app.state.auth_failures
-        await limiter.give_back(api_redis(request.app), client_address(request.scope))
-    known: TtlCache[bool] = request.app.state.known_good
+        await limiter.give_back(limits_redis(request.app), client_address(request.scope))
     known.put(digest, True)
     principal = Principal(
         owner.tenant_id,

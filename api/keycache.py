@@ -37,6 +37,11 @@ class TtlCache(Generic[V]):
             self._items.move_to_end(key)
             return item[1]
 
+    def discard(self, key: str) -> None:
+        """Forget `key`, if held."""
+        with self._lock:
+            self._items.pop(key, None)
+
     def put(self, key: str, value: V) -> None:
         """Remember a value for the TTL, evicting the least recently used beyond the size."""
         with self._lock:

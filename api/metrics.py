@@ -130,6 +130,9 @@ class BacklogCollector(Collector):
         failed = 0
         try:
             for status in provider_statuses(self.settings):
+                if status.breaker not in BREAKER_STATES:  # `unknown`: Redis could not say
+                    failed = 1
+                    continue
                 for state in BREAKER_STATES:
                     family.add_metric([status.provider, state], int(status.breaker == state))
         except redis.RedisError as exc:

@@ -23,6 +23,7 @@ import hashlib
 import json
 import math
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -31,7 +32,7 @@ from fastapi import FastAPI
 from redis.exceptions import NoScriptError, RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from api.shared_redis import api_redis
+from api.shared_redis import limits_redis
 from store.keys import hash_key
 
 log = structlog.get_logger(__name__)
@@ -90,15 +91,57 @@ class Verdict:
 ADMITTED = Verdict(True)
 
 
-class RequestRateLimiter:
-    """`rate_per_s` events a second per key, bursts up to `burst`; `kind` names the budget."""
+class LocalGcra:
+    """The same algorithm in this process's memory, for `size` keys at most (least recent go)."""
 
-    def __init__(self, prefix: str, rate_per_s: float, burst: int, kind: str = "api-rate") -> None:
+    def __init__(self, interval_us: float, tolerance_us: float, size: int = 10_000) -> None:
+        self.interval_us = interval_us
+        self.tolerance_us = tolerance_us
+        self.size = size
+        self._tat: OrderedDict[str, float] = OrderedDict()
+
+    def hit(self, key: str) -> Verdict:
+        """Count one event for `key`, or say how long until it would be admitted."""
+        now = time.monotonic() * 1_000_000
+        new_tat = max(self._tat.get(key, now), now) + self.interval_us
+        wait_us = new_tat - self.tolerance_us - now
+        if wait_us > 0:
+            return Verdict(False, wait_us / 1_000_000)
+        self._tat[key] = new_tat
+        self._tat.move_to_end(key)
+        while len(self._tat) > self.size:
+            self._tat.popitem(last=False)
+        return ADMITTED
+
+    def give_back(self, key: str) -> None:
+        """Undo one counted event for `key`."""
+        if key in self._tat:
+            self._tat[key] -= self.interval_us
+
+
+class RequestRateLimiter:
+    """`rate_per_s` events a second per key, bursts up to `burst`; `kind` names the budget.
+
+    When Redis cannot answer, a limiter with `local_fallback` keeps counting in this process's
+    memory (each instance then holds its own budget); one without admits (it must not become
+    the outage).
+    """
+
+    def __init__(
+        self,
+        prefix: str,
+        rate_per_s: float,
+        burst: int,
+        kind: str = "api-rate",
+        *,
+        local_fallback: bool = False,
+    ) -> None:
         self.prefix = prefix
         self.kind = kind
         self.interval_us = 1_000_000 / rate_per_s if rate_per_s > 0 else 0.0
         self.tolerance_us = self.interval_us * burst
         self._aside_until = 0.0
+        self.local = LocalGcra(self.interval_us, self.tolerance_us) if local_fallback else None
 
     async def hit(self, client: aioredis.Redis, key: str) -> Verdict:
         """Count one event for `key`; the verdict (admitted when Redis is unavailable)."""
@@ -109,8 +152,10 @@ class RequestRateLimiter:
         await self._run(client, _GCRA_GIVE_BACK, key)
 
     async def _run(self, client: aioredis.Redis, script: str, key: str) -> Verdict:
-        if self.interval_us <= 0 or time.monotonic() < self._aside_until:
+        if self.interval_us <= 0:
             return ADMITTED
+        if time.monotonic() < self._aside_until:
+            return self._locally(script, key)
         args = (f"{self.prefix}conveyor:{self.kind}:{key}", self.interval_us, self.tolerance_us)
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
@@ -121,9 +166,17 @@ class RequestRateLimiter:
                     wait_us = int(await client.eval(script, 1, *args))
         except (RedisError, TimeoutError) as exc:
             self._aside_until = time.monotonic() + STAND_ASIDE_S
-            log.warning("api.rate_limit_unavailable", error=type(exc).__name__)
-            return ADMITTED
+            log.warning("api.rate_limit_unavailable", kind=self.kind, error=type(exc).__name__)
+            return self._locally(script, key)
         return ADMITTED if wait_us < 0 else Verdict(False, wait_us / 1_000_000)
+
+    def _locally(self, script: str, key: str) -> Verdict:
+        if self.local is None:
+            return ADMITTED
+        if script == _GCRA:
+            return self.local.hit(key)
+        self.local.give_back(key)
+        return ADMITTED
 
 
 def client_address(scope: Scope) -> str:
@@ -152,7 +205,7 @@ class KeyRateLimit:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         secret = _bearer_secret(scope) if scope["type"] == "http" else None
         if secret is not None and self.limiter.interval_us > 0:
-            verdict = await self.limiter.hit(api_redis(self.api), hash_key(secret))
+            verdict = await self.limiter.hit(limits_redis(self.api), hash_key(secret))
             if not verdict.admitted:
                 await _refuse(send, verdict)
                 return

@@ -1,8 +1,11 @@
-"""The API process's asyncio Redis client (rate limits, long-poll notices), one per event loop.
+"""The API process's asyncio Redis clients, one per event loop: one for long-poll notices, one
+for the limits (request rates, failed-authentication budgets).
 
 asyncio connections belong to the loop that opened them; uvicorn runs one loop for the life of
-the process, while a test client may run a loop per request, so the client is remade whenever
-it is asked for from another loop.
+the process, while a test client may run a loop per request, so a client is remade whenever it
+is asked for from another loop. The limits have a pool of their own, which a request waits on
+when it is busy (redis-py's plain pool raises instead): neither long polls, which each hold a
+connection, nor a burst of requests can empty it and so switch the limits off.
 """
 
 from __future__ import annotations
@@ -14,30 +17,52 @@ from fastapi import FastAPI
 
 from config.settings import Settings
 
+# The limits' pool: connections, and how long a check waits for one (seconds).
+LIMITS_POOL_SIZE = 64
+LIMITS_POOL_WAIT_S = 0.25
+
 
 def api_redis(app: FastAPI) -> aioredis.Redis:
-    """This loop's client on the guard Redis (else the broker), bounded by the broker timeout."""
+    """This loop's client on the guard Redis (else the broker), for long-poll notices."""
+    return _client(app, "redis", limits=False)
+
+
+def limits_redis(app: FastAPI) -> aioredis.Redis:
+    """This loop's client for rate limits and budgets, on a pool of its own that waits."""
+    return _client(app, "limits_redis", limits=True)
+
+
+def _client(app: FastAPI, slot: str, *, limits: bool) -> aioredis.Redis:
     loop = asyncio.get_running_loop()
-    held: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = getattr(
-        app.state, "redis", None
-    )
+    held: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = getattr(app.state, slot, None)
     if held is not None and held[0] is loop:
         return held[1]
     settings: Settings = app.state.settings
-    client = aioredis.Redis.from_url(
-        settings.guard_redis_url or settings.broker_url,
-        socket_timeout=settings.broker_timeout_s,
-        socket_connect_timeout=settings.broker_timeout_s,
-    )
-    app.state.redis = (loop, client)
+    url = settings.guard_redis_url or settings.broker_url
+    timeout_s = settings.broker_timeout_s
+    if limits:
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=LIMITS_POOL_SIZE,
+            timeout=LIMITS_POOL_WAIT_S,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+        )
+        client = aioredis.Redis(connection_pool=pool)
+    else:
+        client = aioredis.Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s
+        )
+    setattr(app.state, slot, (loop, client))
     return client
 
 
 async def close_api_redis(app: FastAPI) -> None:
-    """Close the client at shutdown, if this loop made one."""
-    held: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = getattr(
-        app.state, "redis", None
-    )
-    if held is not None and held[0] is asyncio.get_running_loop():
-        app.state.redis = None
-        await held[1].aclose()
+    """Close the clients at shutdown, if this loop made them."""
+    for slot in ("redis", "limits_redis"):
+        held: tuple[asyncio.AbstractEventLoop, aioredis.Redis] | None = getattr(
+            app.state, slot, None
+        )
+        if held is not None and held[0] is asyncio.get_running_loop():
+            setattr(app.state, slot, None)
+            await held[1].aclose()

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from redis.exceptions import RedisError
+
 from config.settings import Settings
-from integrations.guard import get_guard, parse_limits
+from integrations.guard import ProviderGuard, get_guard, parse_limits
 from integrations.registry import JOB_TYPES
 
 
 @dataclass(frozen=True)
 class ProviderStatus:
-    """One provider: its breaker's state (`closed`, `open`, `half_open`), job types, rate limit.
+    """One provider: its breaker's state (`closed`, `open`, `half_open`; `unknown` while Redis
+    cannot answer), job types, rate limit.
 
     `rate_limit` reads `N/Ws` (CONVEYOR_RATE_LIMITS), or "" when the provider has none.
     """
@@ -46,7 +49,7 @@ def provider_statuses(settings: Settings) -> list[ProviderStatus]:
     return [
         ProviderStatus(
             name,
-            guard.breaker(name).state().value,
+            _breaker_state(guard, name),
             types,
             f"{limits[name].count}/{limits[name].window_s:g}s" if name in limits else "",
         )
@@ -59,3 +62,11 @@ def close_breaker(settings: Settings, provider: str) -> None:
     breaker = get_guard(settings).breaker(provider)
     breaker.client.delete(f"{breaker.key}:open")
     breaker.success()
+
+
+def _breaker_state(guard: ProviderGuard, provider: str) -> str:
+    """The breaker's state, or `unknown` while Redis cannot say (a status page still renders)."""
+    try:
+        return str(guard.breaker(provider).state().value)
+    except RedisError:
+        return "unknown"

@@ -16,8 +16,8 @@ from sqlalchemy import select, update
 from api.app import create_app
 from config.settings import Settings
 from store.db import get_database
-from store.keys import IssuedKey
-from store.models import Job
+from store.keys import IssuedKey, revoke_key
+from store.models import ApiKey, Job
 from tests.api.conftest import audit_rows, auth, dead_job, error_of, job_rows, rates_job
 
 
@@ -307,3 +307,37 @@ def test_a_key_known_good_works_from_an_address_over_its_budget(
         response = client.get("/v1/jobs", headers=auth(tenant_key))
         # Then it is looked up and answered, not held back with the guesses
         assert response.status_code == 200, response.text
+
+
+def test_guesses_are_held_to_the_burst_while_redis_cannot_answer(settings: Settings) -> None:
+    # Given an API whose Redis for limits refuses connections
+    app = create_app(
+        settings.model_copy(
+            update={
+                "api_auth_failures_per_s": 0.1,
+                "api_auth_failure_burst": 3,
+                "guard_redis_url": "redis://127.0.0.1:1/0",
+            }
+        )
+    )
+    with TestClient(app, client=("203.0.113.10", 1000)) as guesser:
+        # When one address guesses six keys
+        statuses = [guesser.get("/v1/jobs", headers=guess()).status_code for _ in range(6)]
+    # Then this instance still holds it to the burst, in its own memory
+    assert statuses == [401, 401, 401, 429, 429, 429]
+
+
+def test_a_revoked_key_once_known_good_counts_as_a_failure(
+    settings: Settings, tenant_key: IssuedKey
+) -> None:
+    with TestClient(guessing_app(settings), client=("203.0.113.11", 1000)) as client:
+        # Given a key that authenticated from an address, then was revoked
+        assert client.get("/v1/jobs", headers=auth(tenant_key)).status_code == 200
+        with get_database(settings).session() as session:
+            row = session.get(ApiKey, tenant_key.key_id)
+            assert row is not None and revoke_key(session, row, "test")
+        time.sleep(1.1)  # past the key cache
+        # When it is presented again and again
+        statuses = [client.get("/v1/jobs", headers=auth(tenant_key)).status_code for _ in range(4)]
+    # Then each refusal is charged like a guess: three 401s spend the budget, then 429
+    assert statuses == [401, 401, 401, 429]

@@ -238,3 +238,16 @@ def test_the_schedules_page_shows_each_schedules_last_and_next_run(
     assert "(+2.0 s)" in row and ">queued</a>" in row
     stalled = table[table.index("rates-stalled") :].split("</tr>")[0]
     assert "never" in stalled and 'class="num state-dead"' in stalled
+
+
+def test_the_overview_renders_with_breakers_unknown_while_redis_cannot_answer(
+    settings: Settings, operator_key: IssuedKey
+) -> None:
+    # Given an API whose guard Redis refuses connections
+    app = create_app(settings.model_copy(update={"guard_redis_url": "redis://127.0.0.1:1/0"}))
+    with TestClient(app) as client:
+        # When the operator opens the overview
+        page = client.get("/ops", headers=browser_auth(operator_key))
+    # Then it renders, saying the breakers' state is unknown
+    assert page.status_code == 200, page.text[:500]
+    assert "unknown" in page.text

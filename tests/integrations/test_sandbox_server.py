@@ -342,6 +342,13 @@ def test_a_declined_card_is_a_402_card_error_and_no_effect(sandbox: Sandbox) -> 
         ("pm_card_chargeDeclined", "generic_decline"),
         ("pm_card_visa_chargeDeclined", "generic_decline"),
         ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"),
+        ("pm_card_chargeDeclinedExpiredCard", "expired_card"),
+        ("pm_card_chargeDeclinedIncorrectCvc", "incorrect_cvc"),
+        ("pm_card_chargeDeclinedFraudulent", "fraudulent"),
+        ("pm_card_chargeDeclinedProcessingError", "processing_error"),
+        ("pm_card_chargeDeclinedLostCard", "lost_card"),
+        ("pm_card_chargeCustomerFail", "generic_decline"),
+        ("pm_card_radarBlock", "fraudulent"),
     ],
 )
 def test_stripes_declining_test_cards_decline_on_the_one_call_api_too(
