@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.key_cache = TtlCache()
     # Keys that authenticated recently: exempt from the address's budget of failures.
     app.state.known_good = TtlCache[bool](ttl_s=KNOWN_GOOD_TTL_S)
+    app.state.key_lookups = {}  # digest -> the lookup in flight (api.deps._shared_lookup)
     app.state.auth_failures = RequestRateLimiter(
         settings.broker_key_prefix,
         settings.api_auth_failures_per_s,

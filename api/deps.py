@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -127,7 +128,8 @@ async def principal_for_secret(request: Request, db: Database, secret: str) -> P
 
     A key not seen good lately is charged to the client address's budget of failed
     authentications first (`429 too_many_auth_failures` once it is spent); a good one gets
-    its charge back.
+    its charge back. Concurrent requests with one key share one lookup (and one charge): a
+    client's first burst after a restart is not taken for guessing.
     """
     cache: TtlCache[Principal] = request.app.state.key_cache
     digest = hash_key(secret)
@@ -135,20 +137,11 @@ async def principal_for_secret(request: Request, db: Database, secret: str) -> P
     if cached is not None and (cached.expires_at is None or cached.expires_at > utcnow()):
         note_tenant(cached.tenant_name)
         return cached
-    charged = await _charge_attempt(request, digest)
-    owner = await run_in_threadpool(_owner_of, db, secret)
-    limiter: RequestRateLimiter = request.app.state.auth_failures
-    known: TtlCache[bool] = request.app.state.known_good
+    owner = await _shared_lookup(request, db, secret, digest)
     if owner is None:
-        if not charged:  # once good, now revoked or expired: a failure like any other
-            known.discard(digest)
-            await limiter.hit(limits_redis(request.app), client_address(request.scope))
         raise ApiError(
             401, "unauthorized", "invalid or revoked API key", headers=_UNAUTHORIZED_HEADERS
         )
-    if charged:
-        await limiter.give_back(limits_redis(request.app), client_address(request.scope))
-    known.put(digest, True)
     principal = Principal(
         owner.tenant_id,
         owner.tenant_name,
@@ -160,6 +153,53 @@ async def principal_for_secret(request: Request, db: Database, secret: str) -> P
     cache.put(digest, principal)
     note_tenant(principal.tenant_name)
     return principal
+
+
+async def _shared_lookup(
+    request: Request, db: Database, secret: str, digest: str
+) -> KeyOwner | None:
+    """One lookup per key in flight on this event loop; the others with the key await it."""
+    loop = asyncio.get_running_loop()
+    lookups: dict[str, asyncio.Future[KeyOwner | None]] = request.app.state.key_lookups
+    pending = lookups.get(digest)
+    if pending is not None and pending.get_loop() is loop:
+        return await asyncio.shield(pending)
+    future: asyncio.Future[KeyOwner | None] = loop.create_future()
+    lookups[digest] = future
+    try:
+        owner = await _charged_lookup(request, db, secret, digest)
+    except Exception as exc:
+        future.set_exception(exc)
+        future.exception()  # retrieved: no "never retrieved" warning when nobody waited
+        raise
+    except BaseException:
+        future.cancel()
+        raise
+    else:
+        future.set_result(owner)
+        return owner
+    finally:
+        if lookups.get(digest) is future:
+            del lookups[digest]
+
+
+async def _charged_lookup(
+    request: Request, db: Database, secret: str, digest: str
+) -> KeyOwner | None:
+    """Charge the address, look the key up, give the charge back if it is good."""
+    charged = await _charge_attempt(request, digest)
+    owner = await run_in_threadpool(_owner_of, db, secret)
+    limiter: RequestRateLimiter = request.app.state.auth_failures
+    known: TtlCache[bool] = request.app.state.known_good
+    if owner is None:
+        if not charged:  # once good, now revoked or expired: a failure like any other
+            known.discard(digest)
+            await limiter.hit(limits_redis(request.app), client_address(request.scope))
+        return None
+    if charged:
+        await limiter.give_back(limits_redis(request.app), client_address(request.scope))
+    known.put(digest, True)
+    return owner
 
 
 def _owner_of(db: Database, secret: str) -> KeyOwner | None:

@@ -32,6 +32,7 @@ from fastapi import FastAPI
 from redis.exceptions import NoScriptError, RedisError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.credentials import presented_secret
 from api.shared_redis import limits_redis
 from store.keys import hash_key
 
@@ -122,9 +123,9 @@ class LocalGcra:
 class RequestRateLimiter:
     """`rate_per_s` events a second per key, bursts up to `burst`; `kind` names the budget.
 
-    When Redis cannot answer, a limiter with `local_fallback` keeps counting in this process's
-    memory (each instance then holds its own budget); one without admits (it must not become
-    the outage).
+    A limiter with `local_fallback` also counts in this process's memory, and refuses when
+    either count is spent: while Redis cannot answer, each instance still holds its own budget.
+    One without admits then (it must not become the outage).
     """
 
     def __init__(
@@ -154,8 +155,12 @@ class RequestRateLimiter:
     async def _run(self, client: aioredis.Redis, script: str, key: str) -> Verdict:
         if self.interval_us <= 0:
             return ADMITTED
-        if time.monotonic() < self._aside_until:
-            return self._locally(script, key)
+        # A local budget counts every event, Redis or not: when Redis then cannot answer (an
+        # outage, or a check slowed past CHECK_TIMEOUT_S by a flood), it already holds all
+        # this instance admitted, so neither hands out a fresh burst.
+        local = self._locally(script, key)
+        if time.monotonic() < self._aside_until or not local.admitted:
+            return local
         args = (f"{self.prefix}conveyor:{self.kind}:{key}", self.interval_us, self.tolerance_us)
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_S):
@@ -165,9 +170,10 @@ class RequestRateLimiter:
                 except NoScriptError:
                     wait_us = int(await client.eval(script, 1, *args))
         except (RedisError, TimeoutError) as exc:
+            if time.monotonic() >= self._aside_until:  # one line per stand-aside, not per request
+                log.warning("api.rate_limit_unavailable", kind=self.kind, error=type(exc).__name__)
             self._aside_until = time.monotonic() + STAND_ASIDE_S
-            log.warning("api.rate_limit_unavailable", kind=self.kind, error=type(exc).__name__)
-            return self._locally(script, key)
+            return local
         return ADMITTED if wait_us < 0 else Verdict(False, wait_us / 1_000_000)
 
     def _locally(self, script: str, key: str) -> Verdict:
@@ -185,12 +191,11 @@ def client_address(scope: Scope) -> str:
     return str(client[0]) if client else "-"
 
 
-def _bearer_secret(scope: Scope) -> str | None:
+def _presented_key(scope: Scope) -> str | None:
+    """The API key in the request's Authorization header (Bearer, or Basic for the console)."""
     for name, value in scope.get("headers", ()):
         if name == b"authorization":
-            scheme, _, secret = value.decode("latin-1").partition(" ")
-            secret = secret.strip()
-            return secret if scheme.lower() == "bearer" and secret else None
+            return presented_secret(value.decode("latin-1"))
     return None
 
 
@@ -203,7 +208,7 @@ class KeyRateLimit:
         self.limiter = limiter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        secret = _bearer_secret(scope) if scope["type"] == "http" else None
+        secret = _presented_key(scope) if scope["type"] == "http" else None
         if secret is not None and self.limiter.interval_us > 0:
             verdict = await self.limiter.hit(limits_redis(self.api), hash_key(secret))
             if not verdict.admitted:

@@ -233,9 +233,19 @@ def providers_cmd(
         if close not in _providers().providers():
             typer.echo(f"conveyor: no provider {close!r}", err=True)
             raise typer.Exit(1)
+        from redis import RedisError
+
+        from workers.preflight import StartupProblem
+
         with db.session() as session:
             tenant_id = ensure_tenant(session, OPS_TENANT).id
-        _ops().close_provider_breaker(db, settings, close, _actor(), tenant_id)
+        try:
+            _ops().close_provider_breaker(db, settings, close, _actor(), tenant_id)
+        except RedisError as exc:
+            raise StartupProblem(
+                f"cannot close the breaker: Redis is not answering ({type(exc).__name__}); "
+                "check CONVEYOR_GUARD_REDIS_URL"
+            ) from None
     for status in _providers().provider_statuses(settings):
         limit = status.rate_limit or "none"
         types = ", ".join(status.job_types)

@@ -8,34 +8,18 @@ A browser sends the key as the password of HTTP basic auth (any user name), prom
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import hmac
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from api.credentials import presented_secret
 from api.deps import DatabaseDep, Principal, principal_for_secret
 from api.errors import ApiError
 from store.keys import hash_key
 
 CHALLENGE = {"WWW-Authenticate": 'Basic realm="conveyor-ops", charset="UTF-8"'}
-
-
-def presented_secret(authorization: str) -> str | None:
-    """The API key in `Bearer <key>` or in the password of `Basic base64(user:key)`."""
-    scheme, _, value = authorization.strip().partition(" ")
-    if scheme.lower() == "bearer":
-        return value.strip() or None
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        return None
-    _, sep, password = decoded.partition(":")
-    return password or None if sep else None
 
 
 def csrf_token(secret: str) -> str:

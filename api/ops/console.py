@@ -327,7 +327,16 @@ async def close_breaker(
     check_form(request, await _form(request))
     if provider not in providers():
         raise ApiError(404, "not_found", "no such provider", {"provider": provider})
-    actions.close_provider_breaker(db, settings, provider, operator.actor, operator.tenant_id)
+    try:
+        actions.close_provider_breaker(db, settings, provider, operator.actor, operator.tenant_id)
+    except RedisError:
+        raise ApiError(
+            503,
+            "unavailable",
+            "the breaker was not closed: the guard Redis is not answering",
+            {"setting": "CONVEYOR_GUARD_REDIS_URL"},
+            headers={"Retry-After": "5"},
+        ) from None
     return RedirectResponse("/ops", status_code=303)
 
 

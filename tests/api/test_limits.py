@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 import uuid
@@ -10,15 +11,18 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
 from api.app import create_app
+from api.ratelimit import RequestRateLimiter
 from config.settings import Settings
 from store.db import get_database
 from store.keys import IssuedKey, revoke_key
 from store.models import ApiKey, Job
 from tests.api.conftest import audit_rows, auth, dead_job, error_of, job_rows, rates_job
+from tests.conftest import REDIS_URL
 
 
 def app_client(settings: Settings, **overrides: Any) -> TestClient:
@@ -341,3 +345,42 @@ def test_a_revoked_key_once_known_good_counts_as_a_failure(
         statuses = [client.get("/v1/jobs", headers=auth(tenant_key)).status_code for _ in range(4)]
     # Then each refusal is charged like a guess: three 401s spend the budget, then 429
     assert statuses == [401, 401, 401, 429]
+
+
+def test_a_new_keys_first_burst_is_one_lookup_not_a_run_of_failures(
+    settings: Settings, tenant_key: IssuedKey
+) -> None:
+    # When a client sends 30 requests at once with a key this instance has not seen
+    with (
+        TestClient(guessing_app(settings), client=("203.0.113.12", 1000)) as client,
+        ThreadPoolExecutor(max_workers=30) as pool,
+    ):
+        answers = list(
+            pool.map(lambda _: client.get("/v1/jobs", headers=auth(tenant_key)), range(30))
+        )
+    # Then all are answered: they shared one lookup, not 30 charges against a burst of 3
+    assert sorted(a.status_code for a in answers) == [200] * 30
+
+
+def test_a_local_budget_keeps_what_it_counted_when_redis_stops_answering() -> None:
+    # Given an auth budget of 3 that counted three failures while Redis answered
+    limiter = RequestRateLimiter(
+        f"cvtest-{uuid.uuid4().hex[:8]}:", 0.1, 3, kind="auth-failures", local_fallback=True
+    )
+
+    async def scenario() -> tuple[list[bool], bool]:
+        up = aioredis.Redis.from_url(REDIS_URL)
+        down = aioredis.Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.2)
+        try:
+            counted = [(await limiter.hit(up, "198.51.100.1")).admitted for _ in range(3)]
+            # When Redis stops answering and the same address fails again
+            again = await limiter.hit(down, "198.51.100.1")
+        finally:
+            await up.aclose()
+            await down.aclose()
+        return counted, again.admitted
+
+    counted, admitted = asyncio.run(scenario())
+    # Then this instance still refuses it: no fresh burst from an outage
+    assert counted == [True, True, True]
+    assert not admitted

@@ -251,3 +251,36 @@ def test_the_overview_renders_with_breakers_unknown_while_redis_cannot_answer(
     # Then it renders, saying the breakers' state is unknown
     assert page.status_code == 200, page.text[:500]
     assert "unknown" in page.text
+
+
+def test_closing_a_breaker_while_redis_cannot_answer_is_503_not_500(
+    settings: Settings, operator_key: IssuedKey
+) -> None:
+    # Given an API whose guard Redis refuses connections, and the overview's form token
+    app = create_app(settings.model_copy(update={"guard_redis_url": "redis://127.0.0.1:1/0"}))
+    with TestClient(app) as client:
+        headers = browser_auth(operator_key)
+        token = csrf_of(client.get("/ops", headers=headers).text)
+        # When the operator closes a breaker
+        response = client.post(
+            "/ops/providers/sandbox/close", data={"csrf": token}, headers=headers
+        )
+    # Then it is a 503 naming the setting to check, with a Retry-After
+    assert response.status_code == 503, response.text[:300]
+    assert response.json()["error"]["details"]["setting"] == "CONVEYOR_GUARD_REDIS_URL"
+    assert "Retry-After" in response.headers
+
+
+def test_basic_auth_on_the_console_is_held_to_the_keys_request_rate(
+    settings: Settings, operator_key: IssuedKey
+) -> None:
+    # Given an API allowing a key 2 requests at once, then one per 10 s
+    app = create_app(settings.model_copy(update={"api_rate_limit_per_s": 0.1, "api_rate_burst": 2}))
+    with TestClient(app) as client:
+        # When the operator's browser opens three console pages
+        statuses = [
+            client.get("/ops/audit", headers=browser_auth(operator_key)).status_code
+            for _ in range(3)
+        ]
+    # Then the third is refused like a Bearer request over its rate
+    assert statuses == [200, 200, 429]
