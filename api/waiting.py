@@ -31,6 +31,9 @@ from store.models import Job
 from store.states import TERMINAL_STATES
 from tasks.notify import channel
 
+# How often a wait reads the job while Redis, which would announce its end, is away (seconds).
+FALLBACK_POLL_S = 0.5
+
 WAIT_MAX_S = 30.0
 WaitQuery = Annotated[
     float,
@@ -98,6 +101,7 @@ class EndNotice:
 
     def __init__(self, pubsub: aioredis.client.PubSub | None) -> None:
         self._pubsub = pubsub
+        self.broken = pubsub is None  # Redis could not be reached, or went away meanwhile
 
     async def wait(self, timeout_s: float) -> bool:
         """True once the end is announced; False at the timeout or when Redis goes away."""
@@ -108,7 +112,10 @@ class EndNotice:
                 while await self._pubsub.get_message(timeout=timeout_s) is None:
                     pass
                 return True
-        except (TimeoutError, RedisError):
+        except TimeoutError:
+            return False
+        except RedisError:
+            self.broken = True
             return False
 
 
@@ -141,12 +148,28 @@ async def wait_for_end(
     """Return once the job ends (announced by whoever ends it) or after `wait` seconds.
 
     Subscribed first, then the ender asked to announce in the statement that reads the state:
-    an end before that statement is seen in the state, an end after it is announced.
+    an end before that statement is seen in the state, an end after it is announced. While
+    Redis cannot be reached, the job is read every FALLBACK_POLL_S instead.
     """
+    deadline = asyncio.get_running_loop().time() + wait
     async with end_notice(client, settings, job_id) as notice:
         state = await slots.run(ask_to_notify, db, job_id)
-        if state is not None and state not in TERMINAL_STATES:
-            await notice.wait(wait)
+        unfinished = state is not None and state not in TERMINAL_STATES
+        if unfinished and not await notice.wait(wait) and notice.broken:
+            # No notice can come while Redis is away: read the job until it ends or the wait
+            # runs out, rather than answer at once (a client looping on `wait` would spin).
+            await _poll_until_end(slots, db, job_id, deadline)
+
+
+async def _poll_until_end(
+    slots: WaitSlots, db: Database, job_id: uuid.UUID, deadline: float
+) -> None:
+    loop = asyncio.get_running_loop()
+    while (left := deadline - loop.time()) > 0:
+        await asyncio.sleep(min(FALLBACK_POLL_S, left))
+        job = await slots.run(load_job, db, job_id)
+        if job is None or job.state in TERMINAL_STATES:
+            return
 
 
 async def answer_after_wait(

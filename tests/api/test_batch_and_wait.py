@@ -184,3 +184,24 @@ def test_repeated_submit_with_wait_answers_the_earlier_job_once_it_ends(
     assert response.headers["Idempotent-Replayed"] == "true"
     assert response.json()["id"] == job_id and response.json()["state"] == "succeeded"
     assert len(job_rows(settings, tenant_key.tenant_id)) == 1
+
+
+def test_wait_still_waits_for_the_end_while_redis_cannot_answer(
+    settings: Settings, tenant_key: IssuedKey, sandbox: str
+) -> None:
+    # Given an API whose Redis for end notices refuses connections, and a queued job that a
+    # worker will finish in about 0.8 s
+    app = create_app(settings.model_copy(update={"guard_redis_url": "redis://127.0.0.1:1/0"}))
+    with TestClient(app) as client:
+        job_id = client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key)).json()["id"]
+        worker_settings = with_sandbox(settings, sandbox)
+        timer = threading.Timer(0.8, lambda: execute(uuid.UUID(job_id), worker_settings))
+        timer.start()
+        # When the client long-polls with wait=10
+        began = time.monotonic()
+        response = client.get(f"/v1/jobs/{job_id}?wait=10", headers=auth(tenant_key))
+        took = time.monotonic() - began
+        timer.join()
+    # Then it waited (reading the job) and answers with it finished, before the 10 s were up
+    assert response.json()["state"] == "succeeded", response.text
+    assert 0.7 < took < 8
