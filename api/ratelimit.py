@@ -1,8 +1,9 @@
-"""Per-key request rate limits, one budget for every API instance (GCRA in Redis).
+"""Rate limits shared by every API instance (GCRA in Redis): each key's request rate, and each
+client address's budget of failed authentications (charged by `api.deps`).
 
-Checked by an ASGI middleware before routing, body reading or validation, keyed by the SHA-256
-of the presented bearer key (the digest the key table stores), so a flood is refused at the
-lowest cost the API can answer with.
+The key rate is checked by an ASGI middleware before routing, body reading or validation,
+keyed by the SHA-256 of the presented key (Bearer, or Basic for the console: the digest the
+key table stores), so a flood is refused at the lowest cost the API can answer with.
 
 The generic cell rate algorithm (ITU-T I.371; a token bucket kept as one timestamp) admits
 `rate_per_s` requests a second with bursts of up to `burst`, in one key per API key and one
@@ -11,9 +12,11 @@ round trip per request, on Redis' clock so instances on many hosts agree. Writte
 client): the API checks on the event loop, without a thread hop, and `api` may not import
 `integrations` beyond the job-type registry and signing.
 
-When Redis cannot answer within `CHECK_TIMEOUT_S`, requests are let through (logged) and the
-limiter stands aside for `STAND_ASIDE_S`, so an outage costs one short wait, not one per request:
-the limiter protects the service, it must not become the reason it is slow or down.
+When Redis cannot answer within `CHECK_TIMEOUT_S`, the limiter stands aside for
+`STAND_ASIDE_S` (one log line), so an outage costs one short wait, not one per request. The key
+rate then lets requests through: it protects the service, it must not become the reason it is
+slow or down. The failure budget keeps counting in each instance's memory (`LocalGcra`): a
+guesser must not gain from an outage.
 """
 
 from __future__ import annotations

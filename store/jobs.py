@@ -26,7 +26,7 @@ from store.payment_claims import (
     audit_claim,
     check_claim,
     hold,
-    lock_payment,
+    lock_payments,
 )
 from store.states import JobState
 from store.types import utcnow
@@ -161,9 +161,8 @@ def _claim_payments(
     ]
     if not claims:
         return []
-    places = sorted({(c.provider, c.payment_reference) for _, _, _, c in claims})
-    for provider, reference in places:
-        lock_payment(session, claims[0][1].tenant_id, provider, reference)
+    tenant_id = claims[0][1].tenant_id
+    lock_payments(session, ((tenant_id, c.provider, c.payment_reference) for *_, c in claims))
     held_here: dict[tuple[str, str], int] = {}
     refunds: list[tuple[NewJob, dict[str, Any], int, str]] = []
     for position, new, row, claim in claims:

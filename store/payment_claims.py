@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,22 +70,28 @@ def lock_payment(session: Session, tenant_id: uuid.UUID, provider: str, referenc
         session.execute(update(PaymentHold).where(PaymentHold.job_id.is_(None)).values(amount=0))
 
 
+def lock_payments(session: Session, places: Iterable[tuple[uuid.UUID, str, str]]) -> None:
+    """Lock several payments, each (tenant, provider, reference), in the one order every
+    caller uses (sorted), so two transactions locking overlapping sets cannot deadlock."""
+    for tenant_id, provider, reference in sorted(set(places), key=lambda p: (str(p[0]), p[1:])):
+        lock_payment(session, tenant_id, provider, reference)
+
+
 def lock_payments_held_by(session: Session, job_ids: Collection[uuid.UUID]) -> None:
     """Take the lock of every payment these jobs hold (or held) a refund on, in one order.
 
     For a replay of many jobs in one transaction: it then locks as a batch submit does
-    (sorted; `store.jobs._claim_payments`), so the two cannot deadlock on PostgreSQL, and each
-    job's `reserve_again` re-takes a lock it already holds (advisory locks are re-entrant).
+    (`lock_payments`), so the two cannot deadlock on PostgreSQL, and each job's
+    `reserve_again` re-takes a lock it already holds (advisory locks are re-entrant).
     """
     if not job_ids:
         return
     places = session.execute(
-        select(PaymentHold.tenant_id, PaymentHold.provider, PaymentHold.payment_reference)
-        .where(PaymentHold.job_id.in_(list(job_ids)))
-        .distinct()
+        select(PaymentHold.tenant_id, PaymentHold.provider, PaymentHold.payment_reference).where(
+            PaymentHold.job_id.in_(list(job_ids))
+        )
     ).all()
-    for tenant_id, provider, reference in sorted(places, key=lambda p: (str(p[0]), p[1], p[2])):
-        lock_payment(session, tenant_id, provider, reference)
+    lock_payments(session, ((p.tenant_id, p.provider, p.payment_reference) for p in places))
 
 
 def check_claim(

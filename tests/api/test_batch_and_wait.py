@@ -80,14 +80,22 @@ def test_batch_with_the_broker_down_is_accepted_and_left_for_the_sweeper(
     assert len(rows) == 2 and all(r.enqueued_at == NEVER_PUBLISHED for r in rows)
 
 
+def worker_finishes_later(
+    settings: Settings, sandbox: str, job_id: str, delay_s: float
+) -> threading.Timer:
+    """Started: a worker runs the job (against the sandbox) `delay_s` from now."""
+    worker_settings = with_sandbox(settings, sandbox)
+    timer = threading.Timer(delay_s, lambda: execute(uuid.UUID(job_id), worker_settings))
+    timer.start()
+    return timer
+
+
 def test_wait_returns_as_soon_as_the_job_finishes(
     client: TestClient, settings: Settings, tenant_key: IssuedKey, sandbox: str
 ) -> None:
     # Given a queued job that a worker will finish in about 0.5 s
     job_id = client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key)).json()["id"]
-    worker_settings = with_sandbox(settings, sandbox)
-    timer = threading.Timer(0.5, lambda: execute(uuid.UUID(job_id), worker_settings))
-    timer.start()
+    timer = worker_finishes_later(settings, sandbox, job_id, 0.5)
     # When the client long-polls with wait=10
     began = time.monotonic()
     response = client.get(f"/v1/jobs/{job_id}?wait=10", headers=auth(tenant_key))
@@ -173,9 +181,7 @@ def test_repeated_submit_with_wait_answers_the_earlier_job_once_it_ends(
     # Given a job submitted with an idempotency key, that a worker finishes about 0.3 s later
     headers = {**auth(tenant_key), "Idempotency-Key": "wait-replay-1"}
     job_id = client.post("/v1/jobs", json=rates_job(), headers=headers).json()["id"]
-    worker_settings = with_sandbox(settings, sandbox)
-    timer = threading.Timer(0.3, lambda: execute(uuid.UUID(job_id), worker_settings))
-    timer.start()
+    timer = worker_finishes_later(settings, sandbox, job_id, 0.3)
     # When the same request is sent again with wait=10
     response = client.post("/v1/jobs?wait=10", json=rates_job(), headers=headers)
     timer.join()
@@ -194,9 +200,7 @@ def test_wait_still_waits_for_the_end_while_redis_cannot_answer(
     app = create_app(settings.model_copy(update={"guard_redis_url": "redis://127.0.0.1:1/0"}))
     with TestClient(app) as client:
         job_id = client.post("/v1/jobs", json=rates_job(), headers=auth(tenant_key)).json()["id"]
-        worker_settings = with_sandbox(settings, sandbox)
-        timer = threading.Timer(0.8, lambda: execute(uuid.UUID(job_id), worker_settings))
-        timer.start()
+        timer = worker_finishes_later(settings, sandbox, job_id, 0.8)
         # When the client long-polls with wait=10
         began = time.monotonic()
         response = client.get(f"/v1/jobs/{job_id}?wait=10", headers=auth(tenant_key))
